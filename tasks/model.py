@@ -1,0 +1,261 @@
+"""Adapter-ALBERT (and adapter-BERT): a Hugging Face encoder with Houlsby residual adapters.
+
+The model is split into a task-agnostic *backbone* (stored once, pruned and quantized into RRAM) and a small
+*task-specific* set (adapters, the transformer's layer norms, classifier) that each task owns. The vanilla
+baseline (full fine-tuning) keeps only the embeddings shared and makes every other tensor task-specific.
+
+Adapters follow Houlsby et al. (2019) as drawn in the adapter-ALBERT paper (Fig. 2a): one after the attention
+output projection and one after the FFN output projection, each *before* its residual add + layer norm:
+``h = LN(x + adapter(W_o a))`` with ``adapter(z) = z + W_up act(W_down z)``. The up projection starts at zero, so
+a fresh adapter is the exact identity and a fresh model reproduces its backbone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AlbertModel, BertModel, PreTrainedModel
+
+from edgemti.errors import ConfigError
+
+Design = Literal["adapter", "vanilla"]
+BACKBONE: Literal["backbone"] = "backbone"
+TASK: Literal["task"] = "task"
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """Bottleneck sizes of the two adapters of a transformer layer (the paper's VASE sets each on its own)."""
+
+    attn_bottleneck: int = 64
+    ffn_bottleneck: int = 64
+    per_depth: bool = False  # ALBERT shares one layer; by default it also shares one adapter pair
+    activation: str = "gelu"
+
+    def __post_init__(self) -> None:
+        for name in ("attn_bottleneck", "ffn_bottleneck"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ConfigError(f"AdapterSpec: {name} must be a positive int, got {v!r}")
+        if self.activation not in _ACTIVATIONS:
+            raise ConfigError(
+                f"AdapterSpec: activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
+            )
+
+    @classmethod
+    def parse(cls, text: str, per_depth: bool = False, activation: str = "gelu") -> AdapterSpec:
+        """``"64"`` -> 64/64; ``"32,128"`` -> attention 32, FFN 128 (VASE)."""
+        try:
+            parts = [int(p) for p in str(text).split(",")]
+        except ValueError:
+            raise ConfigError(f"adapter size must be N or ATTN,FFN (ints), got {text!r}") from None
+        if len(parts) == 1:
+            parts = parts * 2
+        if len(parts) != 2:
+            raise ConfigError(f"adapter size must be N or ATTN,FFN, got {text!r}")
+        return cls(parts[0], parts[1], per_depth=per_depth, activation=activation)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "tanh": torch.tanh}
+
+
+class Adapter(nn.Module):
+    """Houlsby bottleneck: ``z + up(act(down(z)))``; ``up`` is zero-initialised (exact identity at init)."""
+
+    def __init__(self, hidden: int, bottleneck: int, activation: str = "gelu") -> None:
+        super().__init__()
+        self.down = nn.Linear(hidden, bottleneck)
+        self.up = nn.Linear(bottleneck, hidden)
+        self.activation = activation
+        nn.init.normal_(self.down.weight, std=0.02)
+        nn.init.zeros_(self.down.bias)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z + self.up(_ACTIVATIONS[self.activation](self.down(z)))
+
+
+class AdaptedLinear(nn.Linear):
+    """An ``nn.Linear`` (weight and bias keep their Hugging Face names) followed by an adapter.
+
+    With ``len(adapters) > 1`` the i-th call in a forward pass uses adapter ``i % len`` (per-depth adapters on
+    ALBERT's shared layer); ``reset_depth`` is called by the model at the start of every forward.
+    """
+
+    def __init__(self, base: nn.Linear, adapters: Iterable[Adapter]) -> None:
+        super().__init__(base.in_features, base.out_features, bias=base.bias is not None)
+        self.weight = base.weight
+        self.bias = base.bias
+        self.adapters = nn.ModuleList(adapters)
+        self._depth = 0
+
+    def reset_depth(self) -> None:
+        self._depth = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        adapter = self.adapters[self._depth % len(self.adapters)]
+        self._depth += 1
+        return adapter(F.linear(x, self.weight, self.bias))
+
+
+@dataclass
+class BackboneInfo:
+    """Where a backbone came from: its preset/hub name or folder, whether its weights are pretrained."""
+
+    name: str
+    family: Literal["albert", "bert"]
+    pretrained: bool
+    source: str
+    tokenizer: str | None = None
+    pooling: Literal["pooler", "mean"] = "pooler"
+    hf_config: dict = field(default_factory=dict)
+
+    @property
+    def warning(self) -> str | None:
+        if self.pretrained:
+            return None
+        return (
+            f"WARNING: backbone '{self.name}' is RANDOMLY INITIALISED (no pretrained weights given); "
+            "accuracy numbers are meaningless, footprint/energy/latency are valid"
+        )
+
+
+class AdapterModel(nn.Module):
+    """Encoder + (optional) adapters + classifier head; returns logits ``[batch, num_labels]``."""
+
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        info: BackboneInfo,
+        num_labels: int,
+        adapter: AdapterSpec | None = None,
+        design: Design = "adapter",
+    ) -> None:
+        super().__init__()
+        if design not in ("adapter", "vanilla"):
+            raise ConfigError(f"AdapterModel: design must be 'adapter' or 'vanilla', got {design!r}")
+        if num_labels <= 0:
+            raise ConfigError(f"AdapterModel: num_labels must be > 0, got {num_labels}")
+        self.encoder = encoder
+        self.info = info
+        self.design: Design = design
+        self.num_labels = num_labels
+        self.adapter_spec = adapter if design == "adapter" else None
+        hidden = encoder.config.hidden_size
+        if self.adapter_spec is not None:
+            self._insert_adapters(self.adapter_spec)
+        self.classifier = nn.Linear(hidden, num_labels)
+        nn.init.normal_(self.classifier.weight, std=0.02)
+        nn.init.zeros_(self.classifier.bias)
+        self._adapted = [m for m in self.modules() if isinstance(m, AdaptedLinear)]
+
+    # -- structure -------------------------------------------------------------------------------------------
+    def _output_projections(self) -> list[tuple[nn.Module, str, str, int]]:
+        """(parent module, attribute, kind 'attn'|'ffn', number of times it runs per forward)."""
+        cfg = self.encoder.config
+        if self.info.family == "albert":
+            groups = self.encoder.encoder.albert_layer_groups
+            out = []
+            runs = cfg.num_hidden_layers // cfg.num_hidden_groups
+            for group in groups:
+                for layer in group.albert_layers:
+                    out.append((layer.attention, "dense", "attn", runs))
+                    out.append((layer, "ffn_output", "ffn", runs))
+            return out
+        out = []
+        for layer in self.encoder.encoder.layer:
+            out.append((layer.attention.output, "dense", "attn", 1))
+            out.append((layer.output, "dense", "ffn", 1))
+        return out
+
+    def _insert_adapters(self, spec: AdapterSpec) -> None:
+        hidden = self.encoder.config.hidden_size
+        for parent, attr, kind, runs in self._output_projections():
+            size = spec.attn_bottleneck if kind == "attn" else spec.ffn_bottleneck
+            n = runs if spec.per_depth else 1
+            base = getattr(parent, attr)
+            setattr(parent, attr, AdaptedLinear(base, [Adapter(hidden, size, spec.activation) for _ in range(n)]))
+
+    def partition(self) -> dict[str, str]:
+        """Every parameter name -> ``'backbone'`` or ``'task'`` (the paper's Fig. 2a colours)."""
+        parts = {}
+        for name, _ in self.named_parameters():
+            parts[name] = TASK if self._is_task(name) else BACKBONE
+        return parts
+
+    def _is_task(self, name: str) -> bool:
+        if name.startswith("classifier."):
+            return True
+        if self.design == "vanilla":
+            return not name.startswith("encoder.embeddings.")
+        if ".adapters." in name or name.startswith("encoder.embeddings."):
+            return ".adapters." in name
+        # the transformer's layer norms are task-specific; the embeddings' layer norm stays in the backbone
+        return name.rsplit(".", 2)[-2] in ("LayerNorm", "full_layer_layer_norm")
+
+    def task_names(self) -> list[str]:
+        return [n for n, p in self.partition().items() if p == TASK]
+
+    def backbone_names(self) -> list[str]:
+        return [n for n, p in self.partition().items() if p == BACKBONE]
+
+    def task_state(self) -> dict[str, torch.Tensor]:
+        params = dict(self.named_parameters())
+        return {n: params[n].detach().clone() for n in self.task_names()}
+
+    def backbone_state(self) -> dict[str, torch.Tensor]:
+        params = dict(self.named_parameters())
+        return {n: params[n].detach() for n in self.backbone_names()}
+
+    def backbone_hash(self) -> str:
+        return tensors_hash(self.backbone_state())
+
+    def freeze_backbone(self) -> None:
+        parts = self.partition()
+        for name, p in self.named_parameters():
+            p.requires_grad_(parts[name] == TASK)
+
+    # -- forward ---------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        for m in self._adapted:
+            m.reset_depth()
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        if self.info.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+            pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        else:
+            pooled = out.pooler_output
+        return self.classifier(pooled)
+
+
+def tensors_hash(tensors: dict[str, torch.Tensor | np.ndarray]) -> str:
+    """sha256 over (name, dtype, shape, bytes) of every tensor, in name order: a backbone's identity."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        a = t.detach().cpu().contiguous().numpy() if isinstance(t, torch.Tensor) else np.ascontiguousarray(t)
+        h.update(name.encode())
+        h.update(str(a.dtype).encode())
+        h.update(str(tuple(a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def encoder_class(family: str) -> type[PreTrainedModel]:
+    return {"albert": AlbertModel, "bert": BertModel}[family]
