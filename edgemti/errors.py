@@ -31,3 +31,7 @@ class CapacityError(EdgemtiError):
 
 class RequestError(EdgemtiError):
     """A serving request is malformed (bad JSON, missing field, text too long, ...)."""
+
+
+class SpecError(ConfigError):
+    """An architecture spec (hwmodel TOML) is invalid; the message lists every problem found."""
