@@ -1,0 +1,383 @@
+"""Architecture spec: the accelerator and its memory levels, read from an Accelergy-like TOML file.
+
+A spec file (``hwmodel/specs/adapter.toml`` is the paper's design, ``vanilla.toml`` the vanilla-ALBERT
+baseline on the same accelerator) lists components with attributes and per-action energies. Every
+technology number in it carries a ``source``. The memory macro menu (area, per-access energy, leakage,
+bandwidth per macro capacity) is a separate CSV named by ``technology.macro_library``.
+
+The loader is the boundary: it collects *every* problem of a file (missing field, wrong type, negative
+value, unknown key) and raises one :class:`SpecError` listing them. The frozen dataclasses validate on
+construction too (for specs built in code), with the same rules.
+
+Units: frequencies in Hz, energies in pJ (the tables' unit; :mod:`edgemti.hwmodel.cost` converts to J),
+capacities in bytes, bandwidth in bytes/s, latencies in s, areas in um^2 / mm^2 as named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from edgemti.errors import SpecError
+
+try:  # Python >= 3.11
+    import tomllib
+except ImportError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+SPEC_FORMAT = "edgemti-arch-spec"
+SPEC_FORMAT_VERSION = 1
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+ON_CHIP_LEVELS = ("sram", "rram_slc", "rram_mlc")
+LEVELS = (*ON_CHIP_LEVELS, "dram")
+PRECISIONS = ("fixed8", "fixed16", "float16", "float32")
+SFU_KINDS = ("layernorm", "softmax", "gelu", "elementwise", "other")
+
+
+def _gt0(v: Any) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _ge0(v: Any) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _unit(v: Any) -> str | None:
+    return None if 0 < v <= 1 else "must be in (0, 1]"
+
+
+def _frac(v: Any) -> str | None:
+    return None if 0 <= v <= 1 else "must be in [0, 1]"
+
+
+def _choice(*options: str):
+    def check(v: Any) -> str | None:
+        return None if v in options else f"must be one of {list(options)}"
+
+    return check
+
+
+def _keys_ge0(required: tuple[str, ...]):
+    def check(v: dict) -> str | None:
+        missing = [k for k in required if k not in v]
+        if missing:
+            return f"is missing keys {missing}"
+        extra = [k for k in v if k not in required]
+        if extra:
+            return f"has unknown keys {extra} (known: {list(required)})"
+        bad = {k: x for k, x in v.items() if not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0}
+        return f"must map to numbers >= 0, bad entries {bad}" if bad else None
+
+    return check
+
+
+def _rule(check, **kw):
+    return field(metadata={"check": check} if check else {}, **kw)
+
+
+@dataclass(frozen=True)
+class ClockSpec:
+    freq_hz: float = _rule(_gt0)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class PeArraySpec:
+    """The MAC array. ``utilization`` 1.0 = the paper's 256 MACs/cycle roofline; ~0.5 = EdgeBERT RTL as written."""
+
+    macs: int = _rule(_gt0)
+    vector: int = _rule(_gt0)
+    utilization: float = _rule(_unit)
+    fill_cycles: int = _rule(_ge0)
+    gating: str = _rule(_choice("rtl", "ideal", "none"))
+    gated_energy_fraction: float = _rule(_frac)
+    mac_energy_pj: dict = _rule(_keys_ge0(PRECISIONS))
+    mac_area_um2: dict = _rule(_keys_ge0(PRECISIONS))
+    logic_area_overhead: float = _rule(_ge0)  # SFUs, control, buffers as a fraction of the PE-array area
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class SfuSpec:
+    """Near-memory special function units, per 16-element vector (EdgeBERT II x passes)."""
+
+    cycles_per_vector: dict = _rule(_keys_ge0(SFU_KINDS))
+    mac_equiv_per_element: dict = _rule(_keys_ge0(SFU_KINDS))
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class BitmaskSpec:
+    decode_pj_per_vector: float = _rule(_ge0)
+    encode_pj_per_vector: float = _rule(_ge0)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One on-chip level. ``capacity_bytes`` is what the chip offers (the compiler's fit check).
+
+    ``provision = "auto"``: area/leakage/energy come from the macro combination that just covers the build's
+    requirement (the paper's method), never above ``capacity_bytes``; ``"fixed"``: from ``capacity_bytes``.
+    """
+
+    technology: str = _rule(_choice("SRAM", "RRAM_SLC", "RRAM_MLC2", "RRAM_SLC_best"))
+    capacity_bytes: int = _rule(_gt0)
+    provision: str = _rule(_choice("auto", "fixed"))
+    word_cells: int = _rule(_gt0)
+    bits_per_cell: int = _rule(_gt0)
+    bw_mode: str = _rule(_choice("weighted", "parallel"))
+    periphery_area_fraction: float = _rule(_ge0)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class DramSpec:
+    """Off-chip DRAM, TETRIS-style: energy per bit moved, a bandwidth and a first-access latency."""
+
+    technology: str = _rule(lambda v: None if v else "must be a non-empty name")
+    capacity_bytes: int = _rule(_gt0)
+    read_pj_per_bit: float = _rule(_ge0)
+    write_pj_per_bit: float = _rule(_ge0)
+    bandwidth_bytes_per_s: float = _rule(_gt0)
+    latency_s: float = _rule(_ge0)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutionSpec:
+    """Switches of the performance model (see docs/HWMODEL.md, composition rules)."""
+
+    overlap: bool = False  # double-buffered: per op latency = max(compute, memory) instead of the sum
+    include_compute_energy: bool = True  # the paper ignores compute energy; report --paper reports both
+    include_leakage: bool = True
+    sram_activations: bool = True  # activations read/written in SRAM per op
+
+
+@dataclass(frozen=True)
+class TechnologySpec:
+    node_nm: int = _rule(_gt0)
+    macro_library: str = _rule(lambda v: None if v else "must name a macro CSV")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A whole architecture: accelerator + memory levels. ``memory(level)`` for level in ``LEVELS``."""
+
+    name: str
+    design: str = _rule(_choice("adapter", "vanilla"))
+    technology: TechnologySpec = _rule(None)
+    clock: ClockSpec = _rule(None)
+    pe_array: PeArraySpec = _rule(None)
+    sfu: SfuSpec = _rule(None)
+    bitmask: BitmaskSpec = _rule(None)
+    sram: MemorySpec = _rule(None)
+    rram_slc: MemorySpec = _rule(None)
+    rram_mlc: MemorySpec = _rule(None)
+    dram: DramSpec = _rule(None)
+    execution: ExecutionSpec = _rule(None)
+    description: str = ""
+    path: str = ""  # where it was loaded from ("" for specs built in code)
+
+    def __post_init__(self) -> None:
+        problems = _check_tree(self, "")
+        if problems:
+            raise SpecError(_message(self.path or "<ArchSpec>", problems))
+
+    def memory(self, level: str) -> MemorySpec | DramSpec:
+        if level not in LEVELS:
+            raise SpecError(f"unknown memory level {level!r}: use one of {list(LEVELS)}")
+        return getattr(self, level)
+
+    @property
+    def cycle_s(self) -> float:
+        return 1.0 / self.clock.freq_hz
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("path")
+        return {"format": SPEC_FORMAT, "format_version": SPEC_FORMAT_VERSION, **d}
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def with_overrides(self, overrides: dict[str, Any]) -> ArchSpec:
+        """A copy with dotted keys replaced, e.g. ``{"dram.read_pj_per_bit": 15.0}``; validated like a file."""
+        d = self.to_dict()
+        for key, value in overrides.items():
+            node = d
+            parts = key.split(".")
+            for p in parts[:-1]:
+                if not isinstance(node.get(p), dict):
+                    raise SpecError(f"override {key!r}: no section {p!r} in the spec")
+                node = node[p]
+            if parts[-1] not in node:
+                raise SpecError(f"override {key!r}: no field {parts[-1]!r} (known: {sorted(node)})")
+            node[parts[-1]] = value
+        return spec_from_dict(d, origin=f"{self.path or self.name} + overrides", path=self.path)
+
+    def macro_library_path(self) -> Path:
+        p = Path(self.technology.macro_library)
+        if p.is_absolute():
+            return p
+        if self.path and (Path(self.path).parent / p).is_file():
+            return Path(self.path).parent / p
+        return DATA_DIR / p
+
+
+# -- validation and loading -----------------------------------------------------------------------------------
+
+
+def _check_tree(obj: Any, prefix: str) -> list[str]:
+    problems = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            continue  # nested specs validated themselves on construction
+        check = f.metadata.get("check")
+        if check is None or value is None:
+            continue
+        try:
+            why = check(value)
+        except TypeError:
+            why = "has the wrong type"
+        if why:
+            problems.append(f"{prefix}{f.name} {why}, got {value!r}")
+    return problems
+
+
+def _message(origin: str, problems: list[str]) -> str:
+    head = f"{origin}: {len(problems)} problem(s) in the architecture spec: "
+    return head + "; ".join(problems)
+
+
+def _validate_leaf(obj: Any) -> None:
+    problems = _check_tree(obj, "")
+    if problems:
+        raise SpecError(_message(type(obj).__name__, problems))
+
+
+for _cls in (ClockSpec, PeArraySpec, SfuSpec, BitmaskSpec, MemorySpec, DramSpec, ExecutionSpec, TechnologySpec):
+    _cls.__post_init__ = _validate_leaf  # type: ignore[attr-defined]
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "dict": dict}
+
+
+def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
+    """Instance of dataclass ``cls`` from ``data`` or None; every problem appended with its dotted path."""
+    if not isinstance(data, dict):
+        problems.append(f"{prefix.rstrip('.') or '<root>'} must be a table, got {data!r}")
+        return None
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)} - {"path"}
+    for key in data:
+        if key not in known:
+            problems.append(f"{prefix}{key} is not a known field (known: {sorted(known)})")
+    kwargs: dict[str, Any] = {}
+    ok = True
+    for f in fields(cls):
+        if f.name == "path":
+            continue
+        name = f"{prefix}{f.name}"
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            if f.name not in data:
+                problems.append(f"{name} section is missing")
+                ok = False
+                continue
+            sub = _build(hint, data[f.name], name + ".", problems)
+            ok = ok and sub is not None
+            kwargs[f.name] = sub
+            continue
+        if f.name not in data:
+            if has_default and "check" not in f.metadata:
+                continue
+            if f.name == "source":
+                continue
+            problems.append(f"{name} is missing")
+            ok = False
+            continue
+        value = data[f.name]
+        want = _TYPES.get(hint if isinstance(hint, str) else getattr(hint, "__name__", ""), None)
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if want is not None and (not isinstance(value, want) or (want is not bool and isinstance(value, bool))):
+            problems.append(f"{name} must be {want.__name__}, got {value!r}")
+            ok = False
+            continue
+        check = f.metadata.get("check")
+        if check is not None:
+            why = check(value)
+            if why:
+                problems.append(f"{name} {why}, got {value!r}")
+                ok = False
+                continue
+        kwargs[f.name] = value
+    if not ok:
+        return None
+    return cls(**kwargs)
+
+
+def spec_from_dict(data: dict, origin: str = "<dict>", path: str = "") -> ArchSpec:
+    """Validate a parsed spec (format header included) and build it; one SpecError lists every problem."""
+    problems: list[str] = []
+    data = dict(data)
+    fmt, version = data.pop("format", None), data.pop("format_version", None)
+    if fmt != SPEC_FORMAT:
+        problems.append(f"format must be {SPEC_FORMAT!r}, got {fmt!r}")
+    if version != SPEC_FORMAT_VERSION:
+        problems.append(f"format_version {version!r} is not supported (this edgemti reads {SPEC_FORMAT_VERSION})")
+    spec_kwargs_problems: list[str] = []
+    if "name" not in data:
+        problems.append("name is missing")
+    # build the sections first, then the top level, so every problem is collected before raising
+    parts: dict[str, Any] = {}
+    for f in fields(ArchSpec):
+        if f.name in ("name", "design", "description", "path"):
+            continue
+        if f.name not in data:
+            if f.name == "execution":
+                parts[f.name] = ExecutionSpec()
+                continue
+            problems.append(f"{f.name} section is missing")
+            continue
+        sub = _build(get_type_hints(ArchSpec)[f.name], data[f.name], f.name + ".", spec_kwargs_problems)
+        if sub is not None:
+            parts[f.name] = sub
+    problems += spec_kwargs_problems
+    design = data.get("design")
+    if design not in ("adapter", "vanilla"):
+        problems.append(f"design must be one of ['adapter', 'vanilla'], got {design!r}")
+    known = {f.name for f in fields(ArchSpec)} - {"path"}
+    problems += [f"{k} is not a known section (known: {sorted(known)})" for k in data if k not in known]
+    for level, tech in (("rram_mlc", "RRAM_MLC2"), ("rram_slc", "RRAM_SLC"), ("sram", "SRAM")):
+        m = parts.get(level)
+        if m is not None and not m.technology.startswith(tech):
+            problems.append(f"{level}.technology must be a {tech} technology, got {m.technology!r}")
+    if problems:
+        raise SpecError(_message(origin, problems))
+    return ArchSpec(name=str(data["name"]), design=design, description=str(data.get("description", "")),
+                    path=path, **parts)
+
+
+def load_spec(path: str | Path | None = None, design: str = "adapter") -> ArchSpec:
+    """Load an architecture spec; ``path=None`` gives the shipped spec of ``design`` ("adapter" | "vanilla")."""
+    if path is None:
+        if design not in ("adapter", "vanilla"):
+            raise SpecError(f"design must be 'adapter' or 'vanilla', got {design!r}")
+        path = SPECS_DIR / f"{design}.toml"
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"spec file {path} does not exist: give a TOML spec (see {SPECS_DIR}/adapter.toml)")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    return spec_from_dict(data, origin=str(path), path=str(path))
