@@ -1,0 +1,318 @@
+"""A build folder: write (for the compiler), open + verify, and decode images back to dense float32 tensors.
+
+This module is the spec of the build format (docs/FORMATS.md describes it in prose): the compiler writes only
+through :class:`ImageBuilder`, :func:`encode_backbone_tensor`, :func:`encode_pack` and :func:`write_build`; the
+runtime reads with :func:`open_build`, :func:`decode_backbone` and :func:`decode_pack`. Nothing here imports the
+compiler or the tasks package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from edgemti.formats import bitmask
+from edgemti.formats.manifest import (
+    IMAGE_BITS_PER_CELL,
+    IMAGE_MEMORY,
+    IMAGE_NAMES,
+    ImageEntry,
+    Manifest,
+    PackEntry,
+    PackTensor,
+    Span,
+    TensorEntry,
+)
+from edgemti.formats.quant import (
+    QFormat,
+    codes_from_bytes,
+    codes_to_bytes,
+    dequantize,
+    packed_nbytes,
+    quantize,
+    saturation_count,
+)
+
+from edgemti.errors import FormatError
+
+MANIFEST_FILE = "manifest.json"
+GRAPH_FILE = "graph.onnx"
+TOKENIZER_DIR = "tokenizer"
+IMAGE_FILES = {"rram_mlc": "rram_mlc.bin", "rram_slc": "rram_slc.bin", "dram": "dram.bin"}
+DATA_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT = "logits"
+
+
+def sha256_hex(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- writing ------------------------------------------------------------------------------------------------------
+
+
+class ImageBuilder:
+    """Appends byte blobs to one image (byte aligned, no padding) and hands back their :class:`Span`."""
+
+    def __init__(self, name: str) -> None:
+        if name not in IMAGE_NAMES:
+            raise FormatError(f"unknown image {name!r}: use one of {list(IMAGE_NAMES)}")
+        self.name = name
+        self._parts: list[bytes] = []
+        self.size_bytes = 0
+
+    def add(self, data: bytes) -> Span:
+        span = Span(self.name, self.size_bytes, len(data))
+        self._parts.append(data)
+        self.size_bytes += len(data)
+        return span
+
+    def getvalue(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def _quant_stats(x: np.ndarray, codes: np.ndarray, fmt: QFormat) -> tuple[int, float]:
+    """(saturated count, max |x - dequant(codes)|) of one tensor."""
+    if x.size == 0:
+        return 0, 0.0
+    saturated = saturation_count(x, fmt)
+    err = float(np.max(np.abs(dequantize(codes, fmt) - x))) if x.size else 0.0
+    return saturated, err
+
+
+def encode_backbone_tensor(name: str, x: np.ndarray, fmt: QFormat, group: str, pruned: bool,
+                           sparsity_target: float, mlc: ImageBuilder, slc: ImageBuilder) -> TensorEntry:
+    """Quantize a (pruned) float tensor, bitmask-encode it and append values to ``mlc`` and the mask to ``slc``."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    codes = quantize(x, fmt)
+    saturated, err = _quant_stats(x, codes, fmt)
+    enc = bitmask.encode(codes, fmt)
+    return TensorEntry(name=name, shape=tuple(int(s) for s in x.shape), numel=enc.numel, nnz=enc.nnz, format=fmt,
+                       group=group, values=mlc.add(enc.values), mask=slc.add(enc.mask), pruned=pruned,
+                       sparsity_target=float(sparsity_target), saturated=saturated, quant_max_abs_err=err)
+
+
+def encode_pack(task: str, labels: tuple[str, ...], is_regression: bool, adapter: dict | None, backbone_hash: str,
+                synthetic: bool, tensors: Mapping[str, np.ndarray], fmt: QFormat, dram: ImageBuilder,
+                metrics: dict | None = None) -> PackEntry:
+    """Quantize every task tensor (dense, in name order given) and append the pack to ``dram``."""
+    entries, blobs, offset = [], [], 0
+    for name, a in tensors.items():
+        x = np.ascontiguousarray(a, dtype=np.float32)
+        codes = quantize(x, fmt)
+        saturated, err = _quant_stats(x, codes, fmt)
+        blob = codes_to_bytes(codes, fmt)
+        entries.append(PackTensor(name=name, shape=tuple(int(s) for s in x.shape), numel=int(x.size), format=fmt,
+                                  offset=offset, length=len(blob), saturated=saturated, quant_max_abs_err=err))
+        blobs.append(blob)
+        offset += len(blob)
+    data = b"".join(blobs)
+    span = dram.add(data)
+    return PackEntry(task=task, labels=tuple(labels), is_regression=is_regression, adapter=adapter,
+                     backbone_hash=backbone_hash, synthetic=synthetic, image=span.image, offset=span.offset,
+                     length=span.length, sha256=sha256_hex(data), tensors=tuple(entries), metrics=dict(metrics or {}))
+
+
+def image_entries(images: Mapping[str, bytes]) -> dict[str, ImageEntry]:
+    return {n: ImageEntry(IMAGE_FILES[n], len(images[n]), sha256_hex(images[n]), IMAGE_MEMORY[n],
+                          IMAGE_BITS_PER_CELL[n]) for n in IMAGE_NAMES}
+
+
+def build_id(images: Mapping[str, ImageEntry], graph_sha256: str, compile_cfg: dict) -> str:
+    h = hashlib.sha256()
+    for n in IMAGE_NAMES:
+        h.update(images[n].sha256.encode())
+    h.update(graph_sha256.encode())
+    h.update(json.dumps(compile_cfg, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def write_build(folder: str | Path, manifest: Manifest, images: Mapping[str, bytes], graph: bytes) -> Path:
+    """Write images, graph and manifest into an existing (empty, temporary) folder; checks they agree first."""
+    folder = Path(folder)
+    problems = _check_images(manifest, {n: memoryview(images[n]) for n in IMAGE_NAMES}, str(folder))
+    if manifest.graph["sha256"] != sha256_hex(graph):
+        problems.append("graph sha256 does not match the manifest")
+    if problems:  # a compiler bug, never user input: refuse to write an inconsistent build
+        raise FormatError(f"{folder}: refusing to write an inconsistent build: " + "; ".join(problems))
+    for n in IMAGE_NAMES:
+        (folder / IMAGE_FILES[n]).write_bytes(images[n])
+    (folder / GRAPH_FILE).write_bytes(graph)
+    (folder / MANIFEST_FILE).write_text(manifest.to_json())
+    return folder
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Build:
+    """An opened build folder. Images are read lazily and (when ``verified``) checked against their sha256."""
+
+    path: Path
+    manifest: Manifest
+    verified: bool = True
+    _cache: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def image_bytes(self, name: str) -> bytes:
+        if name not in self.manifest.images:
+            raise FormatError(f"{self.path}: no image {name!r} (images: {sorted(self.manifest.images)})")
+        if name not in self._cache:
+            entry = self.manifest.images[name]
+            self._cache[name] = _read_checked(self.path / entry.file, entry.size_bytes, entry.sha256, self.verified)
+        return self._cache[name]
+
+    def graph_bytes(self) -> bytes:
+        g = self.manifest.graph
+        return _read_checked(self.path / g["file"], None, g["sha256"], self.verified)
+
+    @property
+    def tokenizer_path(self) -> Path | None:
+        tok = self.manifest.backbone.get("tokenizer")
+        return self.path / tok if tok else None
+
+    def decode_backbone(self) -> dict[str, np.ndarray]:
+        return decode_backbone(self.manifest, self.image_bytes("rram_mlc"), self.image_bytes("rram_slc"))
+
+    def decode_pack(self, task: str) -> dict[str, np.ndarray]:
+        return decode_pack(self.manifest, task, self.image_bytes("dram"))
+
+    def verify(self) -> list[str]:
+        """Every check run on the build (checksums of all files, manifest spans and counts vs the images).
+
+        Returns the list of checks passed; raises :class:`FormatError` listing every failure.
+        """
+        problems, passed = [], []
+        images = {}
+        for n, e in self.manifest.images.items():
+            try:
+                images[n] = memoryview(_read_checked(self.path / e.file, e.size_bytes, e.sha256, True))
+                passed.append(f"{e.file}: {e.size_bytes} bytes, sha256 {e.sha256[:12]} ok")
+            except FormatError as exc:
+                problems.append(str(exc))
+        try:
+            self.graph_bytes() if self.verified else _read_checked(
+                self.path / self.manifest.graph["file"], None, self.manifest.graph["sha256"], True)
+            passed.append(f"{self.manifest.graph['file']}: sha256 ok")
+        except FormatError as exc:
+            problems.append(str(exc))
+        if len(images) == len(IMAGE_NAMES):
+            more = _check_images(self.manifest, images, str(self.path))
+            problems += more
+            if not more:
+                passed.append(f"manifest: {len(self.manifest.tensors)} backbone tensors and "
+                              f"{len(self.manifest.packs)} packs match the images (spans, lengths, mask popcounts, "
+                              "pack sha256)")
+        if problems:
+            raise FormatError(f"{self.path}: {len(problems)} problem(s): " + "; ".join(problems))
+        return passed
+
+
+def _read_checked(path: Path, size: int | None, sha: str, verify: bool) -> bytes:
+    if not path.is_file():
+        raise FormatError(f"{path}: missing: the build is incomplete, recompile it")
+    data = path.read_bytes()
+    if size is not None and len(data) != size:
+        raise FormatError(f"{path}: {len(data)} bytes, the manifest says {size}: the file is truncated or altered, "
+                          "recompile the build")
+    if verify and sha256_hex(data) != sha:
+        raise FormatError(f"{path}: sha256 {sha256_hex(data)[:12]}... does not match the manifest's {sha[:12]}...: "
+                          "the file is corrupt or altered, recompile the build")
+    return data
+
+
+def _check_images(m: Manifest, images: Mapping[str, memoryview], origin: str) -> list[str]:
+    """Manifest vs image bytes: every span inside its image, lengths consistent, popcounts and pack checksums."""
+    problems = []
+    for n, e in m.images.items():
+        if len(images[n]) != e.size_bytes:
+            problems.append(f"image {n}: {len(images[n])} bytes, manifest says {e.size_bytes}")
+    for t in m.tensors:
+        for span in (t.values, t.mask):
+            if span.end > len(images[span.image]):
+                problems.append(f"tensor {t.name}: span {span.image}[{span.offset}:{span.end}] beyond the image "
+                                f"({len(images[span.image])} bytes)")
+        if t.mask.length != bitmask.mask_nbytes(t.numel):
+            problems.append(f"tensor {t.name}: mask length {t.mask.length} != ceil({t.numel}/8)")
+        if t.values.length != packed_nbytes(t.nnz, t.format):
+            problems.append(f"tensor {t.name}: values length {t.values.length} != {t.nnz} x {t.format.bits} bits")
+        if not problems:
+            mask = images["rram_slc"][t.mask.offset:t.mask.end]
+            pop = int(np.unpackbits(np.frombuffer(mask, dtype=np.uint8)).sum())
+            if pop != t.nnz:
+                problems.append(f"tensor {t.name}: mask has {pop} set bits, manifest nnz is {t.nnz}")
+    for p in m.packs:
+        if p.offset + p.length > len(images[p.image]):
+            problems.append(f"pack {p.task}: [{p.offset}:{p.offset + p.length}] beyond {p.image} "
+                            f"({len(images[p.image])} bytes)")
+            continue
+        if sha256_hex(images[p.image][p.offset:p.offset + p.length]) != p.sha256:
+            problems.append(f"pack {p.task}: sha256 mismatch in {p.image}")
+        end = 0
+        for t in p.tensors:
+            if t.length != packed_nbytes(t.numel, t.format) or t.offset < end:
+                problems.append(f"pack {p.task}: tensor {t.name} at {t.offset}+{t.length} is inconsistent")
+            end = t.offset + t.length
+        if end > p.length:
+            problems.append(f"pack {p.task}: tensors run to {end} bytes, pack is {p.length}")
+    return problems
+
+
+def open_build(path: str | Path, verify: bool = True) -> Build:
+    """Open a build folder: parse and check ``manifest.json``; with ``verify`` every file's sha256 is checked."""
+    folder = Path(path)
+    mpath = folder / MANIFEST_FILE
+    if not mpath.is_file():
+        raise FormatError(f"{mpath}: missing: {folder} is not an edgemti build (make one with `edgemti compile`)")
+    manifest = Manifest.from_json(mpath.read_bytes(), origin=str(mpath))
+    build = Build(folder, manifest, verified=verify)
+    if verify:
+        build.verify()
+    return build
+
+
+# -- decoding -----------------------------------------------------------------------------------------------------
+
+
+def decode_backbone(manifest: Manifest, mlc: bytes, slc: bytes) -> dict[str, np.ndarray]:
+    """RRAM images -> ``{parameter name: dense float32 tensor}`` of every backbone tensor."""
+    mv_mlc, mv_slc = memoryview(mlc), memoryview(slc)
+    out = {}
+    for t in manifest.tensors:
+        if t.values.end > len(mv_mlc) or t.mask.end > len(mv_slc):
+            raise FormatError(f"tensor {t.name}: its span lies beyond the RRAM image: the image is truncated")
+        out[t.name] = bitmask.decode(mv_mlc[t.values.offset:t.values.end], mv_slc[t.mask.offset:t.mask.end],
+                                     t.shape, t.format)
+    return out
+
+
+def decode_pack(manifest: Manifest, task: str, dram: bytes) -> dict[str, np.ndarray]:
+    """DRAM image -> ``{parameter name: dense float32 tensor}`` of one task's pack (sha256 checked)."""
+    p = manifest.pack(task)
+    mv = memoryview(dram)
+    if p.offset + p.length > len(mv):
+        raise FormatError(f"pack {task}: [{p.offset}:{p.offset + p.length}] lies beyond the DRAM image "
+                          f"({len(mv)} bytes): the image is truncated")
+    blob = mv[p.offset:p.offset + p.length]
+    if sha256_hex(blob) != p.sha256:
+        raise FormatError(f"pack {task}: sha256 mismatch: the DRAM image is corrupt, recompile the build")
+    out = {}
+    for t in p.tensors:
+        codes = codes_from_bytes(blob[t.offset:t.offset + t.length], t.numel, t.format)
+        out[t.name] = dequantize(codes, t.format).reshape(t.shape)
+    return out
+
+
+def reference_logits(build: Build, task: str, input_ids: np.ndarray, attention_mask: np.ndarray,
+                     token_type_ids: np.ndarray | None = None) -> np.ndarray:
+    """Logits of ``task`` computed by onnxruntime on ``graph.onnx`` with every tensor decoded from the images.
+
+    The reference the runtime and the compiler's PyTorch model are compared against; float32 ``[batch, labels]``.
+    """
+    from edgemti.formats.graph import run_graph
+
+    tensors = {**build.decode_backbone(), **build.decode_pack(task)}
+    return run_graph(build.graph_bytes(), tensors, input_ids, attention_mask, token_type_ids)

@@ -1,0 +1,290 @@
+"""``manifest.json`` of a build: the typed map of every image, tensor and pack (docs/FORMATS.md is its prose).
+
+:class:`Manifest` is the one dataclass of the format; :meth:`Manifest.from_json` checks everything at the
+boundary and raises one :class:`FormatError` listing every problem, naming the file. Nothing deeper re-checks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgemti.formats.quant import QFormat
+
+from edgemti.errors import ConfigError, FormatError
+
+BUILD_FORMAT = "edgemti-build"
+BUILD_FORMAT_VERSION = 1
+IMAGE_NAMES = ("rram_mlc", "rram_slc", "dram")
+IMAGE_MEMORY = {"rram_mlc": "RRAM_MLC2", "rram_slc": "RRAM_SLC", "dram": "DRAM"}
+IMAGE_BITS_PER_CELL = {"rram_mlc": 2, "rram_slc": 1, "dram": 1}
+GROUPS = ("embedding", "transformer")
+_TOP_KEYS = ("format", "format_version", "edgemti_version", "build_id", "design", "synthetic", "backbone", "compile",
+             "graph", "images", "tensors", "packs")
+_BACKBONE_KEYS = ("name", "family", "pretrained", "hash", "pooling", "hf_config", "tokenizer", "num_params")
+_COMPILE_KEYS = ("quant", "value_format", "pack_format", "activation_bits", "sparsity_embedding",
+                 "sparsity_transformer", "cumulative_sparsity", "max_seq_len")
+_GRAPH_KEYS = ("file", "sha256", "data_inputs", "output")
+
+
+@dataclass(frozen=True)
+class Span:
+    """``length`` bytes at ``offset`` of image ``image``."""
+
+    image: str
+    offset: int
+    length: int
+
+    def __post_init__(self) -> None:
+        if self.image not in IMAGE_NAMES or self.offset < 0 or self.length < 0:
+            raise ConfigError(f"Span: bad span {self.image!r} offset {self.offset} length {self.length}")
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    file: str
+    size_bytes: int
+    sha256: str
+    memory: str
+    bits_per_cell: int
+
+    @property
+    def cells(self) -> int:
+        """Memory cells the image occupies (``8 / bits_per_cell`` cells per byte)."""
+        return self.size_bytes * 8 // self.bits_per_cell
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """A backbone tensor stored bitmask-encoded in RRAM (values in MLC, mask in SLC)."""
+
+    name: str
+    shape: tuple[int, ...]
+    numel: int
+    nnz: int
+    format: QFormat
+    group: str
+    values: Span
+    mask: Span
+    pruned: bool
+    sparsity_target: float
+    saturated: int
+    quant_max_abs_err: float
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.nnz / self.numel if self.numel else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["format"] = self.format.to_dict()
+        return d
+
+
+@dataclass(frozen=True)
+class PackTensor:
+    """A dense task tensor, ``offset`` relative to its pack's start."""
+
+    name: str
+    shape: tuple[int, ...]
+    numel: int
+    format: QFormat
+    offset: int
+    length: int
+    saturated: int
+    quant_max_abs_err: float
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["format"] = self.format.to_dict()
+        return d
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    """One task's pack in the DRAM image."""
+
+    task: str
+    labels: tuple[str, ...]
+    is_regression: bool
+    adapter: dict | None
+    backbone_hash: str
+    synthetic: bool
+    image: str
+    offset: int
+    length: int
+    sha256: str
+    tensors: tuple[PackTensor, ...]
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.is_regression else len(self.labels)
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("task", "is_regression", "adapter", "backbone_hash", "synthetic", "image",
+                                           "offset", "length", "sha256", "metrics")}
+        d["labels"] = list(self.labels)
+        d["tensors"] = [t.to_dict() for t in self.tensors]
+        return d
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The whole build map. ``backbone``/``compile``/``graph`` are JSON objects with the keys of docs/FORMATS.md."""
+
+    edgemti_version: str
+    build_id: str
+    design: str
+    synthetic: bool
+    backbone: dict[str, Any]
+    compile: dict[str, Any]
+    graph: dict[str, Any]
+    images: dict[str, ImageEntry]
+    tensors: tuple[TensorEntry, ...]
+    packs: tuple[PackEntry, ...]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format: str = BUILD_FORMAT
+    format_version: int = BUILD_FORMAT_VERSION
+
+    # -- lookups -------------------------------------------------------------------------------------------------
+    @property
+    def tasks(self) -> list[str]:
+        return [p.task for p in self.packs]
+
+    def pack(self, task: str) -> PackEntry:
+        for p in self.packs:
+            if p.task == task:
+                return p
+        from edgemti.errors import UnknownTaskError
+
+        raise UnknownTaskError(f"task {task!r} is not in this build (it has {self.tasks}): compile it in with --pack")
+
+    def tensor(self, name: str) -> TensorEntry:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def value_format(self) -> QFormat:
+        return QFormat.from_dict(self.compile["value_format"])
+
+    @property
+    def pack_format(self) -> QFormat:
+        return QFormat.from_dict(self.compile["pack_format"])
+
+    # -- JSON ----------------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": self.format, "format_version": self.format_version, "edgemti_version": self.edgemti_version,
+            "build_id": self.build_id, "design": self.design, "synthetic": self.synthetic,
+            "backbone": self.backbone, "compile": self.compile, "graph": self.graph,
+            "images": {k: asdict(v) for k, v in self.images.items()},
+            "tensors": [t.to_dict() for t in self.tensors],
+            "packs": [p.to_dict() for p in self.packs],
+            "provenance": self.provenance,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes, origin: str = "manifest.json") -> Manifest:
+        try:
+            d = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"{origin}: not valid JSON ({exc}): the build is corrupt, recompile it") from None
+        return cls.from_dict(d, origin)
+
+    @classmethod
+    def from_dict(cls, d: Any, origin: str = "manifest.json") -> Manifest:
+        if not isinstance(d, dict) or d.get("format") != BUILD_FORMAT:
+            got = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise FormatError(f"{origin}: format is {got!r}, expected {BUILD_FORMAT!r}: not an edgemti build manifest")
+        if d.get("format_version") != BUILD_FORMAT_VERSION:
+            from edgemti import __version__
+
+            raise FormatError(f"{origin}: {BUILD_FORMAT} format_version {d.get('format_version')!r} is not supported "
+                              f"(edgemti {__version__} reads version {BUILD_FORMAT_VERSION}): recompile the build")
+        problems: list[str] = []
+        for key in _TOP_KEYS:
+            if key not in d:
+                problems.append(f"missing key {key!r}")
+        for sect, keys in (("backbone", _BACKBONE_KEYS), ("compile", _COMPILE_KEYS), ("graph", _GRAPH_KEYS)):
+            if isinstance(d.get(sect), dict):
+                problems += [f"{sect}: missing key {k!r}" for k in keys if k not in d[sect]]
+            elif sect in d:
+                problems.append(f"{sect}: must be an object")
+        if d.get("design") not in (None, "adapter", "vanilla"):
+            problems.append(f"design must be 'adapter' or 'vanilla', got {d.get('design')!r}")
+        if problems:
+            raise FormatError(f"{origin}: {len(problems)} problem(s): " + "; ".join(problems))
+        try:
+            images = {}
+            for name, e in d["images"].items():
+                if name not in IMAGE_NAMES:
+                    problems.append(f"unknown image {name!r} (known: {list(IMAGE_NAMES)})")
+                    continue
+                images[name] = ImageEntry(str(e["file"]), int(e["size_bytes"]), str(e["sha256"]), str(e["memory"]),
+                                          int(e["bits_per_cell"]))
+            problems += [f"images: missing {n!r}" for n in IMAGE_NAMES if n not in images]
+            tensors = tuple(_tensor(t) for t in d["tensors"])
+            packs = tuple(_pack(p) for p in d["packs"])
+        except (KeyError, TypeError, ValueError, ConfigError, FormatError) as exc:
+            raise FormatError(f"{origin}: malformed entry ({type(exc).__name__}: {exc}): the build is corrupt, "
+                              "recompile it") from None
+        for t in tensors:
+            if t.numel != _prod(t.shape):
+                problems.append(f"tensor {t.name}: numel {t.numel} != prod(shape {list(t.shape)})")
+            if not 0 <= t.nnz <= t.numel:
+                problems.append(f"tensor {t.name}: nnz {t.nnz} outside [0, {t.numel}]")
+            if t.values.image != "rram_mlc" or t.mask.image != "rram_slc":
+                problems.append(f"tensor {t.name}: values must be in rram_mlc and mask in rram_slc")
+        names = [p.task for p in packs]
+        if len(set(names)) != len(names):
+            problems.append(f"duplicate tasks in packs: {names}")
+        if problems:
+            raise FormatError(f"{origin}: {len(problems)} problem(s): " + "; ".join(problems))
+        return cls(edgemti_version=str(d["edgemti_version"]), build_id=str(d["build_id"]), design=str(d["design"]),
+                   synthetic=bool(d["synthetic"]), backbone=dict(d["backbone"]), compile=dict(d["compile"]),
+                   graph=dict(d["graph"]), images=images, tensors=tensors, packs=packs,
+                   provenance=dict(d.get("provenance") or {}))
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _span(d: dict) -> Span:
+    return Span(str(d["image"]), int(d["offset"]), int(d["length"]))
+
+
+def _tensor(t: dict) -> TensorEntry:
+    return TensorEntry(name=str(t["name"]), shape=tuple(int(s) for s in t["shape"]), numel=int(t["numel"]),
+                       nnz=int(t["nnz"]), format=QFormat.from_dict(t["format"]), group=str(t["group"]),
+                       values=_span(t["values"]), mask=_span(t["mask"]), pruned=bool(t["pruned"]),
+                       sparsity_target=float(t["sparsity_target"]), saturated=int(t["saturated"]),
+                       quant_max_abs_err=float(t["quant_max_abs_err"]))
+
+
+def _pack(p: dict) -> PackEntry:
+    tensors = tuple(PackTensor(name=str(t["name"]), shape=tuple(int(s) for s in t["shape"]), numel=int(t["numel"]),
+                               format=QFormat.from_dict(t["format"]), offset=int(t["offset"]), length=int(t["length"]),
+                               saturated=int(t["saturated"]), quant_max_abs_err=float(t["quant_max_abs_err"]))
+                    for t in p["tensors"])
+    return PackEntry(task=str(p["task"]), labels=tuple(str(x) for x in p["labels"]),
+                     is_regression=bool(p["is_regression"]), adapter=p["adapter"],
+                     backbone_hash=str(p["backbone_hash"]), synthetic=bool(p["synthetic"]), image=str(p["image"]),
+                     offset=int(p["offset"]), length=int(p["length"]), sha256=str(p["sha256"]), tensors=tensors,
+                     metrics=dict(p.get("metrics") or {}))
