@@ -49,5 +49,49 @@ def echo_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
+@main.command()
+@click.argument("build", type=click.Path(exists=True, file_okay=False))
+@click.option("--requests", "requests", type=click.Path(dir_okay=False), default=None,
+              help="JSON-lines file of requests (default: read JSON lines from stdin).")
+@click.option("--http", "http", default=None, metavar="HOST:PORT",
+              help="Serve POST /infer on a loopback address, e.g. 127.0.0.1:8080.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, help="Append every request to this JSONL log.")
+@click.option("--policy", type=click.Choice(["fifo", "swap-aware"]), default="fifo", show_default=True)
+@click.option("--window", type=int, default=8, show_default=True, help="swap-aware: pending requests looked at.")
+@click.option("--max-bypass", type=int, default=8, show_default=True,
+              help="swap-aware: times a request may be overtaken (bounds its extra wait).")
+@click.option("--slots", type=int, default=1, show_default=True, help="Task packs resident in SRAM at once (LRU).")
+@click.option("--pin", "pinned", multiple=True, help="Keep this task's pack resident (repeatable).")
+@click.option("--overlong", type=click.Choice(["truncate", "reject"]), default="truncate", show_default=True,
+              help="Texts longer than the build's max_seq_len tokens.")
+@click.option("--spec", type=click.Path(dir_okay=False), default=None, help="Architecture spec TOML (default: the build's design).")
+@click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads.")
+@click.option("--duration", "duration_s", type=float, default=None, help="--http: stop after this many seconds.")
+def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pinned, overlong, spec, threads,
+          duration_s) -> None:
+    """Serve multi-task requests on the simulated HMA; one JSON answer per request on stdout.
+
+    \b
+    Each request: {"id": 1, "task": "sst2", "text": "...", "text_pair": "..."}
+    Each answer : label, scores, simulated energy/latency (inference + swap, by component), host time, swapped.
+    The summary (swaps, energy per inference, latency p50/p99, savings vs fifo) goes to stderr at the end.
+    """
+    from edgemti.runtime.scheduler import SchedulerConfig
+    from edgemti.runtime.server import serve as run_serve
+    from edgemti.runtime.summary import format_summary
+
+    def emit(resp: dict) -> None:
+        click.echo(json.dumps(resp, default=str))
+
+    def ready(addr) -> None:
+        click.echo(f"serving http://{addr[0]}:{addr[1]}/infer (Ctrl-C to stop)", err=True)
+
+    result = run_serve(build, requests=requests, http=http, log_path=log_path,
+                       scheduler=SchedulerConfig(policy, window, max_bypass), slots=slots, pinned=tuple(pinned),
+                       overlong=overlong, spec=spec, threads=threads, duration_s=duration_s, emit=emit,
+                       stdin=None if (requests or http) else click.get_text_stream("stdin"), ready=ready)
+    click.echo(format_summary(result.summary), err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

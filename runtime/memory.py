@@ -78,9 +78,11 @@ ReadFilter = Callable[[str, int, bytes], bytes]  # (memory level, absolute byte 
 
 
 class Memory:
-    """One memory of the HMA, backed by a bytearray of ``capacity_bytes``; every access is counted.
+    """One memory of the HMA: ``capacity_bytes`` of address space, every access counted.
 
-    Allocation is first-fit over a sorted free list, so freeing a swapped-out pack makes room for the next.
+    Allocation is first-fit over the address space, so freeing a swapped-out pack makes room for the next. Each
+    region is backed by its own numpy byte buffer, made on allocation, so a 4 GiB DRAM costs only what is
+    allocated in it and a region's buffer never moves (zero-copy views of it stay valid until it is freed).
     """
 
     def __init__(self, level: str, capacity_bytes: int, write_once: bool | None = None) -> None:
@@ -92,7 +94,7 @@ class Memory:
         self.capacity_bytes = capacity_bytes
         self.bits_per_cell = BITS_PER_CELL[level]
         self.write_once = level in NONVOLATILE if write_once is None else write_once
-        self._data = bytearray(capacity_bytes)
+        self._buffers: dict[str, np.ndarray] = {}
         self._regions: dict[str, Region] = {}
         self._programmed: set[str] = set()
         self._program_spans: list[tuple[int, int]] = []  # cell intervals written, one per program()
@@ -139,6 +141,7 @@ class Memory:
             )
         region = Region(self.level, label, cursor, size_bytes)
         self._regions[label] = region
+        self._buffers[label] = np.zeros(size_bytes, dtype=np.uint8)
         return region
 
     def free(self, label: str) -> None:
@@ -146,6 +149,7 @@ class Memory:
             raise ConfigError(f"{self.level}: region {label!r} is programmed non-volatile memory; it is never freed")
         self.region(label)
         del self._regions[label]
+        del self._buffers[label]
 
     # -- access ----------------------------------------------------------------------------------------------
     def write(self, region: Region, data: bytes | bytearray | memoryview | np.ndarray, offset: int = 0) -> None:
@@ -159,9 +163,10 @@ class Memory:
         if region.label in self._programmed:
             raise ConfigError(f"{self.level}: region {region.label!r} is already programmed (RRAM is read-only "
                               "after load)")
-        if len(memoryview(data).cast("B")) != region.size_bytes:
+        n = data.nbytes if isinstance(data, np.ndarray) else len(memoryview(data).cast("B"))
+        if n != region.size_bytes:
             raise ConfigError(f"{self.level}: program() of {region.label!r} needs exactly {region.size_bytes} bytes, "
-                              f"got {len(memoryview(data).cast('B'))}")
+                              f"got {n}")
         self._store(region, data, 0)
         cells_per_byte = 8 // self.bits_per_cell
         self._program_spans.append((region.offset * cells_per_byte, region.end * cells_per_byte))
@@ -171,14 +176,15 @@ class Memory:
 
     def _store(self, region: Region, data, offset: int) -> None:
         self._check(region)
-        buf = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else memoryview(
-            np.ascontiguousarray(data)).cast("B")
-        n = len(buf)
+        if isinstance(data, np.ndarray):
+            buf = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        else:
+            buf = np.frombuffer(data, dtype=np.uint8)
+        n = buf.size
         if offset < 0 or offset + n > region.size_bytes:
             raise CapacityError(f"{self.level}: write of {n} bytes at +{offset} overflows region {region.label!r} "
                                 f"of {region.size_bytes} bytes")
-        start = region.offset + offset
-        self._data[start:start + n] = buf
+        self._buffers[region.label][offset:offset + n] = buf
         self._writes += 1
         self._bytes_written += n
 
@@ -189,20 +195,43 @@ class Memory:
         if offset < 0 or length < 0 or offset + length > region.size_bytes:
             raise CapacityError(f"{self.level}: read of {length} bytes at +{offset} overflows region "
                                 f"{region.label!r} of {region.size_bytes} bytes")
-        start = region.offset + offset
-        raw = bytes(self._data[start:start + length])
+        raw = self._buffers[region.label][offset:offset + length].tobytes()
         self._reads += 1
         self._bytes_read += length
         if self.read_filter is not None:
-            raw = self.read_filter(self.level, start, raw)
+            raw = self.read_filter(self.level, region.offset + offset, raw)
         return raw
 
-    def view(self, region: Region) -> memoryview:
-        """Zero-copy, read-only, *counted* view of a whole region (one read of its bytes)."""
+    def view(self, region: Region) -> np.ndarray:
+        """Zero-copy, read-only, *counted* view of a whole region (one read of all its bytes, no faults).
+
+        For read/write memories only (SRAM, DRAM): the runtime binds SRAM-resident pack tensors to the graph
+        through such views, so inference reads exactly what the SRAM holds.
+        """
         self._check(region)
+        if self.level in NONVOLATILE:
+            raise ConfigError(f"{self.level}: use read() (fault model applies), not view()")
         self._reads += 1
         self._bytes_read += region.size_bytes
-        return memoryview(self._data)[region.offset:region.end].toreadonly()
+        v = self._buffers[region.label].view()
+        v.flags.writeable = False
+        return v
+
+    def copy_to(self, src: Region, dst_memory: Memory, dst: Region) -> int:
+        """Move a whole region into another memory's region (a DMA: one read here, one write there)."""
+        self._check(src)
+        dst_memory._check(dst)
+        if src.size_bytes != dst.size_bytes:
+            raise CapacityError(f"copy {self.level}:{src.label} ({src.size_bytes} B) -> {dst_memory.level}:"
+                                f"{dst.label} ({dst.size_bytes} B): sizes differ")
+        if dst_memory.write_once:
+            raise ConfigError(f"{dst_memory.level} is write-once at run time: program() it at load")
+        np.copyto(dst_memory._buffers[dst.label], self._buffers[src.label])
+        self._reads += 1
+        self._bytes_read += src.size_bytes
+        dst_memory._writes += 1
+        dst_memory._bytes_written += src.size_bytes
+        return src.size_bytes
 
     def _check(self, region: Region) -> None:
         if region.memory != self.level or self._regions.get(region.label) != region:

@@ -1,0 +1,271 @@
+"""The inference engine: a build loaded into the emulated HMA, run on onnxruntime, charged by the hardware model.
+
+``Engine.open(build)`` programs the backbone images into RRAM (charged once: :attr:`Engine.program_cost`),
+writes every pack into DRAM, decodes the backbone from what the RRAM returns (faults applied) and bakes it into
+the graph's initializers. ``engine.infer(task, text, text_pair)`` tokenizes, makes the task's pack resident in
+SRAM (a swap on a slot miss: DRAM -> SRAM copy, charged, slot rebound; the session is never rebuilt), runs the
+graph and charges the request with the hardware model's cost of one inference at its sequence length plus the
+swap it caused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgemti.formats.build import open_build
+from edgemti.formats.graph import load_graph
+from edgemti.hwmodel.spec import ArchSpec, load_spec
+from edgemti.runtime.faults import FaultModel
+from edgemti.runtime.hma import Hma, capacities_from_spec, pack_arrays
+from edgemti.runtime.request import OVERLONG_POLICIES, Request, RequestRules
+from edgemti.runtime.session import GraphSession, bind_initializers
+from edgemti.runtime.slots import PackSlots
+
+from edgemti.errors import ConfigError, FormatError, RequestError, UnknownTaskError
+
+log = logging.getLogger(__name__)
+
+# GLUE tasks that take a sentence pair (external names, passed through); other tasks take one text, with an
+# optional pair for tasks this table does not know.
+PAIR_TASKS = ("mrpc", "rte", "qnli", "qqp", "mnli", "mnli-mm", "stsb", "wnli", "ax")
+SINGLE_TASKS = ("sst2", "cola")
+
+
+@dataclass(frozen=True)
+class InferResult:
+    """One served inference: prediction, simulated cost (inference + the swap it caused), host timing."""
+
+    task: str
+    label: str | float
+    scores: list[float]
+    logits: list[float]
+    seq_len: int
+    truncated: bool
+    swapped: bool
+    evicted: str | None
+    inference: dict  # energy_j, latency_s, energy_by_component_j of the inference alone
+    swap: dict | None  # the same for the swap, or None on a slot hit
+    energy_j: float
+    latency_s: float
+    energy_by_component_j: dict
+    host_s: float  # wall time of the whole call (tokenize + swap + run + charge)
+    host_run_s: float  # wall time of the onnxruntime run alone
+    host_swap_s: float  # wall time of the host-side swap (copy + rebind), 0 on a hit
+    host_charge_s: float  # wall time spent pricing and composing the costs
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _cost_dict(cost: Any) -> dict:
+    return {"energy_j": float(cost.energy_j), "latency_s": float(cost.latency_s),
+            "energy_by_component_j": {k: float(v) for k, v in dict(cost.energy_by_component_j).items()}}
+
+
+@dataclass
+class EngineStats:
+    requests: int = 0
+    host_swap_s: list[float] = field(default_factory=list)
+
+
+class Engine:
+    """Use :meth:`Engine.open`. Not thread-safe: one caller at a time (the server's worker thread)."""
+
+    def __init__(self, build, spec: ArchSpec, hw, hma: Hma, session: GraphSession, tokenizer, slots: PackSlots,
+                 overlong: str, fault: FaultModel | None) -> None:
+        self.build = build
+        self.manifest = build.manifest
+        self.spec = spec
+        self.hw = hw
+        self.hma = hma
+        self.session = session
+        self.tokenizer = tokenizer
+        self.slots = slots
+        self.fault = fault
+        self.max_seq_len = int(self.manifest.compile["max_seq_len"])
+        tasks = tuple(self.manifest.tasks)
+        self.rules = RequestRules(tasks=tasks, pair_tasks=tuple(t for t in tasks if t in PAIR_TASKS),
+                                  overlong=overlong)
+        self._single = tuple(t for t in tasks if t in SINGLE_TASKS)
+        self._staging: dict[str, dict[str, np.ndarray]] = {}
+        self._arrays: dict[str, dict[str, np.ndarray]] = {}
+        self._swap_cost: dict[str, Any] = {}
+        self.stats = EngineStats()
+        self.program_cost = _cost_dict(hw.program_rram())
+
+    # -- construction --------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, build: str | Path, spec: ArchSpec | str | Path | None = None, slots: int = 1,
+             fault: FaultModel | None = None, pinned: tuple[str, ...] = (), threads: int | None = None,
+             overlong: str = "truncate", verify: bool = True) -> Engine:
+        """Load ``build`` (a build folder) into the emulated HMA of ``spec`` (default: the shipped spec of the
+        build's design) with ``slots`` SRAM pack slots (``pinned`` packs never evicted)."""
+        from edgemti.hwmodel.model import HwModel  # the hardware model is heavy to import; only here
+
+        if overlong not in OVERLONG_POLICIES:
+            raise ConfigError(f"overlong must be one of {OVERLONG_POLICIES}, got {overlong!r}")
+        b = open_build(build, verify=verify)
+        m = b.manifest
+        if not isinstance(spec, ArchSpec):
+            spec = load_spec(spec, design=m.design)
+        unknown = [t for t in pinned if t not in m.tasks]
+        if unknown:
+            raise UnknownTaskError(f"cannot pin {unknown}: this build serves {m.tasks}")
+        graph = load_graph(b.graph_bytes())
+        hw = HwModel.from_build(m.to_dict(), graph, spec)
+        images = {name: b.image_bytes(name) for name in ("rram_mlc", "rram_slc", "dram")}
+        hma = Hma(m, images, capacities_from_spec(spec), activation_bytes=_activation_bytes(hw, m), fault=fault)
+        backbone = hma.read_backbone()
+        session = GraphSession(bind_initializers(graph, backbone), threads=threads,
+                               output=m.graph.get("output", "logits"))
+        tokenizer = _load_tokenizer(Path(build), m)
+        return cls(b, spec, hw, hma, session, tokenizer, PackSlots(slots, pinned), overlong, fault)
+
+    # -- serving -------------------------------------------------------------------------------------------------
+    @property
+    def build_id(self) -> str:
+        return self.manifest.build_id
+
+    def is_resident(self, task: str) -> bool:
+        return self.slots.peek(task)
+
+    def swap_cost(self, task: str) -> tuple[float, float]:
+        c = self._swap(task)
+        return float(c.energy_j), float(c.latency_s)
+
+    def _swap(self, task: str):
+        if task not in self._swap_cost:
+            self._swap_cost[task] = self.hw.swap(task)
+        return self._swap_cost[task]
+
+    def tokenize(self, text: str, text_pair: str | None = None) -> tuple[dict[str, np.ndarray], bool]:
+        """int64 ``[1, L]`` data inputs and whether the text was truncated (overlong='reject' raises)."""
+        enc = self.tokenizer(text, text_pair, truncation=False, return_attention_mask=True,
+                             return_token_type_ids=True)
+        n = len(enc["input_ids"])
+        truncated = False
+        if n > self.max_seq_len:
+            if self.rules.overlong == "reject":
+                raise RequestError(f"text is {n} tokens, over the build's max_seq_len {self.max_seq_len}: shorten "
+                                   "it or serve with --overlong truncate")
+            enc = self.tokenizer(text, text_pair, truncation=True, max_length=self.max_seq_len,
+                                 return_attention_mask=True, return_token_type_ids=True)
+            truncated = True
+        feeds = {k: np.asarray([enc[k]], dtype=np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        return feeds, truncated
+
+    def make_resident(self, task: str) -> tuple[bool, str | None, float]:
+        """Ensure ``task``'s pack is in an SRAM slot: (swapped, evicted task, host seconds spent)."""
+        if task not in self.rules.tasks:
+            raise UnknownTaskError(f"unknown task {task!r}: this build serves {list(self.rules.tasks)}")
+        t0 = time.perf_counter()
+        acc = self.slots.access(task)
+        if acc.hit:
+            return False, None, 0.0
+        if acc.evicted is not None:
+            self.session.unbind(acc.evicted)
+            self._arrays.pop(acc.evicted, None)
+        _, raw = self.hma.swap_in(task, evict=acc.evicted)
+        staging = self._staging.setdefault(task, {})
+        arrays = pack_arrays(self.manifest.pack(task), raw, staging)
+        self.session.bind_pack(task, arrays)
+        self._arrays[task] = arrays
+        dt = time.perf_counter() - t0
+        self.stats.host_swap_s.append(dt)
+        return True, acc.evicted, dt
+
+    def run_ids(self, task: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits ``[batch, num_labels]`` for ready-made int64 inputs (swapping the pack in if needed)."""
+        self.make_resident(task)
+        return self.session.run(task, feeds)
+
+    def infer(self, task: str, text: str, text_pair: str | None = None) -> InferResult:
+        """Serve one request; see :class:`InferResult`."""
+        t0 = time.perf_counter()
+        if task not in self.rules.tasks:
+            raise UnknownTaskError(f"unknown task {task!r}: this build serves {list(self.rules.tasks)}")
+        if not isinstance(text, str) or not text.strip():
+            raise RequestError("text is empty: send some text")
+        feeds, truncated = self.tokenize(text, text_pair)
+        swapped, evicted, host_swap = self.make_resident(task)
+        t1 = time.perf_counter()
+        logits = self.session.run(task, feeds)[0]
+        t2 = time.perf_counter()
+        seq_len = int(feeds["input_ids"].shape[1])
+        inf = _cost_dict(self.hw.inference(seq_len, task))
+        swap = _cost_dict(self._swap(task)) if swapped else None
+        comp = dict(inf["energy_by_component_j"])
+        if swap is not None:
+            for k, v in swap["energy_by_component_j"].items():
+                comp[k] = comp.get(k, 0.0) + v
+        energy = inf["energy_j"] + (swap["energy_j"] if swap else 0.0)
+        latency = inf["latency_s"] + (swap["latency_s"] if swap else 0.0)  # the swap precedes the run: serial
+        pack = self.manifest.pack(task)
+        if pack.is_regression:
+            label: str | float = float(logits[0])
+            scores = [float(logits[0])]
+        else:
+            z = logits.astype(np.float64) - float(np.max(logits))
+            p = np.exp(z) / np.exp(z).sum()
+            scores = [float(x) for x in p]
+            label = pack.labels[int(np.argmax(logits))]
+        t3 = time.perf_counter()
+        self.stats.requests += 1
+        return InferResult(task=task, label=label, scores=scores, logits=[float(x) for x in logits],
+                           seq_len=seq_len, truncated=truncated, swapped=swapped, evicted=evicted, inference=inf,
+                           swap=swap, energy_j=energy, latency_s=latency, energy_by_component_j=comp,
+                           host_s=t3 - t0, host_run_s=t2 - t1, host_swap_s=host_swap, host_charge_s=t3 - t2)
+
+    def infer_request(self, req: Request) -> dict:
+        """A server response body for a validated request."""
+        r = self.infer(req.task, req.text, req.text_pair)
+        return dict({"id": req.id, "ok": True}, **r.to_dict())
+
+    def log_header(self) -> dict:
+        """What every serve log records about this engine (build, spec, slots, faults)."""
+        return {"build_id": self.build_id, "design": self.manifest.design, "synthetic": self.manifest.synthetic,
+                "backbone": self.manifest.backbone.get("name"), "tasks": list(self.rules.tasks),
+                "compile": {k: self.manifest.compile.get(k) for k in ("quant", "max_seq_len", "cumulative_sparsity")},
+                "spec": {"name": self.spec.name, "design": self.spec.design, "path": self.spec.path,
+                         "sha256": self.spec.spec_hash()},
+                "slots": self.slots.slots, "pinned": list(self.slots.pinned), "overlong": self.rules.overlong,
+                "fault": self.fault.to_dict() if self.fault else None, "program_rram": self.program_cost}
+
+    def memory_report(self) -> dict:
+        """Occupancy and access counts per memory level, plus slot statistics and RRAM programming."""
+        counts = self.hma.mem.counts()
+        return {"occupancy": self.hma.mem.occupancy(), "counts": {k: v.to_dict() for k, v in counts.items()},
+                "slots": self.slots.stats(), "program_rram": self.program_cost,
+                "rram_max_cell_writes": {lv: self.hma.mem[lv].max_cell_writes() for lv in ("RRAM_SLC", "RRAM_MLC2")}}
+
+
+def _activation_bytes(hw, manifest) -> int:
+    """SRAM bytes the activations need at the build's max_seq_len, as the hardware model sizes them."""
+    for name in ("activation_bytes", "activations_bytes"):
+        f = getattr(hw, name, None)
+        if callable(f):
+            return int(f(int(manifest.compile["max_seq_len"])))
+        if isinstance(f, (int, float)):
+            return int(f)
+    raise FormatError("the hardware model exposes no activation size; cannot reserve SRAM for activations")
+
+
+def _load_tokenizer(build: Path, manifest):
+    from transformers import AutoTokenizer
+
+    rel = manifest.backbone.get("tokenizer")
+    if not rel:
+        raise FormatError(f"{build}/manifest.json: backbone.tokenizer is null; the build cannot tokenize text "
+                          "(recompile with a backbone that has a tokenizer)")
+    path = build / rel
+    if not path.is_dir():
+        raise FormatError(f"{build}: tokenizer folder {rel!r} is missing; the build is incomplete, recompile it")
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # transformers raises many kinds
+        raise FormatError(f"{path}: could not load the tokenizer ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,146 @@
+"""A build laid out in the emulated heterogeneous memory: RRAM programmed once, packs in DRAM, slots in SRAM.
+
+* ``rram_mlc`` / ``rram_slc`` images are programmed into RRAM-MLC / RRAM-SLC at load (one write per cell, counted)
+  and only read afterwards, through the fault model if one is set;
+* every task pack is written into DRAM (its own region, ``pack:<task>``);
+* SRAM holds an ``activations`` region (the working set of one inference at the build's maximum sequence
+  length, as the hardware model sizes it) and one region per resident pack (``slot:<task>``);
+* a swap copies a pack DRAM -> SRAM (a counted DMA of exactly the pack's bytes) and returns the SRAM bytes the
+  graph binds to.
+
+Capacities come from the architecture spec; anything that does not fit raises :class:`CapacityError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+import numpy as np
+from edgemti.formats.bitmask import decode, mask_bits
+from edgemti.formats.manifest import Manifest, PackEntry, TensorEntry
+from edgemti.formats.quant import QFormat, codes_from_bytes, dequantize, packed_nbytes
+from edgemti.runtime.faults import FaultModel
+from edgemti.runtime.memory import DRAM, RRAM_MLC2, RRAM_SLC, SRAM, MemorySystem, Region
+
+from edgemti.errors import CapacityError, FormatError
+
+SPEC_LEVELS = {SRAM: "sram", DRAM: "dram", RRAM_SLC: "rram_slc", RRAM_MLC2: "rram_mlc"}
+
+
+def capacities_from_spec(spec) -> dict[str, int]:
+    """Bytes per memory level from an :class:`edgemti.hwmodel.spec.ArchSpec` (``spec.memory(level)``)."""
+    return {lv: int(spec.memory(name).capacity_bytes) for lv, name in SPEC_LEVELS.items()}
+
+
+class Hma:
+    """The memory system holding one build."""
+
+    def __init__(self, manifest: Manifest, images: Mapping[str, bytes], capacities_bytes: Mapping[str, int],
+                 activation_bytes: int = 0, fault: FaultModel | None = None) -> None:
+        self.manifest = manifest
+        self.mem = MemorySystem(dict(capacities_bytes))
+        self.fault = fault
+        for image, level in (("rram_mlc", RRAM_MLC2), ("rram_slc", RRAM_SLC)):
+            data = images[image]
+            try:
+                region = self.mem[level].allocate(image, len(data))
+            except CapacityError as exc:
+                raise CapacityError(f"backbone image {image} ({len(data)} B) does not fit {level}: {exc}") from None
+            self.mem[level].program(region, data)
+        if fault is not None and fault.active:
+            self.mem[RRAM_MLC2].read_filter = fault
+            self.mem[RRAM_SLC].read_filter = fault
+        dram = images["dram"]
+        for p in manifest.packs:
+            region = self.mem[DRAM].allocate(f"pack:{p.task}", p.length)
+            self.mem[DRAM].write(region, dram[p.offset:p.offset + p.length])
+        self.activations = self.mem[SRAM].allocate("activations", int(activation_bytes))
+
+    # -- backbone ------------------------------------------------------------------------------------------------
+    def read_backbone(self) -> dict[str, np.ndarray]:
+        """Decode every backbone tensor from what the RRAM returns (faults applied), as float32 arrays."""
+        mlc = self.mem[RRAM_MLC2].read(self.mem[RRAM_MLC2].region("rram_mlc"))
+        slc = self.mem[RRAM_SLC].read(self.mem[RRAM_SLC].region("rram_slc"))
+        faulty = self.fault is not None and self.fault.active
+        out = {}
+        for t in self.manifest.tensors:
+            values = mlc[t.values.offset:t.values.end]
+            mask = slc[t.mask.offset:t.mask.end]
+            out[t.name] = decode_faulty(t, values, mask) if faulty else decode(values, mask, t.shape, t.format)
+        return out
+
+    # -- packs ---------------------------------------------------------------------------------------------------
+    def pack_nbytes(self, task: str) -> int:
+        return self.manifest.pack(task).length
+
+    def swap_in(self, task: str, evict: str | None = None) -> tuple[Region, np.ndarray]:
+        """Copy ``task``'s pack DRAM -> SRAM (after freeing ``evict``'s slot); the SRAM region and its bytes."""
+        if evict is not None:
+            self.mem[SRAM].free(f"slot:{evict}")
+        p = self.manifest.pack(task)
+        src = self.mem[DRAM].region(f"pack:{task}")
+        try:
+            dst = self.mem[SRAM].allocate(f"slot:{task}", p.length)
+        except CapacityError as exc:
+            raise CapacityError(f"pack {task!r} does not fit SRAM next to the activations and resident packs: "
+                                f"{exc}") from None
+        moved = self.mem[DRAM].copy_to(src, self.mem[SRAM], dst)
+        assert moved == p.length, "a swap moves exactly the pack's bytes"  # STYLE rule 7
+        return dst, self.mem[SRAM].view(dst)
+
+    def verify_pack(self, task: str, sram_bytes: np.ndarray) -> None:
+        p = self.manifest.pack(task)
+        digest = hashlib.sha256(sram_bytes.tobytes()).hexdigest()
+        if digest != p.sha256:
+            raise FormatError(f"pack {task!r} in SRAM has sha256 {digest[:12]}..., manifest says {p.sha256[:12]}...")
+
+
+def pack_arrays(pack: PackEntry, raw: np.ndarray, staging: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The pack's tensors as float32 arrays over ``raw`` (its bytes in SRAM).
+
+    fp32 tensors are zero-copy views of the SRAM bytes; other formats are dequantized into ``staging`` (reused
+    float32 buffers, the datapath's dequantizer) so a swap allocates nothing after the first.
+    """
+    out = {}
+    for t in pack.tensors:
+        shape = tuple(t.shape)
+        if t.format.kind == "float" and t.format.bits == 32 and t.offset % 4 == 0:
+            out[t.name] = np.frombuffer(raw, dtype="<f4", count=t.numel, offset=t.offset).reshape(shape)
+            continue
+        codes = codes_from_bytes(raw[t.offset:t.offset + t.length], t.numel, t.format)
+        buf = None if staging is None else staging.get(t.name)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, dtype=np.float32)
+            if staging is not None:
+                staging[t.name] = buf
+        if t.format.kind == "fixed":
+            np.multiply(codes.reshape(shape), np.float32(t.format.scale), out=buf, casting="unsafe")
+        else:
+            buf[...] = dequantize(codes, t.format).reshape(shape)
+        out[t.name] = buf
+    return out
+
+
+def decode_faulty(t: TensorEntry, values: bytes, mask: bytes) -> np.ndarray:
+    """Decode as the accelerator's bitmask decoder would from faulty cells: walk the mask, take values in order.
+
+    A flipped mask bit misaligns every later value of the tensor (the paper's reason to keep masks in SLC):
+    extra ones consume values meant for later positions (and zeros once the tensor's values run out); missing
+    ones leave the tail values unused. Padding bits of the last mask byte are never read.
+    """
+    fmt: QFormat = t.format
+    if len(values) != packed_nbytes(t.nnz, fmt):
+        raise FormatError(f"tensor {t.name}: {len(values)} value bytes for nnz {t.nnz}")
+    pad = (-t.numel) % 8
+    raw = np.frombuffer(mask, dtype=np.uint8)
+    if pad:
+        raw = raw.copy()
+        raw[-1] &= np.uint8((1 << (8 - pad)) - 1)
+    bits = mask_bits(raw.tobytes(), t.numel)
+    vals = dequantize(codes_from_bytes(values, t.nnz, fmt), fmt)
+    pos = np.flatnonzero(bits)
+    k = min(pos.size, vals.size)
+    out = np.zeros(t.numel, dtype=np.float32)
+    out[pos[:k]] = vals[:k]
+    return out.reshape(t.shape)
