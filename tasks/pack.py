@@ -1,0 +1,236 @@
+"""Task packs: the task-specific tensors of one trained task, plus what is needed to use them again.
+
+A pack is a folder::
+
+    pack.json          format "edgemti-pack", format_version 1 (see docs/TASKS.md)
+    pack.safetensors   the task-specific tensors, float32, names = the model's PyTorch parameter names
+
+``pack.json`` records the backbone the pack was trained on (its ``tensors_hash``), so a pack is never applied to
+another backbone, and the sha256 of ``pack.safetensors``, so a corrupt file is rejected before it is read.
+The compiler reads packs with :func:`load_pack`; :func:`apply_pack` / :func:`model_for_pack` rebuild the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from edgemti import __version__
+from edgemti.errors import BackboneMismatchError, ConfigError, FormatError
+from edgemti.tasks.backbones import build_model
+from edgemti.tasks.model import AdapterModel, AdapterSpec
+
+PACK_FORMAT = "edgemti-pack"
+PACK_FORMAT_VERSION = 1
+PACK_JSON = "pack.json"
+PACK_TENSORS = "pack.safetensors"
+_BACKBONE_KEYS = ("name", "family", "hash", "hf_config", "pooling", "pretrained")
+_REQUIRED = ("format", "format_version", "task", "labels", "is_regression", "design", "adapter", "backbone",
+             "tensors_file", "tensors_sha256", "tensors")
+
+
+@dataclass(frozen=True)
+class TaskPack:
+    """One task's trained task-specific tensors and their provenance.
+
+    ``tensors`` maps PyTorch parameter names to float32 arrays; ``backbone`` holds ``name``, ``family``, ``hash``
+    (``AdapterModel.backbone_hash()`` of the model it was trained with), ``hf_config``, ``pooling`` and
+    ``pretrained``. ``labels`` is empty for a regression task (one output).
+    """
+
+    task: str
+    labels: tuple[str, ...]
+    is_regression: bool
+    design: str
+    adapter: AdapterSpec | None
+    backbone: dict[str, Any]
+    tensors: dict[str, np.ndarray]
+    text_fields: tuple[str, ...] = ()
+    max_seq_len: int = 128
+    metrics: dict[str, float] = field(default_factory=dict)
+    train_config: dict[str, Any] = field(default_factory=dict)
+    train_time_s: float | None = None
+    frozen_check: dict[str, Any] = field(default_factory=dict)
+    edgemti_version: str = __version__
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.task:
+            raise ConfigError("TaskPack: task must be a non-empty name")
+        if self.design not in ("adapter", "vanilla"):
+            raise ConfigError(f"TaskPack: design must be 'adapter' or 'vanilla', got {self.design!r}")
+        if self.is_regression == bool(self.labels):
+            raise ConfigError(f"TaskPack: a regression pack has no labels and a classification pack has >= 2, got "
+                              f"is_regression={self.is_regression}, labels={list(self.labels)}")
+        if not self.is_regression and len(self.labels) < 2:
+            raise ConfigError(f"TaskPack: a classification pack needs >= 2 labels, got {list(self.labels)}")
+        if (self.design == "adapter") != (self.adapter is not None):
+            raise ConfigError(f"TaskPack: design {self.design!r} needs adapter "
+                              f"{'set' if self.design == 'adapter' else 'None'}, got {self.adapter!r}")
+        missing = [k for k in _BACKBONE_KEYS if k not in self.backbone]
+        if missing:
+            raise ConfigError(f"TaskPack: backbone is missing {missing}")
+        if not self.tensors:
+            raise ConfigError("TaskPack: tensors must not be empty")
+        for name, a in self.tensors.items():
+            if not isinstance(a, np.ndarray) or a.dtype != np.float32:
+                raise ConfigError(f"TaskPack: tensor {name!r} must be a float32 numpy array, got "
+                                  f"{type(a).__name__} {getattr(a, 'dtype', '')}")
+
+    @property
+    def num_labels(self) -> int:
+        """Width of the classifier output (1 for regression)."""
+        return 1 if self.is_regression else len(self.labels)
+
+    @property
+    def num_params(self) -> int:
+        return int(sum(a.size for a in self.tensors.values()))
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of the tensors stored dense in float32."""
+        return int(sum(a.nbytes for a in self.tensors.values()))
+
+    def to_json(self, tensors_sha256: str) -> dict[str, Any]:
+        return {
+            "format": PACK_FORMAT,
+            "format_version": PACK_FORMAT_VERSION,
+            "edgemti_version": self.edgemti_version,
+            "task": self.task,
+            "labels": list(self.labels),
+            "is_regression": self.is_regression,
+            "text_fields": list(self.text_fields),
+            "max_seq_len": self.max_seq_len,
+            "design": self.design,
+            "adapter": self.adapter.to_dict() if self.adapter is not None else None,
+            "backbone": self.backbone,
+            "tensors_file": PACK_TENSORS,
+            "tensors_sha256": tensors_sha256,
+            "num_params": self.num_params,
+            "tensors": [{"name": n, "shape": list(a.shape), "numel": int(a.size)}
+                        for n, a in sorted(self.tensors.items())],
+            "metrics": self.metrics,
+            "frozen_check": self.frozen_check,
+            "train_config": self.train_config,
+            "train_time_s": self.train_time_s,
+        }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_pack(pack: TaskPack, out_dir: str | Path) -> Path:
+    """Write ``pack.safetensors`` then ``pack.json`` (which carries the safetensors checksum) into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {n: np.ascontiguousarray(a, dtype=np.float32) for n, a in pack.tensors.items()}
+    save_file(tensors, str(out / PACK_TENSORS), metadata={"format": PACK_FORMAT, "task": pack.task})
+    meta = pack.to_json(_sha256(out / PACK_TENSORS))
+    (out / PACK_JSON).write_text(json.dumps(meta, indent=2, sort_keys=False, default=str) + "\n")
+    return out
+
+
+def load_pack(path: str | Path) -> TaskPack:
+    """Read and verify a pack folder (or its ``pack.json``); every problem is a :class:`FormatError`."""
+    p = Path(path)
+    folder = p.parent if p.name == PACK_JSON else p
+    jpath = folder / PACK_JSON
+    if not jpath.is_file():
+        raise FormatError(f"{jpath}: no such file: a task pack is a folder with {PACK_JSON} and {PACK_TENSORS} "
+                          "(make one with `edgemti train`)")
+    try:
+        meta = json.loads(jpath.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{jpath}: not valid JSON ({exc}): the pack is corrupt, retrain or re-copy it") from None
+    if not isinstance(meta, dict) or meta.get("format") != PACK_FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise FormatError(f"{jpath}: format is {got!r}, expected {PACK_FORMAT!r}: not a task pack")
+    if meta.get("format_version") != PACK_FORMAT_VERSION:
+        raise FormatError(f"{jpath}: format_version {meta.get('format_version')!r} is not supported (this edgemti "
+                          f"{__version__} reads version {PACK_FORMAT_VERSION}): retrain the pack or upgrade edgemti")
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise FormatError(f"{jpath}: missing keys {missing}: the pack is corrupt or truncated")
+    tpath = folder / str(meta["tensors_file"])
+    if not tpath.is_file():
+        raise FormatError(f"{tpath}: no such file (named by {jpath}): the pack is incomplete, re-copy it")
+    digest = _sha256(tpath)
+    if digest != meta["tensors_sha256"]:
+        raise FormatError(f"{tpath}: sha256 {digest[:12]}... does not match {meta['tensors_sha256'][:12]}... in "
+                          f"{PACK_JSON}: the tensor file is corrupt, re-copy or retrain the pack")
+    try:
+        raw = load_file(str(tpath))
+    except Exception as exc:  # safetensors raises its own error types
+        raise FormatError(f"{tpath}: unreadable safetensors file ({exc})") from None
+    listed = {t["name"]: tuple(t["shape"]) for t in meta["tensors"]}
+    got = {n: tuple(a.shape) for n, a in raw.items()}
+    if listed != got:
+        diff = sorted(set(listed.items()) ^ set(got.items()))[:4]
+        raise FormatError(f"{tpath}: tensors differ from the list in {PACK_JSON} (e.g. {diff}): the pack is corrupt")
+    try:
+        adapter = AdapterSpec(**meta["adapter"]) if meta["adapter"] is not None else None
+        return TaskPack(
+            task=str(meta["task"]), labels=tuple(str(x) for x in meta["labels"]),
+            is_regression=bool(meta["is_regression"]), design=str(meta["design"]), adapter=adapter,
+            backbone=dict(meta["backbone"]), tensors={n: a.astype(np.float32, copy=False) for n, a in raw.items()},
+            text_fields=tuple(meta.get("text_fields", ())), max_seq_len=int(meta.get("max_seq_len", 128)),
+            metrics=dict(meta.get("metrics") or {}), train_config=dict(meta.get("train_config") or {}),
+            train_time_s=meta.get("train_time_s"), frozen_check=dict(meta.get("frozen_check") or {}),
+            edgemti_version=str(meta.get("edgemti_version", "?")), path=folder,
+        )
+    except (ConfigError, TypeError) as exc:
+        raise FormatError(f"{jpath}: invalid pack description: {exc}") from None
+
+
+def pack_from_model(model: AdapterModel, task: str, labels: list[str] | tuple[str, ...], is_regression: bool,
+                    **provenance: Any) -> TaskPack:
+    """A :class:`TaskPack` holding ``model``'s task-specific tensors (``provenance``: metrics, train_config, ...)."""
+    info = model.info
+    backbone = {"name": info.name, "family": info.family, "hash": model.backbone_hash(), "hf_config": info.hf_config,
+                "pooling": info.pooling, "pretrained": info.pretrained, "source": info.source}
+    tensors = {n: t.cpu().float().numpy() for n, t in model.task_state().items()}
+    return TaskPack(task=task, labels=tuple(labels), is_regression=is_regression, design=model.design,
+                    adapter=model.adapter_spec, backbone=backbone, tensors=tensors, **provenance)
+
+
+def apply_pack(model: AdapterModel, pack: TaskPack) -> AdapterModel:
+    """Load ``pack``'s tensors into ``model`` (in place; returns it). The backbones must be the same tensors."""
+    here = model.backbone_hash()
+    if here != pack.backbone["hash"]:
+        raise BackboneMismatchError(
+            f"pack '{pack.task}' was trained on backbone {pack.backbone['hash'][:8]} ({pack.backbone['name']}), "
+            f"this model's backbone is {here[:8]} ({model.info.name}): retrain or use the matching backbone")
+    if model.design != pack.design or model.adapter_spec != pack.adapter:
+        raise ConfigError(f"pack '{pack.task}' is design {pack.design!r} with adapter {pack.adapter}, the model is "
+                          f"{model.design!r} with {model.adapter_spec}: build the model with the pack's settings "
+                          "(model_for_pack does)")
+    params = dict(model.named_parameters())
+    want = {n: tuple(params[n].shape) for n in model.task_names()}
+    have = {n: tuple(a.shape) for n, a in pack.tensors.items()}
+    if want != have:
+        diff = sorted(set(want.items()) ^ set(have.items()))[:4]
+        raise ConfigError(f"pack '{pack.task}' tensors do not fit the model's task-specific tensors (e.g. {diff}): "
+                          f"num_labels {pack.num_labels} vs model {model.num_labels}?")
+    with torch.no_grad():
+        for name, a in pack.tensors.items():
+            params[name].copy_(torch.from_numpy(np.array(a, dtype=np.float32)))
+    return model
+
+
+def model_for_pack(pack: TaskPack, checkpoint: str | None = None) -> AdapterModel:
+    """Build the backbone named in ``pack`` (with its design/adapters/head) and apply the pack, in eval mode."""
+    model = build_model(pack.backbone["name"], num_labels=pack.num_labels, adapter=pack.adapter, design=pack.design,
+                        checkpoint=checkpoint, pooling=pack.backbone.get("pooling"))
+    return apply_pack(model, pack).eval()
