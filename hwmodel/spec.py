@@ -133,6 +133,7 @@ class MemorySpec:
     bits_per_cell: int = _rule(_gt0)
     bw_mode: str = _rule(_choice("weighted", "parallel"))
     periphery_area_fraction: float = _rule(_ge0)
+    max_macros: int = _rule(_gt0)
     source: str = ""
 
 

@@ -1,0 +1,226 @@
+"""The memory macro library (NVSim/NVMExplorer rows) and the provisioning of a memory level from macros.
+
+Provisioning (adapter-ALBERT paper s IV-C, REFERENCE s9.1): choose the combination of at most
+``max_macros`` macros whose total data capacity is the *closest value at or above* the requirement; among
+equally close combinations prefer lower read energy per bit, then lower access latency, then smaller area,
+then fewer macros. Solved exactly by a DP over multiples of the smallest macro (all costs are additive, so
+lexicographic minimisation composes).
+
+Per-bit figures of a multi-macro level are capacity-weighted (accesses spread uniformly over the address
+space, REFERENCE s9.2); bandwidth is the capacity-weighted average (``bw_mode="weighted"``, the paper) or the
+sum over the macros (``"parallel"``, banked).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgemti.errors import CapacityError, FormatError
+from edgemti.hwmodel.spec import MemorySpec
+
+MACRO_FORMAT = "edgemti-macro-table"
+MACRO_FORMAT_VERSION = 1
+_COLUMNS = ("tech", "node_nm", "word_cells", "bits_per_cell", "nvsim_cap_kib", "data_cap_kib", "area_mm2",
+            "read_ns", "write_ns", "read_pj_per_access", "write_pj_per_access", "leak_mw", "read_gb_per_s",
+            "write_gb_per_s", "source")
+
+
+@dataclass(frozen=True)
+class Macro:
+    """One memory macro. Energies per access of ``word_cells`` cells (``word_cells * bits_per_cell`` data bits)."""
+
+    tech: str
+    node_nm: int
+    word_cells: int
+    bits_per_cell: int
+    data_cap_bytes: int
+    area_mm2: float
+    read_s: float
+    write_s: float
+    read_pj_per_access: float
+    write_pj_per_access: float
+    leak_w: float
+    read_bytes_per_s: float
+    write_bytes_per_s: float
+    source: str
+
+    @property
+    def word_bits(self) -> int:
+        return self.word_cells * self.bits_per_cell
+
+    @property
+    def read_pj_per_bit(self) -> float:
+        return self.read_pj_per_access / self.word_bits
+
+    @property
+    def write_pj_per_bit(self) -> float:
+        return self.write_pj_per_access / self.word_bits
+
+
+@functools.lru_cache(maxsize=16)
+def load_macro_table(path: str | Path) -> tuple[Macro, ...]:
+    """Parse and verify a macro CSV (``# format``/``# format_version``/``# body_sha256`` header lines)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise FormatError(f"macro table {path}: cannot read ({exc})") from None
+    meta: dict[str, str] = {}
+    lines = text.splitlines(keepends=True)
+    i = 0
+    while i < len(lines) and lines[i].startswith("#"):
+        key, _, value = lines[i][1:].partition(":")
+        meta[key.strip()] = value.strip()
+        i += 1
+    body = "".join(lines[i:])
+    if meta.get("format") != MACRO_FORMAT:
+        raise FormatError(f"macro table {path}: '# format: {MACRO_FORMAT}' header missing, got {meta.get('format')!r}")
+    if meta.get("format_version") != str(MACRO_FORMAT_VERSION):
+        raise FormatError(f"macro table {path}: format_version {meta.get('format_version')!r} is not supported "
+                          f"(this edgemti reads {MACRO_FORMAT_VERSION})")
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    if meta.get("body_sha256") != digest:
+        raise FormatError(f"macro table {path}: body_sha256 mismatch (header {meta.get('body_sha256')!r}, "
+                          f"content {digest}); the file is corrupt or was edited: run tools/hw_rehash.py on it")
+    reader = csv.DictReader(io.StringIO(body))
+    if tuple(reader.fieldnames or ()) != _COLUMNS:
+        raise FormatError(f"macro table {path}: columns must be {list(_COLUMNS)}, got {reader.fieldnames}")
+    out = []
+    for n, row in enumerate(reader, start=i + 2):
+        try:
+            m = Macro(
+                tech=row["tech"], node_nm=int(row["node_nm"]), word_cells=int(row["word_cells"]),
+                bits_per_cell=int(row["bits_per_cell"]), data_cap_bytes=int(float(row["data_cap_kib"]) * 1024),
+                area_mm2=float(row["area_mm2"]), read_s=float(row["read_ns"]) * 1e-9,
+                write_s=float(row["write_ns"]) * 1e-9, read_pj_per_access=float(row["read_pj_per_access"]),
+                write_pj_per_access=float(row["write_pj_per_access"]), leak_w=float(row["leak_mw"]) * 1e-3,
+                read_bytes_per_s=float(row["read_gb_per_s"]) * 1e9,
+                write_bytes_per_s=float(row["write_gb_per_s"]) * 1e9, source=row["source"],
+            )
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"macro table {path} line {n}: bad number ({exc})") from None
+        if not row["source"]:
+            raise FormatError(f"macro table {path} line {n}: every row needs a source")
+        out.append(m)
+    return tuple(out)
+
+
+def menu(table: tuple[Macro, ...], spec: MemorySpec, node_nm: int) -> tuple[Macro, ...]:
+    """Macros usable for a level: its technology, node and word width, sorted by capacity."""
+    rows = [m for m in table if m.tech == spec.technology and m.node_nm == node_nm and m.word_cells == spec.word_cells
+            and m.bits_per_cell == spec.bits_per_cell]
+    if not rows:
+        raise CapacityError(
+            f"no macro in the library for {spec.technology} at {node_nm} nm, {spec.word_cells}-cell word, "
+            f"{spec.bits_per_cell} b/cell: pick a combination listed in the macro CSV"
+        )
+    best: dict[int, Macro] = {}
+    for m in rows:  # one macro per capacity: the first listed
+        best.setdefault(m.data_cap_bytes, m)
+    return tuple(sorted(best.values(), key=lambda m: m.data_cap_bytes))
+
+
+@dataclass(frozen=True)
+class LevelProvision:
+    """A provisioned on-chip memory level. SI units; per-bit energies in J/bit."""
+
+    level: str
+    technology: str
+    required_bytes: int
+    macros: tuple[tuple[int, int], ...]  # (macro data capacity in bytes, count)
+    capacity_bytes: int
+    area_mm2: float
+    leak_w: float
+    read_j_per_bit: float
+    write_j_per_bit: float
+    read_bytes_per_s: float
+    write_bytes_per_s: float
+    read_latency_s: float
+    write_latency_s: float
+
+    def to_dict(self) -> dict:
+        return {k: (list(map(list, v)) if k == "macros" else v) for k, v in self.__dict__.items()}
+
+
+def provision(level: str, spec: MemorySpec, node_nm: int, table: tuple[Macro, ...], required_bytes: int,
+              check_capacity: bool = True) -> LevelProvision:
+    """Macros for ``required_bytes`` of data in ``level`` (``provision="fixed"``: for ``spec.capacity_bytes``)."""
+    if required_bytes < 0:
+        raise CapacityError(f"{level}: required capacity must be >= 0 bytes, got {required_bytes}")
+    if check_capacity and required_bytes > spec.capacity_bytes:
+        raise CapacityError(
+            f"{level} needs {required_bytes / 2**20:.2f} MiB, the spec offers {spec.capacity_bytes / 2**20:.2f} MiB: "
+            f"raise {level}.capacity_bytes in the spec or compress more (sparsity, quantization)"
+        )
+    need = spec.capacity_bytes if spec.provision == "fixed" else required_bytes
+    macros = menu(table, spec, node_nm)
+    chosen = _choose(macros, need, spec.max_macros, level)
+    counts: dict[int, int] = {}
+    for m in chosen:
+        counts[m.data_cap_bytes] = counts.get(m.data_cap_bytes, 0) + 1
+    cap = sum(m.data_cap_bytes for m in chosen)
+    margin = 1.0 + spec.periphery_area_fraction
+
+    def weighted(get) -> float:
+        return sum(m.data_cap_bytes * get(m) for m in chosen) / cap if cap else 0.0
+
+    if spec.bw_mode == "parallel":
+        rbw = sum(m.read_bytes_per_s for m in chosen)
+        wbw = sum(m.write_bytes_per_s for m in chosen)
+    else:
+        rbw, wbw = weighted(lambda m: m.read_bytes_per_s), weighted(lambda m: m.write_bytes_per_s)
+    return LevelProvision(
+        level=level, technology=spec.technology, required_bytes=int(required_bytes),
+        macros=tuple(sorted(counts.items(), reverse=True)), capacity_bytes=cap,
+        area_mm2=sum(m.area_mm2 for m in chosen) * margin, leak_w=sum(m.leak_w for m in chosen),
+        read_j_per_bit=weighted(lambda m: m.read_pj_per_bit) * 1e-12,
+        write_j_per_bit=weighted(lambda m: m.write_pj_per_bit) * 1e-12,
+        read_bytes_per_s=rbw, write_bytes_per_s=wbw,
+        read_latency_s=weighted(lambda m: m.read_s), write_latency_s=weighted(lambda m: m.write_s),
+    )
+
+
+def _choose(macros: tuple[Macro, ...], need: int, max_macros: int, level: str) -> list[Macro]:
+    """Exact DP: min total capacity >= need, then read pJ/bit, latency, area, count (capacity-weighted sums)."""
+    if need <= 0:
+        return []
+    unit = math.gcd(*(m.data_cap_bytes for m in macros))
+    target = -(-need // unit)
+    top = max_macros * macros[-1].data_cap_bytes // unit
+    if top < target:
+        raise CapacityError(
+            f"{level}: {need / 2**20:.2f} MiB needs more than {max_macros} of the largest macro "
+            f"({macros[-1].data_cap_bytes / 2**20:.0f} MiB): raise max_macros or add bigger macros to the library"
+        )
+    sizes = [m.data_cap_bytes // unit for m in macros]
+    top = min(top, target + sizes[-1])  # the closest cover is never further than one largest macro away
+    costs = [(m.data_cap_bytes * m.read_pj_per_bit, m.data_cap_bytes * m.read_s, m.area_mm2, 1) for m in macros]
+    inf = (math.inf,) * 4
+    # layer k: best (cost, macro indices) per total t over multisets of <= k macros; costs add, so this is exact
+    best: list[tuple] = [inf] * (top + 1)
+    pick: list[tuple[int, ...] | None] = [None] * (top + 1)
+    best[0], pick[0] = (0.0, 0.0, 0.0, 0), ()
+    layer_best, layer_pick = list(best), list(pick)
+    for _ in range(max_macros):
+        nxt_best, nxt_pick = list(layer_best), list(layer_pick)
+        for t in range(top + 1):
+            if layer_pick[t] is None:
+                continue
+            for j, s in enumerate(sizes):
+                u = t + s
+                if u > top:
+                    continue
+                c = tuple(a + b for a, b in zip(layer_best[t], costs[j], strict=True))
+                if c < nxt_best[u]:
+                    nxt_best[u], nxt_pick[u] = c, (*layer_pick[t], j)
+        layer_best, layer_pick = nxt_best, nxt_pick
+    for t in range(target, top + 1):
+        if layer_pick[t] is not None:
+            return [macros[j] for j in layer_pick[t]]
+    raise CapacityError(f"{level}: no combination of at most {max_macros} macros covers {need} bytes")  # unreachable
