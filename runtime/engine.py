@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgemti.errors import ConfigError, FormatError, RequestError, UnknownTaskError
 from edgemti.formats.build import open_build
 from edgemti.formats.graph import load_graph
 from edgemti.hwmodel.spec import ArchSpec, load_spec
@@ -25,8 +27,6 @@ from edgemti.runtime.hma import Hma, capacities_from_spec, pack_arrays
 from edgemti.runtime.request import OVERLONG_POLICIES, Request, RequestRules
 from edgemti.runtime.session import GraphSession, bind_initializers
 from edgemti.runtime.slots import PackSlots
-
-from edgemti.errors import ConfigError, FormatError, RequestError, UnknownTaskError
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Engine:
     """Use :meth:`Engine.open`. Not thread-safe: one caller at a time (the server's worker thread)."""
 
     def __init__(self, build, spec: ArchSpec, hw, hma: Hma, session: GraphSession, tokenizer, slots: PackSlots,
-                 overlong: str, fault: FaultModel | None) -> None:
+                 overlong: str, fault: FaultModel | None, threads: int | None = None) -> None:
         self.build = build
         self.manifest = build.manifest
         self.spec = spec
@@ -87,6 +87,7 @@ class Engine:
         self.tokenizer = tokenizer
         self.slots = slots
         self.fault = fault
+        self._threads = threads
         self.max_seq_len = int(self.manifest.compile["max_seq_len"])
         tasks = tuple(self.manifest.tasks)
         self.rules = RequestRules(tasks=tasks, pair_tasks=tuple(t for t in tasks if t in PAIR_TASKS),
@@ -124,7 +125,25 @@ class Engine:
         session = GraphSession(bind_initializers(graph, backbone), threads=threads,
                                output=m.graph.get("output", "logits"))
         tokenizer = _load_tokenizer(Path(build), m)
-        return cls(b, spec, hw, hma, session, tokenizer, PackSlots(slots, pinned), overlong, fault)
+        return cls(b, spec, hw, hma, session, tokenizer, PackSlots(slots, pinned), overlong, fault,
+                   threads)
+
+    def set_fault(self, fault: FaultModel | None) -> None:
+        """Re-read the backbone from RRAM through another fault model (a fault sweep's next point).
+
+        The RRAM cells are not reprogrammed (errors are read-margin failures, not writes); the backbone is decoded
+        again from what the cells now return and the session is rebuilt with it, resident packs rebound.
+        """
+        self.fault = fault
+        active = fault if fault is not None and fault.active else None
+        self.hma.fault = active
+        for lv in ("RRAM_SLC", "RRAM_MLC2"):
+            self.hma.mem[lv].read_filter = active
+        backbone = self.hma.read_backbone()
+        self.session = GraphSession(bind_initializers(load_graph(self.build.graph_bytes()), backbone),
+                                    threads=self._threads, output=self.session.output)
+        for task, arrays in self._arrays.items():
+            self.session.bind_pack(task, arrays)
 
     # -- serving -------------------------------------------------------------------------------------------------
     @property
@@ -192,6 +211,12 @@ class Engine:
         if not isinstance(text, str) or not text.strip():
             raise RequestError("text is empty: send some text")
         feeds, truncated = self.tokenize(text, text_pair)
+        return self.infer_ids(task, feeds, truncated=truncated, t0=t0)
+
+    def infer_ids(self, task: str, feeds: dict[str, np.ndarray], truncated: bool = False,
+                  t0: float | None = None) -> InferResult:
+        """Serve one already-tokenized request (int64 ``[1, L]`` inputs): swap if needed, run, charge."""
+        t0 = time.perf_counter() if t0 is None else t0
         swapped, evicted, host_swap = self.make_resident(task)
         t1 = time.perf_counter()
         logits = self.session.run(task, feeds)[0]
@@ -246,13 +271,10 @@ class Engine:
 
 def _activation_bytes(hw, manifest) -> int:
     """SRAM bytes the activations need at the build's max_seq_len, as the hardware model sizes them."""
-    for name in ("activation_bytes", "activations_bytes"):
-        f = getattr(hw, name, None)
-        if callable(f):
-            return int(f(int(manifest.compile["max_seq_len"])))
-        if isinstance(f, (int, float)):
-            return int(f)
-    raise FormatError("the hardware model exposes no activation size; cannot reserve SRAM for activations")
+    f = getattr(hw, "activation_peak_bytes", None)
+    if not callable(f):
+        raise FormatError("the hardware model exposes no activation size; cannot reserve SRAM for activations")
+    return int(f())
 
 
 def _load_tokenizer(build: Path, manifest):

@@ -17,13 +17,13 @@ import hashlib
 from collections.abc import Mapping
 
 import numpy as np
+
+from edgemti.errors import CapacityError, FormatError
 from edgemti.formats.bitmask import decode, mask_bits
 from edgemti.formats.manifest import Manifest, PackEntry, TensorEntry
 from edgemti.formats.quant import QFormat, codes_from_bytes, dequantize, packed_nbytes
 from edgemti.runtime.faults import FaultModel
 from edgemti.runtime.memory import DRAM, RRAM_MLC2, RRAM_SLC, SRAM, MemorySystem, Region
-
-from edgemti.errors import CapacityError, FormatError
 
 SPEC_LEVELS = {SRAM: "sram", DRAM: "dram", RRAM_SLC: "rram_slc", RRAM_MLC2: "rram_mlc"}
 

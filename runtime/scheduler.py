@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from edgemti.runtime.slots import PackSlots
-
 from edgemti.errors import ConfigError
+from edgemti.runtime.slots import PackSlots
 
 POLICIES = ("fifo", "swap-aware")
 

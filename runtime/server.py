@@ -25,12 +25,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgemti.errors import ConfigError, EdgemtiError
 from edgemti.runtime.log import LogWriter
 from edgemti.runtime.request import Request, RequestParseError, RequestRules, error_response, parse_request
 from edgemti.runtime.scheduler import Scheduler, SchedulerConfig
 from edgemti.runtime.summary import summarize
-
-from edgemti.errors import ConfigError, EdgemtiError
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20

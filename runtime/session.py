@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import numpy as np
 import onnx
 import onnxruntime as ort
-from edgemti.formats.graph import DATA_INPUTS, bind_initializers
 
 from edgemti.errors import FormatError
+from edgemti.formats.graph import DATA_INPUTS, bind_initializers
 
 __all__ = ["DATA_INPUTS", "GraphSession", "bind_initializers", "session_options"]
 

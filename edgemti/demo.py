@@ -1,0 +1,220 @@
+"""``edgemti demo``: the whole flow offline in a few minutes.
+
+1. compile the pretrained ``minilm`` backbone with the shipped task packs (adapter design);
+2. compile the same backbone with ``--design vanilla`` and *synthetic* packs for the same tasks (hardware-only
+   baseline: each pack holds the whole transformer; its answers are meaningless and labelled so);
+3. serve one mixed request stream (sentences written for the demo, in the tasks the packs serve) on the adapter
+   build, reporting every answer with its energy and latency as it goes, then the summary;
+4. serve the same stream on the vanilla build and print the adapter-versus-vanilla comparison, with the paper's
+   reported ratios beside ours (targets, not results).
+
+The library never prints: lines go to ``emit``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgemti.errors import ConfigError, DataError
+from edgemti.runtime.scheduler import SchedulerConfig
+from edgemti.runtime.server import serve_stream
+from edgemti.runtime.summary import format_summary
+
+log = logging.getLogger(__name__)
+
+# The paper's reported adapter-vs-vanilla reductions for a 3-task MTI scenario (Fu et al., arXiv 2303.16100,
+# s IV-C / Fig. 6; albert-base). Printed beside our numbers as targets; never used as results.
+PAPER_TARGETS = {
+    "fp32": {"area": 2.04, "energy_per_inference": 146.78, "latency_per_inference": 2.46},
+    "q3.5": {"area": 5.9, "energy_per_inference": 682.0, "latency_per_inference": 62.0},
+}
+
+# Requests written for the demo (not from GLUE): (task, text, text_pair).
+DEMO_SENTENCES: dict[str, list[tuple[str, str | None]]] = {
+    "sst2": [
+        ("a warm , funny and beautifully acted film that stays with you .", None),
+        ("the plot is a mess and the jokes fall flat every single time .", None),
+        ("an utterly charming little movie with a big heart .", None),
+        ("two hours of my life i will never get back .", None),
+        ("the performances are superb , and the music is gorgeous .", None),
+        ("dull , lifeless and far too long .", None),
+    ],
+    "mrpc": [
+        ("The company said its profit rose 12 percent in the third quarter.",
+         "Third-quarter profit at the company increased by 12 percent, it said."),
+        ("The storm knocked out power to thousands of homes on Tuesday.",
+         "The museum will open a new wing for modern art next spring."),
+        ("He was arrested at his home in Boston early on Friday.",
+         "Police arrested him at his Boston home on Friday morning."),
+        ("Shares of the chipmaker fell 3 percent in early trading.",
+         "The chipmaker reported record revenue for the year."),
+        ("The senator announced she would not seek re-election.",
+         "The senator said she will not run for another term."),
+        ("The new bridge cost more than $2 billion to build.",
+         "Critics say the bridge was poorly designed."),
+    ],
+    "rte": [
+        ("The Eiffel Tower, completed in 1889, is located in Paris.", "The Eiffel Tower is in France."),
+        ("John bought a new car last week after selling his old bicycle.", "John owns a bicycle."),
+        ("The vaccine was approved by regulators after large clinical trials.", "The vaccine was approved."),
+        ("Maria has lived in Madrid for ten years and works as a teacher.", "Maria is a doctor in Rome."),
+        ("More than 500 people attended the concert in the city park.", "A concert took place in a park."),
+        ("The factory closed in 2010, leaving hundreds without work.", "The factory is still operating."),
+    ],
+}
+
+
+@dataclass
+class DemoResult:
+    """What the demo produced: the two builds, both serve summaries and the comparison rows."""
+
+    out_dir: str
+    adapter_build: str
+    vanilla_build: str
+    adapter_summary: dict
+    vanilla_summary: dict
+    comparison: dict
+    packs: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def demo_stream(tasks: list[str], n_requests: int = 36, seed: int = 0) -> list[str]:
+    """A mixed JSON-lines stream over ``tasks``: task changes often, as on a shared edge device."""
+    import random
+
+    rng = random.Random(seed)
+    pools = {t: list(DEMO_SENTENCES[t]) for t in tasks}
+    lines = []
+    for i in range(n_requests):
+        t = rng.choice(tasks)
+        text, pair = pools[t][i % len(pools[t])]
+        req = {"id": f"demo-{i:03d}", "task": t, "text": text}
+        if pair is not None:
+            req["text_pair"] = pair
+        lines.append(json.dumps(req))
+    return lines
+
+
+def _shipped_packs(tasks: tuple[str, ...]) -> dict[str, Path]:
+    from edgemti import tasks as tasks_pkg
+
+    packs_dir = getattr(tasks_pkg, "packs_dir", None)
+    root = Path(packs_dir()) if callable(packs_dir) else Path(tasks_pkg.__file__).resolve().parent / "packs"
+    found = {t: root / t for t in tasks if (root / t).is_dir()}
+    if not found:
+        raise DataError(f"no shipped task packs under {root} (expected {', '.join(tasks)}): train some with "
+                        "`edgemti train` or pass --pack folders")
+    return found
+
+
+def _fmt_e(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 1e6:10.3f} uJ"
+
+
+def _fmt_t(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 1e3:9.3f} ms"
+
+
+def run_demo(
+    out_dir: str | Path | None = None,
+    backbone: str = "minilm",
+    quant: str = "q3.13",
+    tasks: tuple[str, ...] = ("sst2", "mrpc", "rte"),
+    n_requests: int = 36,
+    policy: str = "swap-aware",
+    sparsity: float = 0.3,
+    emit: Callable[[str], None] | None = None,
+    threads: int | None = None,
+) -> DemoResult:
+    """Run the demo (module doc); every line of its report goes to ``emit``."""
+    from edgemti.compiler import CompileConfig, compile_build
+
+    say = emit or (lambda s: None)
+    unknown = [t for t in tasks if t not in DEMO_SENTENCES]
+    if unknown:
+        raise ConfigError(f"the demo has sentences for {sorted(DEMO_SENTENCES)}, not for {unknown}")
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="edgemti-demo-"))
+    out.mkdir(parents=True, exist_ok=True)
+    packs = _shipped_packs(tasks)
+    served = tuple(t for t in tasks if t in packs)
+    warnings = []
+    if len(served) < len(tasks):
+        warnings.append(f"no shipped pack for {sorted(set(tasks) - set(served))}; serving {list(served)}")
+    say(f"[1/4] compiling {backbone} + shipped packs {list(served)} (adapter design, {quant}, "
+        f"{sparsity:.0%} backbone sparsity) -> {out / 'adapter'}")
+    adapter_dir = out / "adapter"
+    compile_build(CompileConfig(backbone=backbone, packs=tuple(packs[t] for t in served), design="adapter",
+                                quant=quant, sparsity_embedding=sparsity, sparsity_transformer=sparsity),
+                  adapter_dir)
+    say(f"[2/4] compiling {backbone} with --design vanilla and SYNTHETIC packs for {list(served)} "
+        f"(hardware baseline) -> {out / 'vanilla'}")
+    vanilla_dir = out / "vanilla"
+    compile_build(CompileConfig(backbone=backbone, synthetic_tasks=served, design="vanilla", quant=quant,
+                                sparsity_embedding=sparsity, sparsity_transformer=sparsity), vanilla_dir)
+    stream = demo_stream(list(served), n_requests)
+    scheduler = SchedulerConfig(policy=policy)
+
+    from edgemti.runtime.engine import Engine
+
+    say(f"[3/4] serving {len(stream)} mixed requests on the adapter build (policy {policy}, 1 SRAM pack slot)")
+    eng = Engine.open(adapter_dir, threads=threads)
+
+    def show(resp: dict) -> None:
+        if not resp.get("ok"):
+            say(f"  {resp.get('id')}: ERROR {resp['error']['type']}: {resp['error']['message']}")
+            return
+        swap = "swap" if resp["swapped"] else "    "
+        say(f"  {resp['id']} {resp['task']:5s} -> {str(resp['label']):14s} p={max(resp['scores']):.2f} "
+            f"{swap} energy {_fmt_e(resp['energy_j'])} latency {_fmt_t(resp['latency_s'])} "
+            f"host {resp['host_s'] * 1e3:6.1f} ms")
+
+    a = serve_stream(eng, stream, scheduler, out / "adapter-serve.jsonl", emit=show).summary
+    for line in format_summary(a).splitlines():
+        say("  " + line)
+    say("[4/4] serving the same stream on the vanilla build (synthetic packs: answers meaningless, costs valid)")
+    van = Engine.open(vanilla_dir, threads=threads)
+    v = serve_stream(van, stream, scheduler, out / "vanilla-serve.jsonl").summary
+    for line in format_summary(v).splitlines():
+        say("  " + line)
+    comparison = _compare(eng, van, a, v, quant)
+    say("")
+    say("adapter vs vanilla on the same stream (ratio = vanilla / adapter; paper targets are albert-base, 3 tasks)")
+    for row in comparison["rows"]:
+        tgt = "" if row["paper"] is None else f"   paper {row['paper']:.2f}x"
+        say(f"  {row['what']:32s} adapter {row['adapter']:.4g} {row['unit']:3s} vanilla {row['vanilla']:.4g} "
+            f"{row['unit']:3s} ratio {row['ratio']:.2f}x{tgt}")
+    for w in warnings:
+        say("WARNING: " + w)
+    return DemoResult(str(out), str(adapter_dir), str(vanilla_dir), a, v, comparison,
+                      {t: str(p) for t, p in packs.items()}, warnings)
+
+
+def _compare(eng, van, a: dict, v: dict, quant: str) -> dict:
+    key = "fp32" if quant in ("fp32", "float32") else quant.lower()
+    paper = PAPER_TARGETS.get(key, {})
+    rows = []
+
+    def row(what: str, unit: str, x: float, y: float, target: float | None = None) -> None:
+        rows.append({"what": what, "unit": unit, "adapter": x, "vanilla": y, "ratio": y / x if x else float("inf"),
+                     "paper": target})
+
+    row("energy per inference (w/ swaps)", "uJ", a["energy_per_inference_j"] * 1e6, v["energy_per_inference_j"] * 1e6,
+        paper.get("energy_per_inference"))
+    row("latency per inference (mean)", "ms", a["sim_latency_s"]["mean"] * 1e3, v["sim_latency_s"]["mean"] * 1e3,
+        paper.get("latency_per_inference"))
+    row("swap energy, whole stream", "uJ", a["swap_energy_j_total"] * 1e6, v["swap_energy_j_total"] * 1e6)
+    row("largest pack (SRAM need)", "KiB", max(p.length for p in eng.manifest.packs) / 1024,
+        max(p.length for p in van.manifest.packs) / 1024)
+    try:
+        row("area", "mm2", eng.hw.area().total_mm2, van.hw.area().total_mm2, paper.get("area"))
+    except Exception as exc:  # noqa: BLE001 - the area model is optional for the demo's comparison
+        log.warning("area comparison unavailable: %s", exc)
+    return {"rows": rows, "paper_quant": key if paper else None}
