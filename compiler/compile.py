@@ -1,0 +1,195 @@
+"""``compile_build``: backbone + task packs -> a build folder (RRAM-MLC, RRAM-SLC and DRAM images, graph.onnx,
+tokenizer/, manifest.json). Steps: load and check the tasks, prune the backbone, quantize + bitmask-encode it,
+quantize the packs, check capacities, export the weightless graph, copy the tokenizer, write atomically.
+
+The build is written to a temporary folder next to ``out`` and renamed at the end: no half-written build is
+ever left behind, and an existing ``out`` is refused unless ``force``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgemti import __version__
+from edgemti.compiler.config import CompileConfig
+from edgemti.compiler.footprint import Footprint, check_capacity, footprint, spec_capacities
+from edgemti.compiler.packs import TaskTensors, load_tasks
+from edgemti.compiler.prune import PruneReport, group_of, prune_backbone
+from edgemti.errors import ConfigError
+from edgemti.formats.build import (
+    DATA_INPUTS,
+    GRAPH_FILE,
+    OUTPUT,
+    TOKENIZER_DIR,
+    ImageBuilder,
+    build_id,
+    encode_backbone_tensor,
+    encode_pack,
+    image_entries,
+    sha256_hex,
+    write_build,
+)
+from edgemti.formats.manifest import Manifest
+
+log = logging.getLogger(__name__)
+STEPS = ("load backbone and packs", "prune backbone", "quantize + bitmask-encode backbone", "quantize packs",
+         "check capacities", "export graph.onnx", "copy tokenizer", "write build")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Plan:
+    """Everything of a build except the graph and the tokenizer (what the footprint needs)."""
+
+    config: CompileConfig
+    model: object  # AdapterModel carrying the first task
+    tasks: list[TaskTensors]
+    prune: PruneReport
+    images: dict[str, bytes]
+    manifest: Manifest  # graph sha256 / build_id still empty
+
+    @property
+    def footprint(self) -> Footprint:
+        return footprint(self.manifest)
+
+
+def _backbone_meta(model, config: CompileConfig) -> dict:
+    info = model.info
+    state = model.backbone_state()
+    return {"name": info.name, "family": info.family, "pretrained": info.pretrained, "hash": model.backbone_hash(),
+            "pooling": info.pooling, "hf_config": info.hf_config, "tokenizer": None,
+            "num_params": int(sum(t.numel() for t in state.values())), "source": info.source,
+            "warning": info.warning}
+
+
+def plan_build(config: CompileConfig, progress: Progress | None = None) -> Plan:
+    """Load, prune, quantize and encode: the images and the manifest (without graph) of ``config``."""
+    step = progress or (lambda s: None)
+    step(STEPS[0])
+    model, tasks = load_tasks(config)
+    step(STEPS[1])
+    backbone = {n: t.cpu().numpy() for n, t in model.backbone_state().items()}
+    pruned, report = prune_backbone(backbone, config.sparsity_embedding, config.sparsity_transformer)
+    step(STEPS[2])
+    fmt, pfmt = config.value_format, config.pack_format
+    mlc, slc, dram = ImageBuilder("rram_mlc"), ImageBuilder("rram_slc"), ImageBuilder("dram")
+    rows = {r.name: r for r in report.tensors}
+    tensors = tuple(encode_backbone_tensor(n, x, fmt, group_of(n), rows[n].pruned, rows[n].target, mlc, slc)
+                    for n, x in pruned.items())
+    step(STEPS[3])
+    packs = tuple(encode_pack(t.task, t.labels, t.is_regression, t.adapter.to_dict() if t.adapter else None,
+                              t.backbone_hash, t.synthetic, t.tensors, pfmt, dram, t.metrics) for t in tasks)
+    images = {"rram_mlc": mlc.getvalue(), "rram_slc": slc.getvalue(), "dram": dram.getvalue()}
+    compile_meta = {
+        "quant": fmt.name, "value_format": fmt.to_dict(), "pack_quant": pfmt.name, "pack_format": pfmt.to_dict(),
+        "activation_bits": config.resolved_activation_bits, "sparsity_embedding": float(config.sparsity_embedding),
+        "sparsity_transformer": float(config.sparsity_transformer),
+        "cumulative_sparsity": report.nominal_cumulative, "max_seq_len": config.max_seq_len,
+        "prune": {k: v for k, v in report.to_dict().items() if k not in ("sparsity_embedding", "sparsity_transformer")},
+        "stored_sparsity": 1.0 - sum(t.nnz for t in tensors) / max(1, sum(t.numel for t in tensors)),
+        "config": config.to_dict(),
+    }
+    manifest = Manifest(edgemti_version=__version__, build_id="", design=config.design, synthetic=config.synthetic,
+                        backbone=_backbone_meta(model, config), compile=compile_meta,
+                        graph={"file": GRAPH_FILE, "sha256": "", "data_inputs": list(DATA_INPUTS), "output": OUTPUT},
+                        images=image_entries(images), tensors=tensors, packs=packs)
+    return Plan(config, model, tasks, report, images, manifest)
+
+
+def _spec(config: CompileConfig):
+    from edgemti.hwmodel.spec import load_spec
+
+    return load_spec(config.spec, design=config.design)
+
+
+def _save_tokenizer(model, folder: Path) -> str | None:
+    """Copy the backbone's tokenizer (folder or hub name) into ``folder/tokenizer``; None when it has none."""
+    src = model.info.tokenizer
+    if not src:
+        log.warning("backbone %s names no tokenizer: the build serves token ids only", model.info.name)
+        return None
+    from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+    tok: PreTrainedTokenizerBase
+    try:
+        tok = AutoTokenizer.from_pretrained(src)
+    except Exception:  # e.g. a bare sentencepiece folder without config.json: use the family's class
+        from transformers import AlbertTokenizer, BertTokenizer
+
+        cls = AlbertTokenizer if model.info.family == "albert" else BertTokenizer
+        try:
+            tok = cls.from_pretrained(src)
+        except Exception as exc:
+            raise ConfigError(f"cannot load the tokenizer of backbone {model.info.name!r} from {src!r} "
+                              f"({type(exc).__name__}): give a backbone folder with tokenizer files") from None
+    tok.save_pretrained(str(folder / TOKENIZER_DIR))
+    return TOKENIZER_DIR
+
+
+def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
+                  progress: Progress | None = None) -> Path:
+    """Compile ``config`` into the build folder ``out`` (see module doc); returns ``out``."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise ConfigError(f"output folder {out} exists: choose another --out or pass --force to replace it")
+    if out.exists() and not (out / "manifest.json").is_file() and any(out.iterdir()):
+        raise ConfigError(f"output folder {out} exists and is not an edgemti build: refusing to replace it even "
+                          "with --force; remove it yourself or choose another --out")
+    step = progress or (lambda s: None)
+    t0 = time.perf_counter()
+    plan = plan_build(config, step)
+    step(STEPS[4])
+    fp = plan.footprint
+    spec = _spec(config)
+    if config.check_capacity:
+        check_capacity(fp, spec_capacities(spec), origin=spec.path or spec.name)
+    step(STEPS[5])
+    from edgemti.compiler.export import export_weightless
+
+    graph = export_weightless(plan.model, [t.shapes() for t in plan.tasks]).SerializeToString()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        step(STEPS[6])
+        backbone = dict(plan.manifest.backbone, tokenizer=_save_tokenizer(plan.model, tmp))
+        step(STEPS[7])
+        gsha = sha256_hex(graph)
+        images = image_entries(plan.images)
+        m = plan.manifest
+        manifest = Manifest(
+            edgemti_version=m.edgemti_version, build_id=build_id(images, gsha, m.compile), design=m.design,
+            synthetic=m.synthetic, backbone=backbone, compile=m.compile, graph=dict(m.graph, sha256=gsha),
+            images=images, tensors=m.tensors, packs=m.packs,
+            provenance={"spec": spec.path or spec.name, "spec_hash": spec.spec_hash(),
+                        "compile_time_s": round(time.perf_counter() - t0, 3), "footprint": fp.to_dict()})
+        write_build(tmp, manifest, plan.images, graph)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a build is an ordinary folder
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{time.time_ns()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("compiled %s in %.1f s", out, time.perf_counter() - t0)
+    return out
+
+
+def quantized_task_tensors(plan_or_manifest, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Helper for checks: a pack's tensors as the build stores them (fake-quantized with the pack format)."""
+    from edgemti.formats.quant import fake_quantize
+
+    fmt = plan_or_manifest.pack_format if isinstance(plan_or_manifest, Manifest) else \
+        plan_or_manifest.config.pack_format
+    return {n: fake_quantize(a, fmt) for n, a in tensors.items()}

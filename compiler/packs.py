@@ -1,0 +1,115 @@
+"""The tasks that go into a build: trained task packs (``--pack``) or synthetic right-shaped ones.
+
+Every pack pins the backbone it was trained on (``backbone.hash``); a pack for another backbone, another design
+or another adapter structure (per-depth, activation) is refused with the numbers that differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from edgemti.compiler.config import CompileConfig
+from edgemti.errors import BackboneMismatchError, ConfigError
+from edgemti.tasks.model import AdapterModel, AdapterSpec
+
+SYNTHETIC_SEED = 1234
+
+
+@dataclass(frozen=True)
+class TaskTensors:
+    """One task's dense float32 tensors and what the manifest records about them."""
+
+    task: str
+    labels: tuple[str, ...]
+    is_regression: bool
+    adapter: AdapterSpec | None
+    backbone_hash: str
+    synthetic: bool
+    tensors: dict[str, np.ndarray]
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.is_regression else len(self.labels)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {n: tuple(a.shape) for n, a in self.tensors.items()}
+
+
+def _structure(adapter: AdapterSpec | None) -> tuple:
+    return (None, None) if adapter is None else (adapter.per_depth, adapter.activation)
+
+
+def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
+    """The float model (backbone + first task applied) and every task's tensors, all checked to belong together."""
+    if config.synthetic:
+        return _synthetic(config)
+    from edgemti.tasks.backbones import build_model
+    from edgemti.tasks.pack import apply_pack, load_pack
+
+    packs = [load_pack(p) for p in config.packs]
+    names = [p.task for p in packs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two packs for the same task in {names}: give one pack per task")
+    first = packs[0]
+    for p in packs:
+        if p.design != config.design:
+            raise ConfigError(f"pack '{p.task}' ({p.path}) is design {p.design!r} but the compile is --design "
+                              f"{config.design}: compile with --design {p.design} or use {config.design} packs")
+        if p.backbone["hash"] != first.backbone["hash"]:
+            raise BackboneMismatchError(
+                f"packs of different backbones: '{first.task}' pins {first.backbone['hash'][:12]} "
+                f"({first.backbone['name']}), '{p.task}' pins {p.backbone['hash'][:12]} ({p.backbone['name']}): "
+                "compile packs trained on one backbone together")
+        if _structure(p.adapter) != _structure(first.adapter):
+            raise ConfigError(f"pack '{p.task}' adapters are (per_depth, activation) = {_structure(p.adapter)}, "
+                              f"'{first.task}' has {_structure(first.adapter)}: one graph needs one adapter structure")
+    model = build_model(config.backbone, num_labels=first.num_labels, adapter=first.adapter, design=config.design,
+                        checkpoint=config.checkpoint, pooling=first.backbone.get("pooling"))
+    here = model.backbone_hash()
+    if here != first.backbone["hash"]:
+        raise BackboneMismatchError(
+            f"pack '{first.task}' was trained on backbone {first.backbone['hash'][:12]} ({first.backbone['name']}), "
+            f"--backbone {config.backbone} is {here[:12]}: give the pack's backbone (and --checkpoint) or retrain")
+    apply_pack(model, first)
+    tasks = [TaskTensors(p.task, tuple(p.labels), p.is_regression, p.adapter, p.backbone["hash"], False,
+                         {n: np.asarray(a, dtype=np.float32) for n, a in p.tensors.items()}, dict(p.metrics))
+             for p in packs]
+    return model, tasks
+
+
+def _task_labels(name: str) -> tuple[tuple[str, ...], bool]:
+    from edgemti.tasks.glue import get_task
+
+    spec = get_task(name)
+    return tuple(spec.labels), spec.is_regression
+
+
+def _synthetic(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
+    """Untrained packs: adapters at their identity init, seeded random classifiers of the task's label count."""
+    from edgemti.tasks.backbones import build_model
+
+    adapter = AdapterSpec.parse(config.synthetic_adapter) if config.design == "adapter" else None
+    specs = [(t, *_task_labels(t)) for t in config.synthetic_tasks]
+    first_labels = 1 if specs[0][2] else len(specs[0][1])
+    model = build_model(config.backbone, num_labels=first_labels, adapter=adapter, design=config.design,
+                        checkpoint=config.checkpoint)
+    base = {n: t.numpy().astype(np.float32) for n, t in model.task_state().items()}
+    bhash = model.backbone_hash()
+    hidden = model.encoder.config.hidden_size
+    tasks = []
+    for i, (name, labels, is_reg) in enumerate(specs):
+        g = np.random.default_rng(SYNTHETIC_SEED + i)
+        n_out = 1 if is_reg else len(labels)
+        tensors = {k: v.copy() for k, v in base.items()}
+        tensors["classifier.weight"] = (g.standard_normal((n_out, hidden)) * 0.02).astype(np.float32)
+        tensors["classifier.bias"] = np.zeros(n_out, dtype=np.float32)
+        tasks.append(TaskTensors(name, labels, is_reg, adapter, bhash, True, tensors))
+    with torch.no_grad():  # the model carries the first task, like a loaded pack would
+        params = dict(model.named_parameters())
+        for n, a in tasks[0].tensors.items():
+            params[n].copy_(torch.from_numpy(a))
+    return model, tasks
