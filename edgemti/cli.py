@@ -93,5 +93,71 @@ def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pi
     click.echo(format_summary(result.summary), err=True)
 
 
+@main.command(name="compile")
+@click.option("--backbone", default="albert-base", show_default=True,
+              help="Preset (albert-base, minilm, albert-tiny, bert-tiny), hub name, checkpoint folder or config.json.")
+@click.option("--pack", "packs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A task-pack folder (repeat for each task).")
+@click.option("--synthetic-tasks", default=None, metavar="T1,T2,...",
+              help="Untrained packs of the right shapes for these GLUE tasks (hardware-only studies).")
+@click.option("--design", type=click.Choice(["adapter", "vanilla"]), default="adapter", show_default=True)
+@click.option("--quant", default="q3.13", show_default=True, help="Backbone value format: qI.F (q3.13, q3.5, q4.12), fp32, fp16.")
+@click.option("--pack-quant", default=None, help="Pack value format [default: same as --quant].")
+@click.option("--activation-bits", type=int, default=None, help="Activation precision [default: --quant's width].")
+@click.option("--sparsity-embedding", type=float, default=0.0, show_default=True)
+@click.option("--sparsity-transformer", type=float, default=0.0, show_default=True)
+@click.option("--max-seq-len", type=int, default=128, show_default=True)
+@click.option("--adapter-size", default="64", show_default=True, help="Synthetic packs: N or ATTN,FFN.")
+@click.option("--spec", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Architecture spec TOML for the capacity check [default: the shipped spec of --design].")
+@click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Build folder to create.")
+@click.option("--force", is_flag=True, help="Replace an existing build folder.")
+@click.option("--json", "as_json", is_flag=True)
+def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, activation_bits, sparsity_embedding,
+                sparsity_transformer, max_seq_len, adapter_size, spec, checkpoint, out, force, as_json) -> None:
+    """Prune, quantize and bitmask-encode a backbone + task packs into RRAM/DRAM images and a graph."""
+    from edgemti.compiler import STEPS, CompileConfig, compile_build
+    from edgemti.compiler.inspect import format_report, inspect_build
+
+    cfg = CompileConfig(backbone=backbone, packs=tuple(packs),
+                        synthetic_tasks=tuple(t for t in (synthetic_tasks or "").split(",") if t.strip()),
+                        design=design, quant=quant, pack_quant=pack_quant, activation_bits=activation_bits,
+                        sparsity_embedding=sparsity_embedding, sparsity_transformer=sparsity_transformer,
+                        max_seq_len=max_seq_len, spec=spec, checkpoint=checkpoint, synthetic_adapter=adapter_size)
+    with click.progressbar(length=len(STEPS), label="compile", file=sys.stderr) as bar:
+        def step(name: str) -> None:
+            bar.label = f"compile: {name}"
+            bar.update(1)
+        path = compile_build(cfg, out, force=force, progress=step)
+    report = inspect_build(path)
+    if as_json:
+        echo_json(report)
+    else:
+        click.echo(format_report(report))
+
+
+@main.command(name="inspect")
+@click.argument("build", type=click.Path(exists=True, file_okay=False))
+@click.option("--verify", is_flag=True, help="Check every checksum and the manifest against the images.")
+@click.option("--table3", is_flag=True, help="Add the paper's Table III layout (6 in-memory compiles, ~1 min).")
+@click.option("--map", "show_map", is_flag=True, help="Print the memory map (every region of every image).")
+@click.option("--json", "as_json", is_flag=True)
+def inspect_cmd(build, verify, table3, show_map, as_json) -> None:
+    """Memory map and footprint of a build (and its verification / Table III)."""
+    from edgemti.compiler.inspect import format_report, inspect_build
+
+    report = inspect_build(build, verify=verify, table3=table3,
+                           progress=(lambda s: click.echo(f"table3: {s}", err=True)) if table3 else None)
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(format_report(report))
+    if show_map:
+        click.echo("\nmemory map:")
+        for row in report["memory_map"]:
+            click.echo(f"  {row['image']:9} {row['offset']:>12,} {row['length']:>11,}  {row['what']}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,0 +1,132 @@
+"""``edgemti inspect``: the memory map and footprint of a build, its verification, and the paper's Table III."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from edgemti.compiler.footprint import MIB, Footprint, footprint, format_table3, table3_rows
+from edgemti.formats.build import open_build
+from edgemti.formats.manifest import Manifest
+
+TABLE3_QUANTS = ("fp32", "q3.13", "q3.5")
+TABLE3_DESIGNS = ("vanilla", "adapter")
+
+
+def memory_map(m: Manifest) -> list[dict]:
+    """One row per region: image, offset, length, what it holds."""
+    rows = []
+    for t in m.tensors:
+        rows.append({"image": "rram_mlc", "offset": t.values.offset, "length": t.values.length,
+                     "what": f"{t.name} values ({t.nnz} x {t.format.name})"})
+        rows.append({"image": "rram_slc", "offset": t.mask.offset, "length": t.mask.length,
+                     "what": f"{t.name} mask ({t.numel} bits)"})
+    for p in m.packs:
+        rows.append({"image": p.image, "offset": p.offset, "length": p.length,
+                     "what": f"pack {p.task} ({len(p.tensors)} tensors{', synthetic' if p.synthetic else ''})"})
+    return rows
+
+
+def inspect_build(path: str | Path, verify: bool = False, table3: bool = False,
+                  progress: Callable[[str], None] | None = None) -> dict:
+    """A JSON-able report of a build; ``verify`` checks every checksum, ``table3`` adds the Table III layout."""
+    build = open_build(path, verify=False)
+    m = build.manifest
+    fp = footprint(m)
+    report: dict = {
+        "path": str(path), "build_id": m.build_id, "design": m.design, "synthetic": m.synthetic,
+        "backbone": {k: m.backbone[k] for k in ("name", "family", "pretrained", "hash", "num_params")},
+        "warning": m.backbone.get("warning"), "compile": {k: v for k, v in m.compile.items() if k != "config"},
+        "images": {n: {"file": e.file, "size_bytes": e.size_bytes, "memory": e.memory, "cells": e.cells}
+                   for n, e in m.images.items()},
+        "footprint": fp.to_dict(),
+        "tensors": [{"name": t.name, "group": t.group, "shape": list(t.shape), "nnz": t.nnz,
+                     "sparsity": round(t.sparsity, 4), "format": t.format.name, "saturated": t.saturated,
+                     "quant_max_abs_err": t.quant_max_abs_err} for t in m.tensors],
+        "packs": [{"task": p.task, "labels": list(p.labels), "synthetic": p.synthetic, "bytes": p.length,
+                   "adapter": p.adapter, "tensors": len(p.tensors),
+                   "saturated": sum(t.saturated for t in p.tensors)} for p in m.packs],
+        "memory_map": memory_map(m),
+    }
+    if verify:
+        report["verify"] = {"ok": True, "checks": build.verify()}
+    if table3:
+        report["table3"] = table3_for_manifest(m, progress)
+    return report
+
+
+def table3_footprints(backbone: str, tasks: list[str], sparsity_embedding: float, sparsity_transformer: float,
+                      adapter: str = "64", checkpoint: str | None = None,
+                      progress: Callable[[str], None] | None = None) -> list[Footprint]:
+    """Footprints of vanilla and adapter designs at FP32, Q3.13, Q3.5 (synthetic packs of ``tasks``)."""
+    from edgemti.compiler.compile import plan_build
+    from edgemti.compiler.config import CompileConfig
+
+    out = []
+    for design in TABLE3_DESIGNS:
+        for q in TABLE3_QUANTS:
+            if progress:
+                progress(f"{design} {q}")
+            cfg = CompileConfig(backbone=backbone, synthetic_tasks=tuple(tasks), design=design, quant=q,
+                                sparsity_embedding=sparsity_embedding, sparsity_transformer=sparsity_transformer,
+                                checkpoint=checkpoint, synthetic_adapter=adapter)
+            out.append(footprint(plan_build(cfg).manifest))
+    return out
+
+
+def table3_for_manifest(m: Manifest, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Table III rows for a build's backbone, tasks and sparsities (all six design x quant combinations)."""
+    sizes = [(p.adapter or {}).get(k, 64) for p in m.packs for k in ("attn_bottleneck", "ffn_bottleneck")]
+    big = [p.adapter for p in m.packs if p.adapter]
+    adapter = f"{max(a['attn_bottleneck'] for a in big)},{max(a['ffn_bottleneck'] for a in big)}" if big else \
+        str(max(sizes or [64]))
+    fps = table3_footprints(m.backbone["name"], m.tasks, float(m.compile["sparsity_embedding"]),
+                            float(m.compile["sparsity_transformer"]), adapter=adapter,
+                            checkpoint=m.compile.get("config", {}).get("checkpoint"), progress=progress)
+    return table3_rows(fps)
+
+
+def format_report(r: dict) -> str:
+    """Human-readable text of :func:`inspect_build`'s report."""
+    fp = r["footprint"]
+    c = r["compile"]
+    lines = [f"build {r['path']}  id {r['build_id'][:16]}  design {r['design']}"
+             + ("  [SYNTHETIC packs: untrained, hardware-only]" if r["synthetic"] else "")]
+    if r.get("warning"):
+        lines.append(r["warning"])
+    b = r["backbone"]
+    lines.append(f"backbone {b['name']} ({b['family']}, {b['num_params']:,} params, hash {b['hash'][:12]}, "
+                 f"{'pretrained' if b['pretrained'] else 'RANDOM INIT'})")
+    pr = c.get("prune", {})
+    lines.append(f"quant {c['quant']} (packs {c.get('pack_quant', c['quant'])}), activations {c['activation_bits']} "
+                 f"bits; sparsity targets embedding {c['sparsity_embedding']:.2f} transformer "
+                 f"{c['sparsity_transformer']:.2f} -> Eq.1 cumulative {c['cumulative_sparsity']:.4f} "
+                 f"(P_embd {pr.get('p_embedding', 0):.3f}, P_tf {pr.get('p_transformer', 0):.3f}); stored "
+                 f"sparsity after quantization {c.get('stored_sparsity', 0):.4f}")
+    lines.append("")
+    lines.append(f"{'memory':10} {'bytes':>12} {'MiB':>9}  holds")
+    lines.append(f"{'RRAM MLC':10} {fp['mlc_bytes']:>12,} {fp['mlc_mib']:>9.3f}  backbone non-zero values "
+                 f"({fp['mlc_cells']:,} 2-bit cells; paper convention {fp['paper_convention_mib']['mlc']:.3f})")
+    lines.append(f"{'RRAM SLC':10} {fp['slc_bytes']:>12,} {fp['slc_mib']:>9.3f}  backbone bitmasks "
+                 f"({fp['backbone_numel']:,} bits)")
+    lines.append(f"{'SRAM':10} {fp['sram_bytes']:>12,} {fp['sram_mib']:>9.3f}  largest pack ({fp['sram_task']}), "
+                 "swapped in per task (+ activations, not counted)")
+    lines.append(f"{'DRAM':10} {fp['dram_bytes']:>12,} {fp['dram_mib']:>9.3f}  all {len(r['packs'])} packs")
+    lines.append("")
+    lines.append("packs: " + ", ".join(f"{p['task']} {p['bytes'] / 1024:.1f} KiB" for p in r["packs"]))
+    sat = sum(t["saturated"] for t in r["tensors"])
+    worst = max(r["tensors"], key=lambda t: t["quant_max_abs_err"]) if r["tensors"] else None
+    lines.append(f"backbone: {len(r['tensors'])} tensors, {sat} saturated values"
+                 + (f", worst quantization error {worst['quant_max_abs_err']:.3g} ({worst['name']})" if worst else ""))
+    if "verify" in r:
+        lines.append("")
+        lines.append("verify: OK")
+        lines += [f"  {c}" for c in r["verify"]["checks"]]
+    if "table3" in r:
+        lines.append("")
+        lines.append("Table III (paper) layout, this backbone and tasks, synthetic packs:")
+        lines.append(format_table3(r["table3"]))
+    return "\n".join(lines)
+
+
+__all__ = ["inspect_build", "format_report", "memory_map", "table3_footprints", "table3_for_manifest", "MIB"]
