@@ -120,7 +120,8 @@ def quantize(x: np.ndarray, fmt: QFormat) -> np.ndarray:
     """Float array -> codes: int32 for fixed formats, float16/float32 for float formats (same shape)."""
     x = np.asarray(x, dtype=np.float32)
     if not fmt.is_fixed:
-        return x.astype(fmt.float_dtype)
+        with np.errstate(over="ignore"):  # fp16 overflow -> inf, counted by saturation_count
+            return x.astype(fmt.float_dtype)
     scaled = np.rint(x.astype(np.float64) * (1 << fmt.frac_bits))
     return np.clip(scaled, fmt.code_min, fmt.code_max).astype(np.int64 if fmt.bits > 31 else np.int32)
 
@@ -136,7 +137,8 @@ def dequantize(codes: np.ndarray, fmt: QFormat) -> np.ndarray:
 def saturation_count(x: np.ndarray, fmt: QFormat) -> int:
     """How many values of ``x`` lie outside the representable range (clipped by :func:`quantize`)."""
     if not fmt.is_fixed:
-        return int(np.count_nonzero(~np.isfinite(np.asarray(x, dtype=np.float32).astype(fmt.float_dtype))))
+        with np.errstate(over="ignore"):
+            return int(np.count_nonzero(~np.isfinite(np.asarray(x, dtype=np.float32).astype(fmt.float_dtype))))
     scaled = np.rint(np.asarray(x, dtype=np.float64) * (1 << fmt.frac_bits))
     return int(np.count_nonzero((scaled < fmt.code_min) | (scaled > fmt.code_max)))
 
