@@ -118,7 +118,7 @@ def serve_stream(
     """Serve a stream of JSON-line requests to its end; every line gets exactly one response."""
     scheduler = scheduler or SchedulerConfig()
     session = _Session(engine, scheduler, log_path, emit)
-    pending: list[Request] = []
+    pending: list[Request | _Rejected] = []
     seq = 0
 
     def admit(line: str) -> None:
@@ -127,9 +127,19 @@ def serve_stream(
             return
         try:
             pending.append(parse_request(line, engine.rules, seq=seq, arrival_s=time.monotonic()))
-        except RequestParseError as exc:
-            session.respond(dict(error_response(exc.request_id, exc), seq=seq))
+        except RequestParseError as exc:  # answered in its turn, like any request (fifo keeps stream order)
+            pending.append(_Rejected(seq, dict(error_response(exc.request_id, exc), seq=seq)))
         seq += 1
+
+    def resident(task: str | None) -> bool:
+        return task is None or engine.is_resident(task)
+
+    def run_next() -> None:
+        item = pending.pop(session.scheduler.pick(pending, resident))
+        if isinstance(item, _Rejected):
+            session.respond(item.response)
+        else:
+            session.run_one(item)
 
     try:
         if live:
@@ -153,7 +163,7 @@ def serve_stream(
                     else:
                         admit(item)
                 if pending:
-                    session.run_one(pending.pop(session.scheduler.pick(pending, engine.is_resident)))
+                    run_next()
         else:
             it: Iterator[str] = iter(lines)
             exhausted = False
@@ -165,10 +175,19 @@ def serve_stream(
                         exhausted = True
                 if not pending:
                     break
-                session.run_one(pending.pop(session.scheduler.pick(pending, engine.is_resident)))
+                run_next()
     finally:
         result = session.finish()
     return result
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    """A line that failed validation, waiting in the queue for its turn to be answered (no task: no swap)."""
+
+    seq: int
+    response: dict
+    task: None = None
 
 
 def _pump(lines: Iterable[str], q: queue.Queue) -> None:
