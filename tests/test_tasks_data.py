@@ -114,3 +114,15 @@ def test_metrics_against_sklearn_and_scipy():
     assert spearman(x, y) == pytest.approx(np.corrcoef(stats.rankdata(x), stats.rankdata(y))[0, 1])
     m = compute_metrics(get_task("mrpc"), np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0]))
     assert m == {"f1": pytest.approx(2 / 3), "accuracy": 0.75} and headline(get_task("mrpc"), m) == pytest.approx(66.67, 0.01)
+
+
+def test_hf_loader_without_datasets_is_a_clear_error():
+    import importlib.util
+
+    from edgemti.errors import ConfigError
+    from edgemti.tasks.data import load_hf
+
+    if importlib.util.find_spec("datasets") is not None:
+        pytest.skip("`datasets` is installed here; the HF path needs the network")
+    with pytest.raises(ConfigError, match="needs the `datasets` package: pip install datasets"):
+        load_hf(get_task("sst2"), "dev")
