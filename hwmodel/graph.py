@@ -72,8 +72,14 @@ class GraphShapes:
     float_tensors: set[str] = field(default_factory=set)
 
 
-def probe_shapes(model: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, ...]) -> GraphShapes:
-    """Concrete shape of every tensor for batch 1 and ``seq_len`` (one onnxruntime run on zeros)."""
+def probe_shapes(model: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, ...],
+                 weight_shapes: dict[str, tuple[int, ...]] | None = None) -> GraphShapes:
+    """Concrete shape of every tensor for batch 1 and ``seq_len`` (one onnxruntime run on zeros).
+
+    ``weight_shapes`` fixes the symbolic dims of weight inputs (e.g. ``num_labels`` of a task's classifier);
+    other symbolic dims are 1 on axis 0 (batch) and ``seq_len`` elsewhere.
+    """
+    weight_shapes = weight_shapes or {}
     import onnxruntime as ort
 
     m = onnx.ModelProto()
@@ -97,6 +103,8 @@ def probe_shapes(model: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, .
         shape = []
         for k, d in enumerate(i.shape):
             shape.append(d if isinstance(d, int) and d > 0 else (1 if k == 0 else seq_len))
+        if i.name in weight_shapes:
+            shape = list(weight_shapes[i.name])
         dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float16)": np.float16,
                  "tensor(bool)": np.bool_, "tensor(double)": np.float64}.get(i.type, np.float32)
         # ones for the data inputs (valid ids / mask / token types), zeros for weights

@@ -1,10 +1,16 @@
 """The memory macro library (NVSim/NVMExplorer rows) and the provisioning of a memory level from macros.
 
-Provisioning (adapter-ALBERT paper s IV-C, REFERENCE s9.1): choose the combination of at most
-``max_macros`` macros whose total data capacity is the *closest value at or above* the requirement; among
-equally close combinations prefer lower read energy per bit, then lower access latency, then smaller area,
-then fewer macros. Solved exactly by a DP over multiples of the smallest macro (all costs are additive, so
-lexicographic minimisation composes).
+Provisioning (adapter-ALBERT paper s IV-C, REFERENCE s9.1), per level ``objective``:
+
+* ``closest`` (default, the paper): the combination of at most ``max_macros`` macros whose total data capacity
+  is the *closest value at or above* the requirement; ties by lower read energy per bit, then lower access
+  latency, then smaller area, then fewer macros. The provisioned capacity never shrinks when the requirement
+  grows, but the area can (five small macros may cover 1.9 MB with more area than one 2 MB macro).
+* ``min_area``: the least total area that covers the requirement, ties by capacity, energy, latency, count.
+  Area is then monotone in the requirement.
+
+Solved exactly by a DP over multiples of the smallest macro (all costs are additive, so lexicographic
+minimisation composes).
 
 Per-bit figures of a multi-macro level are capacity-weighted (accesses spread uniformly over the address
 space, REFERENCE s9.2); bandwidth is the capacity-weighted average (``bw_mode="weighted"``, the paper) or the
@@ -160,7 +166,7 @@ def provision(level: str, spec: MemorySpec, node_nm: int, table: tuple[Macro, ..
         )
     need = spec.capacity_bytes if spec.provision == "fixed" else required_bytes
     macros = menu(table, spec, node_nm)
-    chosen = _choose(macros, need, spec.max_macros, level)
+    chosen = _choose(macros, need, spec.max_macros, level, spec.objective)
     counts: dict[int, int] = {}
     for m in chosen:
         counts[m.data_cap_bytes] = counts.get(m.data_cap_bytes, 0) + 1
@@ -186,8 +192,9 @@ def provision(level: str, spec: MemorySpec, node_nm: int, table: tuple[Macro, ..
     )
 
 
-def _choose(macros: tuple[Macro, ...], need: int, max_macros: int, level: str) -> list[Macro]:
-    """Exact DP: min total capacity >= need, then read pJ/bit, latency, area, count (capacity-weighted sums)."""
+def _choose(macros: tuple[Macro, ...], need: int, max_macros: int, level: str, objective: str = "closest"
+            ) -> list[Macro]:
+    """Exact DP over totals t (in units of the smallest macro), best multiset per t, then the best t."""
     if need <= 0:
         return []
     unit = math.gcd(*(m.data_cap_bytes for m in macros))
@@ -200,12 +207,15 @@ def _choose(macros: tuple[Macro, ...], need: int, max_macros: int, level: str) -
         )
     sizes = [m.data_cap_bytes // unit for m in macros]
     top = min(top, target + sizes[-1])  # the closest cover is never further than one largest macro away
+    # capacity-weighted sums: energy and latency of the level times its capacity (constant for a fixed t)
     costs = [(m.data_cap_bytes * m.read_pj_per_bit, m.data_cap_bytes * m.read_s, m.area_mm2, 1) for m in macros]
+    if objective == "min_area":
+        costs = [(c[2], c[0], c[1], c[3]) for c in costs]
     inf = (math.inf,) * 4
     # layer k: best (cost, macro indices) per total t over multisets of <= k macros; costs add, so this is exact
     best: list[tuple] = [inf] * (top + 1)
     pick: list[tuple[int, ...] | None] = [None] * (top + 1)
-    best[0], pick[0] = (0.0, 0.0, 0.0, 0), ()
+    best[0], pick[0] = (0.0, 0.0, 0.0, 0), ()  # (first key, second, third, count)
     layer_best, layer_pick = list(best), list(pick)
     for _ in range(max_macros):
         nxt_best, nxt_pick = list(layer_best), list(layer_pick)
@@ -220,7 +230,11 @@ def _choose(macros: tuple[Macro, ...], need: int, max_macros: int, level: str) -
                 if c < nxt_best[u]:
                     nxt_best[u], nxt_pick[u] = c, (*layer_pick[t], j)
         layer_best, layer_pick = nxt_best, nxt_pick
-    for t in range(target, top + 1):
-        if layer_pick[t] is not None:
-            return [macros[j] for j in layer_pick[t]]
+    feasible = [t for t in range(target, top + 1) if layer_pick[t] is not None]
+    if feasible:
+        if objective == "min_area":
+            t = min(feasible, key=lambda t: (layer_best[t][0], t, *layer_best[t][1:]))
+        else:
+            t = feasible[0]
+        return [macros[j] for j in layer_pick[t]]
     raise CapacityError(f"{level}: no combination of at most {max_macros} macros covers {need} bytes")  # unreachable

@@ -47,6 +47,7 @@ class OpRecord:
     compute_energy_j: float  # pe_array + sfu + bitmask
     latency_s: float
     start_s: float
+    weights: tuple = ()  # weight tensors this node read (each use is charged)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -131,6 +132,7 @@ class HwModel:
         di = manifest.get("graph", {}).get("data_inputs", DEFAULT_DATA_INPUTS)
         self.data_inputs = tuple(di.values()) if isinstance(di, dict) else tuple(di)
         self.backbone: dict[str, WeightInfo] = {}
+        self.backbone_shapes = {t["name"]: tuple(t["shape"]) for t in _get(manifest, "tensors") if "shape" in t}
         for t in _get(manifest, "tensors"):
             self.backbone[t["name"]] = WeightInfo(t["name"], int(t["numel"]), int(t["nnz"]),
                                                   int(t["format"]["bits"]), "rram")
@@ -138,7 +140,7 @@ class HwModel:
         if not self.packs:
             raise FormatError("manifest: the build has no task packs; compile at least one task")
         self._cache: dict[tuple[str, int], InferenceCost] = {}
-        self._shape_cache: dict[int, object] = {}
+        self._shape_cache: dict[tuple[str, int], object] = {}
         self.table = load_macro_table(spec.macro_library_path())
         self.levels = self._provision()
 
@@ -161,7 +163,7 @@ class HwModel:
 
     def activation_peak_bytes(self) -> int:
         """Largest (inputs + outputs) activation footprint of one node at ``max_seq_len``: SRAM working set."""
-        shapes = self._shapes(self.max_seq_len)
+        shapes = self._shapes(self.max_seq_len, self._task(None))
         weights = set(self.backbone) | {t["name"] for p in self.packs.values() for t in p["tensors"]}
         peak = 0
         for n in self.graph.graph.node:
@@ -176,10 +178,13 @@ class HwModel:
             out[lv] = provision(lv, self.spec.memory(lv), self.spec.technology.node_nm, self.table, req[lv])
         return out
 
-    def _shapes(self, seq_len: int):
-        if seq_len not in self._shape_cache:
-            self._shape_cache[seq_len] = probe_shapes(self.graph, seq_len, self.data_inputs)
-        return self._shape_cache[seq_len]
+    def _shapes(self, seq_len: int, task: str):
+        key = (task, seq_len)
+        if key not in self._shape_cache:
+            shapes = dict(self.backbone_shapes)
+            shapes.update({t["name"]: tuple(t["shape"]) for t in self.packs[task]["tensors"] if "shape" in t})
+            self._shape_cache[key] = probe_shapes(self.graph, seq_len, self.data_inputs, shapes)
+        return self._shape_cache[key]
 
     # -- pricing --------------------------------------------------------------------------------------------------
     @property
@@ -211,7 +216,7 @@ class HwModel:
         for t in self.packs[task]["tensors"]:
             weights[t["name"]] = WeightInfo(t["name"], int(t["numel"]), int(t["numel"]), int(t["format"]["bits"]),
                                             "sram")
-        shapes = self._shapes(seq_len)
+        shapes = self._shapes(seq_len, task)
         missing = unmatched_weights(self.graph, shapes, weights, self.data_inputs)
         if missing:
             log.warning("graph inputs not in the manifest, charged as SRAM activations: %s", missing[:5])
@@ -230,7 +235,7 @@ class HwModel:
                 cycles=ch.counts.pe_cycles + sum(ch.counts.sfu_cycles.values()),
                 bytes_by_level={k: v for k, v in nbytes.items() if v}, energy_by_component_j=dict(e),
                 energy_j=c.energy_j, compute_energy_j=e.get("pe_array", 0) + e.get("sfu", 0) + e.get("bitmask", 0),
-                latency_s=c.latency_s, start_s=t,
+                latency_s=c.latency_s, start_s=t, weights=ch.weights,
             ))
             t += c.latency_s
             total = total + c

@@ -80,14 +80,23 @@ def _rule(check, **kw):
     return field(metadata={"check": check} if check else {}, **kw)
 
 
+class _Validated:
+    """Frozen spec dataclasses validate on construction; the message names the class, field and value."""
+
+    def __post_init__(self) -> None:
+        problems = _check_tree(self, "")
+        if problems:
+            raise SpecError(f"{type(self).__name__}: " + "; ".join(problems))
+
+
 @dataclass(frozen=True)
-class ClockSpec:
+class ClockSpec(_Validated):
     freq_hz: float = _rule(_gt0)
     source: str = ""
 
 
 @dataclass(frozen=True)
-class PeArraySpec:
+class PeArraySpec(_Validated):
     """The MAC array. ``utilization`` 1.0 = the paper's 256 MACs/cycle roofline; ~0.5 = EdgeBERT RTL as written."""
 
     macs: int = _rule(_gt0)
@@ -103,7 +112,7 @@ class PeArraySpec:
 
 
 @dataclass(frozen=True)
-class SfuSpec:
+class SfuSpec(_Validated):
     """Near-memory special function units, per 16-element vector (EdgeBERT II x passes)."""
 
     cycles_per_vector: dict = _rule(_keys_ge0(SFU_KINDS))
@@ -112,14 +121,14 @@ class SfuSpec:
 
 
 @dataclass(frozen=True)
-class BitmaskSpec:
+class BitmaskSpec(_Validated):
     decode_pj_per_vector: float = _rule(_ge0)
     encode_pj_per_vector: float = _rule(_ge0)
     source: str = ""
 
 
 @dataclass(frozen=True)
-class MemorySpec:
+class MemorySpec(_Validated):
     """One on-chip level. ``capacity_bytes`` is what the chip offers (the compiler's fit check).
 
     ``provision = "auto"``: area/leakage/energy come from the macro combination that just covers the build's
@@ -134,11 +143,12 @@ class MemorySpec:
     bw_mode: str = _rule(_choice("weighted", "parallel"))
     periphery_area_fraction: float = _rule(_ge0)
     max_macros: int = _rule(_gt0)
+    objective: str = _rule(_choice("closest", "min_area"))
     source: str = ""
 
 
 @dataclass(frozen=True)
-class DramSpec:
+class DramSpec(_Validated):
     """Off-chip DRAM, TETRIS-style: energy per bit moved, a bandwidth and a first-access latency."""
 
     technology: str = _rule(lambda v: None if v else "must be a non-empty name")
@@ -151,7 +161,7 @@ class DramSpec:
 
 
 @dataclass(frozen=True)
-class ExecutionSpec:
+class ExecutionSpec(_Validated):
     """Switches of the performance model (see docs/HWMODEL.md, composition rules)."""
 
     overlap: bool = False  # double-buffered: per op latency = max(compute, memory) instead of the sum
@@ -161,7 +171,7 @@ class ExecutionSpec:
 
 
 @dataclass(frozen=True)
-class TechnologySpec:
+class TechnologySpec(_Validated):
     node_nm: int = _rule(_gt0)
     macro_library: str = _rule(lambda v: None if v else "must name a macro CSV")
 
@@ -256,15 +266,6 @@ def _message(origin: str, problems: list[str]) -> str:
     head = f"{origin}: {len(problems)} problem(s) in the architecture spec: "
     return head + "; ".join(problems)
 
-
-def _validate_leaf(obj: Any) -> None:
-    problems = _check_tree(obj, "")
-    if problems:
-        raise SpecError(_message(type(obj).__name__, problems))
-
-
-for _cls in (ClockSpec, PeArraySpec, SfuSpec, BitmaskSpec, MemorySpec, DramSpec, ExecutionSpec, TechnologySpec):
-    _cls.__post_init__ = _validate_leaf  # type: ignore[attr-defined]
 
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "dict": dict}

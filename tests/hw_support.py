@@ -1,16 +1,19 @@
 """Shared fixtures of the hwmodel tests: a tiny exported graph and a hand-written manifest (docs/FORMATS.md).
 
-The graph is exported the way the build format wants it: weightless, every parameter a named graph input.
+The graph is exported by the compiler's exporter, as in a build: weightless, every parameter a named graph input.
 The manifest is written by hand from the model's partition, so these tests do not depend on the compiler.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import onnx
-import pytest
 import torch
 
 from edgemti.tasks.backbones import build_model
@@ -19,22 +22,48 @@ FIXED8 = {"kind": "fixed", "int_bits": 3, "frac_bits": 5, "bits": 8}
 FP32 = {"kind": "float", "bits": 32}
 
 
-@functools.lru_cache(maxsize=4)
-def tiny_graph(design: str = "adapter", num_labels: int = 2) -> bytes:
-    torch.manual_seed(0)
-    model = build_model("albert-tiny", num_labels, design=design)
-    t = 8
-    ids = torch.ones(1, t, dtype=torch.long)
-    import io
+def tiny_graph(design: str = "adapter") -> bytes:
+    """The build's graph.onnx for albert-tiny, exported by the compiler (dynamo, names 1:1, weightless).
 
-    buf = io.BytesIO()
-    torch.onnx.export(
-        model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), buf,
-        input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
-        dynamic_axes={k: {1: "seq"} for k in ("input_ids", "attention_mask", "token_type_ids")},
-        dynamo=False, export_params=False, do_constant_folding=False, opset_version=17,
-    )
-    return buf.getvalue()
+    Exports take 5-15 s on a busy 2-core box, so they are cached in memory and on disk, keyed by the torch
+    version and the sources that shape the graph.
+    """
+    return _tiny_graph(design)
+
+
+@functools.lru_cache(maxsize=4)
+def _tiny_graph(design: str) -> bytes:
+    import edgemti.compiler.export as export_mod
+    import edgemti.tasks.backbones as backbones_mod
+    import edgemti.tasks.model as model_mod
+
+    h = hashlib.sha256(f"{torch.__version__}|{design}".encode())
+    for mod in (export_mod, backbones_mod, model_mod):
+        h.update(Path(mod.__file__).read_bytes())
+    cache = Path(tempfile.gettempdir()) / "edgemti-hw-test-graphs" / f"{h.hexdigest()[:24]}.onnx"
+    if cache.is_file():
+        return cache.read_bytes()
+    data = _export(design)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(cache)
+    return data
+
+
+def _export(design: str) -> bytes:
+    from edgemti.compiler.export import export_weightless
+
+    torch.manual_seed(0)
+    model = build_model("albert-tiny", 2, design=design)
+    shapes = [{n: (nl, *s[1:]) if n.startswith("classifier.") else s for n, s in _task_shapes(model).items()}
+              for nl in (3, 2)]
+    return export_weightless(model, shapes).SerializeToString()
+
+
+def _task_shapes(model) -> dict:
+    task = set(model.task_names())
+    return {n: tuple(p.shape) for n, p in model.named_parameters() if n in task}
 
 
 @functools.lru_cache(maxsize=4)
@@ -95,17 +124,3 @@ def tiny_hw(design: str = "adapter", fmt: dict = FIXED8, density: float = 0.5, s
 
     graph = onnx.load_from_string(tiny_graph(design))
     return HwModel.from_build(tiny_manifest(design, fmt, density), graph, spec)
-
-
-def test_fixture_manifest_is_consistent():
-    m = tiny_manifest()
-    assert m["images"]["rram_slc"]["size_bytes"] == sum(math.ceil(t["numel"] / 8) for t in m["tensors"])
-    names = {i.name for i in onnx.load_from_string(tiny_graph()).graph.input}
-    assert all(t["name"] in names for t in m["tensors"])
-    # every pack tensor is a graph input too (classifier shapes differ per task; the graph has 2 labels)
-    assert all(t["name"] in names for p in m["packs"] for t in p["tensors"])
-
-
-@pytest.fixture(scope="module")
-def hw():
-    return tiny_hw()

@@ -1,0 +1,184 @@
+"""HwModel: hand-computed cases, accounting invariants, properties and golden numbers on tiny graphs."""
+
+from __future__ import annotations
+
+import math
+
+import onnx
+import pytest
+from hw_support import FIXED8, tiny_graph, tiny_hw, tiny_manifest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+
+from edgemti.errors import UnknownTaskError
+from edgemti.hwmodel import ActionCounts, HwModel, load_spec
+
+
+@pytest.fixture(scope="module")
+def hw():
+    return tiny_hw()
+
+
+# NVSim rows of the smallest macros (hwmodel/data/nvsim_macros_v1.csv), written out by hand
+SRAM64K = dict(read_pj=0.276 / 64, write_pj=4.445 / 64, read_s=1.352e-9, write_s=1.346e-9, leak_w=2.747e-3,
+               rbw=27.901e9, wbw=19.555e9)
+MLC256K = dict(read_pj=1.311 / 128, read_s=0.702772e-9, leak_w=0.428834e-3, rbw=16.201e9)
+SLC256K = dict(read_pj=1.93 / 64, read_s=0.683342e-9, leak_w=0.858032e-3, rbw=8.344e9)
+
+
+def _matmul_build(t_in=32, n_out=48, nnz=768):
+    x = helper.make_tensor_value_info("input_ids", TensorProto.FLOAT, [1, "seq", t_in])
+    w = helper.make_tensor_value_info("w", TensorProto.FLOAT, [t_in, n_out])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "seq", n_out])
+    g = helper.make_graph([helper.make_node("MatMul", ["input_ids", "w"], ["logits"], name="mm")], "g", [x, w], [y])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    numel = t_in * n_out
+    manifest = {
+        "design": "adapter", "compile": {"value_format": FIXED8, "activation_bits": 8, "max_seq_len": 20},
+        "graph": {"data_inputs": ["input_ids"]},
+        "images": {"rram_mlc": {"size_bytes": nnz}, "rram_slc": {"size_bytes": numel // 8}, "dram": {"size_bytes": 100}},
+        "tensors": [{"name": "w", "shape": [t_in, n_out], "numel": numel, "nnz": nnz, "format": FIXED8}],
+        "packs": [{"task": "t", "length": 100, "tensors": []}],
+    }
+    return manifest, model
+
+
+def test_one_matmul_by_hand():
+    manifest, model = _matmul_build()
+    hw = HwModel.from_build(manifest, model)
+    assert {lv: p.macros for lv, p in hw.levels.items()} == {
+        "sram": ((65536, 1),), "rram_slc": ((262144, 1),), "rram_mlc": ((262144, 1),)}
+    c = hw.inference(20)
+    (rec,) = [r for r in c.records if r.node == "mm"]
+    macs = 20 * 32 * 48
+    assert rec.macs == macs
+    cycles = math.ceil(20 / 16) * math.ceil(48 / 16) * 32 / 1.0 + 32  # 16x16 tiles x M, utilisation 1, fill 32
+    assert rec.cycles == cycles
+    mlc_bits, slc_bits, x_bits, y_bits = 768 * 8, 1536, 20 * 32 * 8, 20 * 48 * 8
+    assert rec.bytes_by_level == {"rram_mlc": mlc_bits / 8, "rram_slc": slc_bits / 8, "sram": (x_bits + y_bits) / 8}
+    gated = 0.5 ** 16  # rtl gating: a 16-weight dot product is skipped only if all 16 weights are zero
+    e_mac = macs * ((1 - gated) + gated * 0.1) * 0.15e-12
+    e_dec = 1536 / 16 * 0.02e-12
+    e_sram = (x_bits * SRAM64K["read_pj"] + y_bits * SRAM64K["write_pj"]) * 1e-12
+    e_mlc, e_slc = mlc_bits * MLC256K["read_pj"] * 1e-12, slc_bits * SLC256K["read_pj"] * 1e-12
+    t_sram = x_bits / 8 / SRAM64K["rbw"] + SRAM64K["read_s"] + y_bits / 8 / SRAM64K["wbw"] + SRAM64K["write_s"]
+    t_mem = max(t_sram, mlc_bits / 8 / MLC256K["rbw"] + MLC256K["read_s"],
+                slc_bits / 8 / SLC256K["rbw"] + SLC256K["read_s"])
+    latency = cycles * 1e-9 + t_mem
+    leak = (SRAM64K["leak_w"] + MLC256K["leak_w"] + SLC256K["leak_w"]) * latency
+    assert rec.latency_s == pytest.approx(latency, rel=1e-9)
+    assert rec.energy_j == pytest.approx(e_mac + e_dec + e_sram + e_mlc + e_slc + leak, rel=1e-9)
+    assert c.energy_j == pytest.approx(rec.energy_j, rel=1e-12)  # the only costing node
+
+
+def test_one_pack_swap_by_hand():
+    manifest, model = _matmul_build()
+    hw = HwModel.from_build(manifest, model)
+    c = hw.swap("t")
+    bits = 8 * 100
+    t = max(bits / 8 / 25.6e9 + 100e-9, bits / 8 / SRAM64K["wbw"] + SRAM64K["write_s"])
+    e = bits * 8e-12 + bits * SRAM64K["write_pj"] * 1e-12
+    e += (SRAM64K["leak_w"] + MLC256K["leak_w"] + SLC256K["leak_w"]) * t
+    assert c.latency_s == pytest.approx(t, rel=1e-9)
+    assert c.energy_j == pytest.approx(e, rel=1e-9)
+    assert c.energy_by_component_j["dram"] == pytest.approx(bits * 8e-12)  # exactly the pack's bytes
+    assert hw.price_swap(100).energy_j == c.energy_j
+
+
+def test_overlap_takes_the_max():
+    manifest, model = _matmul_build()
+    serial = HwModel.from_build(manifest, model)
+    over = HwModel.from_build(manifest, model, load_spec().with_overrides({"execution.overlap": True}))
+    counts = ActionCounts(read_bits={"sram": 8e6}, pe_cycles=1000)
+    s, o = serial.price(counts), over.price(counts)
+    parts = s.latency_by_part_s
+    assert s.latency_s == pytest.approx(parts["compute_s"] + parts["memory_s"])
+    assert o.latency_s == pytest.approx(max(parts["compute_s"], parts["memory_s"]))
+
+
+def test_records_sum_to_totals_and_cache(hw):
+    c = hw.inference(16, "mnli")
+    assert math.fsum(r.energy_j for r in c.records) == pytest.approx(c.energy_j, rel=1e-12)
+    assert math.fsum(r.latency_s for r in c.records) == pytest.approx(c.latency_s, rel=1e-12)
+    for comp, v in c.energy_by_component_j.items():
+        assert math.fsum(r.energy_by_component_j.get(comp, 0.0) for r in c.records) == pytest.approx(v, rel=1e-9)
+    assert hw.inference(16, "mnli") is c
+    with pytest.raises(UnknownTaskError):
+        hw.inference(16, "cola")
+
+
+def test_shared_layer_weights_are_charged_on_every_use(hw):
+    c = hw.inference(16, "mnli")
+    q = "encoder.encoder.albert_layer_groups.0.albert_layers.0.attention.query.weight"
+    uses = [r for r in c.records if q in r.weights]
+    assert len(uses) == 3  # albert-tiny runs its one shared layer 3 times
+    assert all(r.bytes_by_level.get("rram_mlc", 0) > 0 for r in uses)
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(4, 64))
+def test_totals_equal_sum_of_records_any_seq_len(seq_len):
+    c = tiny_hw().inference(seq_len, "mrpc")
+    assert math.fsum(r.energy_j for r in c.records) == pytest.approx(c.energy_j, rel=1e-12)
+    assert c.macs == sum(r.macs for r in c.records) > 0
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.floats(0.05, 1.0), st.floats(0.05, 1.0))
+def test_more_sparsity_never_grows_rram_footprint_or_read_energy(d1, d2):
+    lo, hi = sorted((d1, d2))
+    a, b = tiny_hw(density=lo), tiny_hw(density=hi)
+    assert a.requirements()["rram_mlc"] <= b.requirements()["rram_mlc"]
+    ea, eb = a.inference(16, "mnli").energy_by_component_j, b.inference(16, "mnli").energy_by_component_j
+    assert ea["rram_mlc"] + ea["rram_slc"] <= eb["rram_mlc"] + eb["rram_slc"] + 1e-24
+
+
+def test_vanilla_swaps_the_whole_transformer():
+    a, v = tiny_hw("adapter"), tiny_hw("vanilla")
+    q = "encoder.encoder.albert_layer_groups.0.albert_layers.0.attention.query.weight"
+    assert q in {t["name"] for t in v.packs["mnli"]["tensors"]} and q in v.backbone.keys() ^ a.backbone.keys()
+    assert v.packs["mnli"]["length"] > a.packs["mnli"]["length"]
+    assert v.swap("mnli").energy_j > a.swap("mnli").energy_j
+    assert v.requirements()["rram_slc"] < a.requirements()["rram_slc"]
+
+
+def test_program_rram_counts_cells(hw):
+    p = hw.program_rram()
+    mlc_bytes = hw.manifest["images"]["rram_mlc"]["size_bytes"]
+    assert p.cells_written["rram_mlc"] == mlc_bytes * 8 // 2
+    assert p.energy_by_component_j["rram_mlc"] > 0 and p.latency_s > 0
+
+
+def test_area_report(hw):
+    a = hw.area()
+    assert a.total_mm2 == pytest.approx(a.memory_mm2 + a.pe_array_mm2 + a.logic_mm2)
+    assert a.pe_array_mm2 == pytest.approx(256 * 174e-6)
+
+
+def test_golden_numbers_default_spec_tiny_graph(hw):
+    """Pinned figures of the default spec on albert-tiny (update deliberately when the model changes)."""
+    c = hw.inference(16, "mnli")
+    assert c.energy_j == pytest.approx(3.0304188873021753e-07, rel=1e-6)
+    assert c.latency_s == pytest.approx(2.436769332188839e-05, rel=1e-6)
+    assert c.macs == 844896  # mnli: 3-label classifier
+
+
+def test_weights_renamed_by_the_exporter_are_reported():
+    from edgemti.hwmodel.graph import probe_shapes, unmatched_weights
+
+    manifest, model = _matmul_build()
+    model.graph.input[1].name = "val_46"
+    model.graph.node[0].input[1] = "val_46"
+    shapes = probe_shapes(model, 4, ("input_ids",))
+    assert unmatched_weights(model, shapes, {}, ("input_ids",)) == ["val_46"]
+    assert isinstance(model, onnx.ModelProto)
+
+
+def test_fixture_manifest_is_consistent():
+    m = tiny_manifest()
+    assert m["images"]["rram_slc"]["size_bytes"] == sum(math.ceil(t["numel"] / 8) for t in m["tensors"])
+    names = {i.name for i in onnx.load_from_string(tiny_graph()).graph.input}
+    assert all(t["name"] in names for t in m["tensors"])
+    # every pack tensor is a graph input too (classifier shapes differ per task; the graph has 2 labels)
+    assert all(t["name"] in names for p in m["packs"] for t in p["tensors"])
