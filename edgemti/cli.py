@@ -67,8 +67,11 @@ def echo_json(obj) -> None:
 @click.option("--spec", type=click.Path(dir_okay=False), default=None, help="Architecture spec TOML (default: the build's design).")
 @click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads.")
 @click.option("--duration", "duration_s", type=float, default=None, help="--http: stop after this many seconds.")
+@click.option("--seq-bucket", type=int, default=16, show_default=True,
+              help="Run requests padded to a multiple of this many tokens (0: exact length).")
+@click.option("--warm", is_flag=True, help="Price every (task, length bucket) at start, so no request pays it.")
 def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pinned, overlong, spec, threads,
-          duration_s) -> None:
+          duration_s, seq_bucket, warm) -> None:
     """Serve multi-task requests on the simulated HMA; one JSON answer per request on stdout.
 
     \b
@@ -89,7 +92,8 @@ def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pi
     result = run_serve(build, requests=requests, http=http, log_path=log_path,
                        scheduler=SchedulerConfig(policy, window, max_bypass), slots=slots, pinned=tuple(pinned),
                        overlong=overlong, spec=spec, threads=threads, duration_s=duration_s, emit=emit,
-                       stdin=None if (requests or http) else click.get_text_stream("stdin"), ready=ready)
+                       stdin=None if (requests or http) else click.get_text_stream("stdin"), ready=ready,
+                       seq_bucket=seq_bucket, warm=warm)
     click.echo(format_summary(result.summary), err=True)
 
 

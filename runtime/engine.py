@@ -44,7 +44,8 @@ class InferResult:
     label: str | float
     scores: list[float]
     logits: list[float]
-    seq_len: int
+    seq_len: int  # tokens run (the request's tokens padded up to the sequence bucket)
+    tokens: int  # the request's own tokens
     truncated: bool
     swapped: bool
     evicted: str | None
@@ -77,7 +78,8 @@ class Engine:
     """Use :meth:`Engine.open`. Not thread-safe: one caller at a time (the server's worker thread)."""
 
     def __init__(self, build, spec: ArchSpec, hw, hma: Hma, session: GraphSession, tokenizer, slots: PackSlots,
-                 overlong: str, fault: FaultModel | None, threads: int | None = None) -> None:
+                 overlong: str, fault: FaultModel | None, threads: int | None = None,
+                 seq_bucket: int = 16) -> None:
         self.build = build
         self.manifest = build.manifest
         self.spec = spec
@@ -88,6 +90,10 @@ class Engine:
         self.slots = slots
         self.fault = fault
         self._threads = threads
+        if not isinstance(seq_bucket, int) or seq_bucket < 0:
+            raise ConfigError(f"seq_bucket must be an int >= 0 (0 or 1: no bucketing), got {seq_bucket!r}")
+        self.seq_bucket = seq_bucket
+        self._pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
         self.max_seq_len = int(self.manifest.compile["max_seq_len"])
         tasks = tuple(self.manifest.tasks)
         self.rules = RequestRules(tasks=tasks, pair_tasks=tuple(t for t in tasks if t in PAIR_TASKS),
@@ -103,9 +109,10 @@ class Engine:
     @classmethod
     def open(cls, build: str | Path, spec: ArchSpec | str | Path | None = None, slots: int = 1,
              fault: FaultModel | None = None, pinned: tuple[str, ...] = (), threads: int | None = None,
-             overlong: str = "truncate", verify: bool = True) -> Engine:
+             overlong: str = "truncate", verify: bool = True, seq_bucket: int = 16) -> Engine:
         """Load ``build`` (a build folder) into the emulated HMA of ``spec`` (default: the shipped spec of the
-        build's design) with ``slots`` SRAM pack slots (``pinned`` packs never evicted)."""
+        build's design) with ``slots`` SRAM pack slots (``pinned`` packs never evicted); ``seq_bucket``: requests
+        run padded to a multiple of this many tokens (0 = their exact length)."""
         from edgemti.hwmodel.model import HwModel  # the hardware model is heavy to import; only here
 
         if overlong not in OVERLONG_POLICIES:
@@ -126,7 +133,7 @@ class Engine:
                                output=m.graph.get("output", "logits"))
         tokenizer = _load_tokenizer(Path(build), m)
         return cls(b, spec, hw, hma, session, tokenizer, PackSlots(slots, pinned), overlong, fault,
-                   threads)
+                   threads, seq_bucket)
 
     def set_fault(self, fault: FaultModel | None) -> None:
         """Re-read the backbone from RRAM through another fault model (a fault sweep's next point).
@@ -163,7 +170,12 @@ class Engine:
         return self._swap_cost[task]
 
     def tokenize(self, text: str, text_pair: str | None = None) -> tuple[dict[str, np.ndarray], bool]:
-        """int64 ``[1, L]`` data inputs and whether the text was truncated (overlong='reject' raises)."""
+        """int64 ``[1, L]`` data inputs and whether the text was truncated (overlong='reject' raises).
+
+        ``L`` is the token count rounded up to the engine's sequence bucket (``seq_bucket`` tokens, capped at
+        ``max_seq_len``), padded with attention mask 0: the accelerator runs fixed-size tiles, the simulated cost is
+        that of ``L`` tokens (what is actually run), and the cost table stays small (one entry per bucket and task).
+        """
         enc = self.tokenizer(text, text_pair, truncation=False, return_attention_mask=True,
                              return_token_type_ids=True)
         n = len(enc["input_ids"])
@@ -175,8 +187,31 @@ class Engine:
             enc = self.tokenizer(text, text_pair, truncation=True, max_length=self.max_seq_len,
                                  return_attention_mask=True, return_token_type_ids=True)
             truncated = True
-        feeds = {k: np.asarray([enc[k]], dtype=np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+            n = len(enc["input_ids"])
+        length = self.bucket(n)
+        pad = length - n
+        feeds = {}
+        for k, fill in (("input_ids", self._pad_id), ("attention_mask", 0), ("token_type_ids", 0)):
+            row = list(enc[k]) + [fill] * pad
+            feeds[k] = np.asarray([row], dtype=np.int64)
         return feeds, truncated
+
+    def bucket(self, n_tokens: int) -> int:
+        """The sequence length a request of ``n_tokens`` runs at (see :meth:`tokenize`)."""
+        if self.seq_bucket <= 1:
+            return n_tokens
+        return min(self.max_seq_len, -(-n_tokens // self.seq_bucket) * self.seq_bucket)
+
+    def warm(self, tasks: tuple[str, ...] | None = None) -> int:
+        """Price every (task, bucket) pair now, so no request pays the first pricing; returns pairs priced."""
+        lengths = sorted({self.bucket(n) for n in range(1, self.max_seq_len + 1)})
+        n = 0
+        for t in tasks or self.rules.tasks:
+            self._swap(t)
+            for L in lengths:
+                self.hw.inference(L, t)
+                n += 1
+        return n
 
     def make_resident(self, task: str) -> tuple[bool, str | None, float]:
         """Ensure ``task``'s pack is in an SRAM slot: (swapped, evicted task, host seconds spent)."""
@@ -242,7 +277,7 @@ class Engine:
         t3 = time.perf_counter()
         self.stats.requests += 1
         return InferResult(task=task, label=label, scores=scores, logits=[float(x) for x in logits],
-                           seq_len=seq_len, truncated=truncated, swapped=swapped, evicted=evicted, inference=inf,
+                           seq_len=seq_len, tokens=int(feeds["attention_mask"].sum()), truncated=truncated, swapped=swapped, evicted=evicted, inference=inf,
                            swap=swap, energy_j=energy, latency_s=latency, energy_by_component_j=comp,
                            host_s=t3 - t0, host_run_s=t2 - t1, host_swap_s=host_swap, host_charge_s=t3 - t2)
 

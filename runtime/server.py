@@ -374,6 +374,8 @@ def serve(
     emit: Callable[[dict], None] | None = None,
     stdin: Iterable[str] | None = None,
     ready: Callable[[tuple[str, int]], None] | None = None,
+    seq_bucket: int = 16,
+    warm: bool = False,
 ) -> ServeResult:
     """Open ``build`` and serve requests from a file (``requests``), HTTP (``http``) or ``stdin`` lines.
 
@@ -387,7 +389,10 @@ def serve(
         parse_address(http)  # refuse a bad address before spending time loading the build
     if requests is not None and not Path(requests).is_file():
         raise ConfigError(f"--requests {requests}: no such file (give a JSON-lines file, one request per line)")
-    engine = Engine.open(build, spec=spec, slots=slots, pinned=pinned, threads=threads, overlong=overlong)
+    engine = Engine.open(build, spec=spec, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
+                         seq_bucket=seq_bucket)
+    if warm:
+        engine.warm()
     if http is not None:
         return serve_http(engine, http, scheduler, log_path, emit, duration_s=duration_s, ready=ready)
     if requests is not None:
