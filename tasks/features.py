@@ -26,10 +26,18 @@ def load_tokenizer(info: BackboneInfo):
     if not info.tokenizer:
         raise ConfigError(f"backbone {info.name!r} has no tokenizer: give a checkpoint folder that holds one "
                           "(tokenizer.json / spiece.model / vocab.txt)")
-    from transformers import AutoTokenizer
+    from pathlib import Path
 
+    from transformers import AutoConfig, AutoTokenizer
+
+    kw = {}
+    folder = Path(info.tokenizer)
+    if folder.is_dir() and not any((folder / f).is_file() for f in ("config.json", "tokenizer_config.json")):
+        # a bare vocabulary folder (e.g. shared/data/albert-base-v2: spiece.model only): AutoTokenizer cannot tell
+        # the tokenizer class without a config, so give it the backbone family's
+        kw["config"] = AutoConfig.for_model(info.family)
     try:
-        return AutoTokenizer.from_pretrained(info.tokenizer)
+        return AutoTokenizer.from_pretrained(info.tokenizer, **kw)
     except Exception as exc:
         raise ConfigError(f"could not load the tokenizer of backbone {info.name!r} from {info.tokenizer} "
                           f"({type(exc).__name__}: {exc})") from None

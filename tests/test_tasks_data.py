@@ -126,3 +126,23 @@ def test_hf_loader_without_datasets_is_a_clear_error():
         pytest.skip("`datasets` is installed here; the HF path needs the network")
     with pytest.raises(ConfigError, match="needs the `datasets` package: pip install datasets"):
         load_hf(get_task("sst2"), "dev")
+
+
+def test_albert_tokenizer_from_bare_spiece_folder():
+    from edgemti.tasks.backbones import load_backbone
+    from edgemti.tasks.features import batches, encode, load_tokenizer
+
+    _, info = load_backbone("albert-tiny")
+    if info.tokenizer is None:
+        pytest.skip("no ALBERT tokenizer folder in the shared data")
+    tok = load_tokenizer(info)
+    # raw sentencepiece ids of this sentence, as checked in shared/data/PROVENANCE.md
+    assert tok("Hello world, ALBERT tokenizer test. It's 1999!")["input_ids"] == [
+        2, 10975, 126, 15, 2953, 20, 2853, 11907, 1289, 9, 32, 22, 18, 1247, 187, 3]
+    from edgemti.tasks.data import Example
+
+    items = encode(tok, [Example("a b c " * 100, "d", 0), Example("short", "x", 1)], max_len=16)
+    assert [len(e.input_ids) for e in items] == [16, 5]
+    (b,) = list(batches(items, 8, tok.pad_token_id, regression=False))
+    assert b["input_ids"].shape == (2, 16) and b["attention_mask"][1].tolist() == [1] * 5 + [0] * 11
+    assert b["token_type_ids"][1].tolist()[:5] == [0, 0, 0, 1, 1]
