@@ -254,5 +254,59 @@ def inspect_cmd(build, verify, table3, show_map, as_json) -> None:
             click.echo(f"  {row['image']:9} {row['offset']:>12,} {row['length']:>11,}  {row['what']}")
 
 
+@main.command(name="faults")
+@click.argument("build", type=click.Path(exists=True, file_okay=False))
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="GLUE folder (holding SST-2/, MRPC/, ...); default $EDGEMTI_DATA/glue.")
+@click.option("--rates", default="1e-6,1e-5,1e-4,1e-3,1e-2", show_default=True,
+              help="MLC cell error rates to sweep (comma list).")
+@click.option("--slc-rate", type=float, default=0.0, show_default=True,
+              help="SLC cell error rate when the masks are in SLC.")
+@click.option("--task", "tasks", multiple=True, help="Tasks to score (default: every task of the build).")
+@click.option("--max-examples", type=int, default=200, show_default=True, help="Dev examples per task.")
+@click.option("--seeds", default="0", show_default=True, help="Fault seeds (comma list); scores are averaged.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default="faults.png", show_default=True)
+@click.option("--spec", type=click.Path(dir_okay=False), default=None, help="Architecture spec TOML.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+def faults_cmd(build, data_dir, rates, slc_rate, tasks, max_examples, seeds, plot_path, spec, as_json) -> None:
+    """Task accuracy under RRAM bit errors: bitmask in SLC (the paper) vs in MLC, against the fault-free build."""
+    from edgemti.faults import FaultSweepConfig, sweep_faults
+
+    try:
+        cfg = FaultSweepConfig(rates=tuple(float(r) for r in rates.split(",")), slc_rate=slc_rate, tasks=tuple(tasks),
+                               max_examples=max_examples, seeds=tuple(int(x) for x in seeds.split(",")))
+    except ValueError:
+        raise click.BadParameter("--rates and --seeds take comma-separated numbers") from None
+    with click.progressbar(length=1, label="fault sweep", file=sys.stderr) as bar:
+        def progress(done: int, total: int, what: str) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        result = sweep_faults(build, data_dir=data_dir, config=cfg, plot_path=plot_path, spec=spec, progress=progress)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    for w in result.warnings:
+        click.echo(f"WARNING: {w}", err=True)
+    click.echo(f"{'task':6s} {'metric':9s} {'MLC rate':>9s} {'masks SLC':>10s} {'masks MLC':>10s} {'fault-free':>10s}")
+    for row in result.table():
+        click.echo(f"{row['task']:6s} {row['metric']:9s} {row['rate']:9.0e} {row['masks_in_slc']:10.2f} "
+                   f"{row['masks_in_mlc']:10.2f} {row['fault_free']:10.2f}")
+    click.echo(f"plot: {result.plot}")
+
+
+@main.command(name="demo")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where the builds and serve logs go (default: a temporary folder).")
+@click.option("--requests", "n_requests", type=int, default=36, show_default=True, help="Requests in the stream.")
+@click.option("--policy", type=click.Choice(["fifo", "swap-aware"]), default="swap-aware", show_default=True)
+@click.option("--quant", default="q3.13", show_default=True, help="Value format of both builds.")
+def demo_cmd(out_dir, n_requests, policy, quant) -> None:
+    """Offline demo: compile MiniLM + shipped packs, serve a mixed stream, compare with vanilla."""
+    from edgemti.demo import run_demo
+
+    run_demo(out_dir=out_dir, n_requests=n_requests, policy=policy, quant=quant, emit=click.echo)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
