@@ -112,9 +112,11 @@ def params(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--task", required=True, help="GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli-mm, qnli, rte, wnli) "
+@click.option("--task", default=None, help="GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli-mm, qnli, rte, wnli) "
               "or a name for a custom task given by --train-file/--dev-file.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Task pack folder to write.")
+@click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
+              help="JSON/YAML file of TrainConfig fields; options given on the command line override it.")
 @click.option("--backbone", default="minilm", show_default=True,
               help="minilm | albert-base | albert-tiny | bert-tiny | <hub name> | <checkpoint folder>.")
 @click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
@@ -138,19 +140,23 @@ def params(as_json: bool) -> None:
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--regression", is_flag=True, help="Custom task: the label is a number.")
 @click.option("--no-progress", is_flag=True)
-def train(task, out_dir, backbone, checkpoint, full_finetune, adapter_size, epochs, lr, batch_size, max_seq_len,
-          max_train_examples, max_eval_examples, seed, threads, data_dir, use_hf, train_file, dev_file, text_column,
-          text_pair_column, label_column, regression, no_progress) -> None:
+def train(out_dir, config_file, no_progress, **opts) -> None:
     """Train a task pack: adapters on the frozen backbone (proven unchanged), or --full-finetune."""
+    from click.core import ParameterSource
+
     from edgemti.tasks.train import TrainConfig, train_task
 
-    cfg = TrainConfig(task=task, backbone=backbone, checkpoint=checkpoint,
-                      design="vanilla" if full_finetune else "adapter", adapter_size=adapter_size, epochs=epochs,
-                      lr=lr, batch_size=batch_size, max_seq_len=max_seq_len, max_train_examples=max_train_examples,
-                      max_eval_examples=max_eval_examples, seed=seed, threads=threads,
-                      source="hf" if use_hf else "tsv", data_dir=data_dir, train_file=train_file, dev_file=dev_file,
-                      text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
-                      regression=regression)
+    ctx = click.get_current_context()
+    given = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    full, use_hf = opts.pop("full_finetune"), opts.pop("use_hf")
+    values = {**opts, "design": "vanilla" if full else "adapter", "source": "hf" if use_hf else "tsv"}
+    given = (given - {"full_finetune", "use_hf"}) | ({"design"} if full else set()) | ({"source"} if use_hf else set())
+    if config_file:
+        cfg = TrainConfig.from_file(config_file, **{k: values[k] for k in given})
+    else:
+        if values["task"] is None:
+            raise click.UsageError("give --task (or --config FILE naming one)")
+        cfg = TrainConfig.from_dict(values)
     result = train_task(cfg, out_dir, progress=not no_progress)
     pack = result.pack
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in pack.metrics.items() if k.startswith("dev_"))
@@ -306,6 +312,33 @@ def demo_cmd(out_dir, n_requests, policy, quant) -> None:
     from edgemti.demo import run_demo
 
     run_demo(out_dir=out_dir, n_requests=n_requests, policy=policy, quant=quant, emit=click.echo)
+
+
+@main.command(name="report")
+@click.argument("build", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--seq-len", type=int, default=None, help="Tokens per request (default: the build's max_seq_len; 128 with --paper).")
+@click.option("--spec", type=click.Path(exists=True, dir_okay=False), help="Architecture spec TOML (default: the build's design).")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), help="Write a Chrome-trace JSON of one inference.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the per-op records of one inference as CSV.")
+@click.option("--paper", is_flag=True, help="Reproduce the paper's Table III / Fig. 6 (6 albert-base compiles, ~5 min).")
+@click.option("--out", type=click.Path(file_okay=False), default="results", show_default=True, help="--paper output folder.")
+@click.option("--builds", type=click.Path(file_okay=False), help="--paper: keep/reuse the 6 builds in this folder.")
+@click.option("--json", "as_json", is_flag=True)
+def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, builds, as_json) -> None:
+    """Area, energy and latency of a build on the simulated accelerator (or --paper: the paper's comparison)."""
+    if paper:
+        from edgemti.paper import format_paper, paper_report
+
+        doc = paper_report(out, seq_len=seq_len or 128, builds_dir=builds,
+                           progress=lambda s: click.echo(f"paper: {s}", err=True))
+        echo_json(doc) if as_json else click.echo(format_paper(doc) + "\n\nwrote " + ", ".join(doc["files"]))
+        return
+    if build is None:
+        raise click.UsageError("give a BUILD folder (from edgemti compile), or --paper")
+    from edgemti.report import build_report, format_report
+
+    r = build_report(build, seq_len=seq_len, spec=spec, trace_json=trace_path, csv_path=csv_path)
+    echo_json(r) if as_json else click.echo(format_report(r))
 
 
 if __name__ == "__main__":  # pragma: no cover

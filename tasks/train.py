@@ -8,6 +8,7 @@ write a pack unless the two hashes are identical (the proof that the shared back
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -31,6 +32,15 @@ from edgemti.tasks.pack import TaskPack, load_pack, model_for_pack, pack_from_mo
 
 log = logging.getLogger(__name__)
 DEFAULT_LR = {"adapter": 1e-3, "vanilla": 3e-5}
+_TYPES: dict[str, type] = {"epochs": int, "batch_size": int, "max_seq_len": int, "seed": int, "lr": float,
+                           "warmup_ratio": float, "weight_decay": float, "regression": bool,
+                           "max_train_examples": int, "max_eval_examples": int, "threads": int}
+
+
+def _type_ok(v: Any, t: type) -> bool:
+    if isinstance(v, bool):
+        return t is bool
+    return isinstance(v, t) or (t is float and isinstance(v, int))
 
 
 @dataclass(frozen=True)
@@ -101,8 +111,33 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ConfigError(f"TrainConfig: unknown keys {unknown}")
+            raise ConfigError(f"TrainConfig: unknown keys {unknown} (known: {sorted(names)})")
+        bad = [f"{k}={v!r} (want {_TYPES[k].__name__})" for k, v in d.items()
+               if k in _TYPES and v is not None and not _type_ok(v, _TYPES[k])]
+        if bad:
+            raise ConfigError(f"TrainConfig: wrong types: {', '.join(bad)}")
         return cls(**d)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """A config from a JSON or YAML file (unknown keys are an error), with ``overrides`` applied on top."""
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read the train config ({exc.strerror})") from None
+        try:
+            if p.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                raw = yaml.safe_load(text)
+            else:
+                raw = json.loads(text)
+        except Exception as exc:
+            raise ConfigError(f"{p}: not valid {p.suffix.lstrip('.').upper() or 'JSON'} ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: a train config is a mapping of TrainConfig fields, got {type(raw).__name__}")
+        return cls.from_dict({**raw, **overrides})
 
 
 @dataclass(frozen=True)

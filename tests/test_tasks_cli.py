@@ -63,3 +63,21 @@ def test_bad_input_is_one_line(tmp_path):
         assert r.exit_code == 1, (args, r.output)
         assert msg in r.output and "Traceback" not in r.output
         assert len([line for line in r.output.splitlines() if line.startswith("Error")]) == 1
+
+
+def test_train_from_config_file_with_override(tmp_path):
+    glue = _glue(tmp_path / "glue")
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"task: sst2\nbackbone: bert-tiny\nadapter_size: '4'\nepochs: 3\nbatch_size: 4\n"
+                    f"data_dir: {glue}\n")
+    out = tmp_path / "p"
+    r = CliRunner().invoke(main, ["train", "--config", str(conf), "--epochs", "1", "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    tc = json.loads((out / PACK_JSON).read_text())["train_config"]
+    assert tc["epochs"] == 1 and tc["batch_size"] == 4 and tc["backbone"] == "bert-tiny"
+    conf.write_text("task: sst2\nepoch: 2\n")
+    r = CliRunner().invoke(main, ["train", "--config", str(conf), "--out", str(out)])
+    assert r.exit_code == 1 and "unknown keys ['epoch']" in r.output
+    conf.write_text("task: sst2\nepochs: two\n")
+    r = CliRunner().invoke(main, ["train", "--config", str(conf), "--out", str(out)])
+    assert r.exit_code == 1 and "wrong types: epochs='two' (want int)" in r.output
