@@ -23,7 +23,7 @@ from edgemti.formats.build import open_build
 from edgemti.formats.graph import load_graph
 from edgemti.hwmodel.spec import ArchSpec, load_spec
 from edgemti.runtime.faults import FaultModel
-from edgemti.runtime.hma import Hma, capacities_from_spec, pack_arrays
+from edgemti.runtime.hma import Hma, PackLoader, capacities_from_spec
 from edgemti.runtime.request import OVERLONG_POLICIES, Request, RequestRules
 from edgemti.runtime.session import GraphSession, bind_initializers
 from edgemti.runtime.slots import PackSlots
@@ -99,8 +99,7 @@ class Engine:
         self.rules = RequestRules(tasks=tasks, pair_tasks=tuple(t for t in tasks if t in PAIR_TASKS),
                                   overlong=overlong)
         self._single = tuple(t for t in tasks if t in SINGLE_TASKS)
-        self._staging: dict[str, dict[str, np.ndarray]] = {}
-        self._arrays: dict[str, dict[str, np.ndarray]] = {}
+        self._loaders: dict[str, PackLoader] = {}
         self._swap_cost: dict[str, Any] = {}
         self.stats = EngineStats()
         self.program_cost = _cost_dict(hw.program_rram())
@@ -149,8 +148,8 @@ class Engine:
         backbone = self.hma.read_backbone()
         self.session = GraphSession(bind_initializers(load_graph(self.build.graph_bytes()), backbone),
                                     threads=self._threads, output=self.session.output)
-        for task, arrays in self._arrays.items():
-            self.session.bind_pack(task, arrays)
+        for task, loader in self._loaders.items():
+            self.session.bind_pack(task, loader.views)
 
     # -- serving -------------------------------------------------------------------------------------------------
     @property
@@ -221,14 +220,14 @@ class Engine:
         acc = self.slots.access(task)
         if acc.hit:
             return False, None, 0.0
-        if acc.evicted is not None:
-            self.session.unbind(acc.evicted)
-            self._arrays.pop(acc.evicted, None)
         _, raw = self.hma.swap_in(task, evict=acc.evicted)
-        staging = self._staging.setdefault(task, {})
-        arrays = pack_arrays(self.manifest.pack(task), raw, staging)
-        self.session.bind_pack(task, arrays)
-        self._arrays[task] = arrays
+        loader = self._loaders.get(task)
+        if loader is None:
+            loader = self._loaders[task] = PackLoader(self.manifest.pack(task))
+            loader.load(raw)
+            self.session.bind_pack(task, loader.views)  # OrtValues over the staging views: made once per task
+        else:
+            loader.load(raw)  # same buffers, new contents from SRAM: the binding stays valid
         dt = time.perf_counter() - t0
         self.stats.host_swap_s.append(dt)
         return True, acc.evicted, dt

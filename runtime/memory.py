@@ -95,6 +95,7 @@ class Memory:
         self.bits_per_cell = BITS_PER_CELL[level]
         self.write_once = level in NONVOLATILE if write_once is None else write_once
         self._buffers: dict[str, np.ndarray] = {}
+        self._spare: dict[int, np.ndarray] = {}  # freed buffers by size, reused by the next allocation
         self._regions: dict[str, Region] = {}
         self._programmed: set[str] = set()
         self._program_spans: list[tuple[int, int]] = []  # cell intervals written, one per program()
@@ -141,7 +142,9 @@ class Memory:
             )
         region = Region(self.level, label, cursor, size_bytes)
         self._regions[label] = region
-        self._buffers[label] = np.zeros(size_bytes, dtype=np.uint8)
+        spare = self._spare.pop(size_bytes, None)
+        # a freed buffer of the same size is reused as is: like real SRAM, a new region holds stale bytes
+        self._buffers[label] = spare if spare is not None else np.zeros(size_bytes, dtype=np.uint8)
         return region
 
     def free(self, label: str) -> None:
@@ -149,7 +152,9 @@ class Memory:
             raise ConfigError(f"{self.level}: region {label!r} is programmed non-volatile memory; it is never freed")
         self.region(label)
         del self._regions[label]
-        del self._buffers[label]
+        buf = self._buffers.pop(label)
+        if len(self._spare) < 8:
+            self._spare[buf.size] = buf
 
     # -- access ----------------------------------------------------------------------------------------------
     def write(self, region: Region, data: bytes | bytearray | memoryview | np.ndarray, offset: int = 0) -> None:

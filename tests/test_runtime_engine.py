@@ -9,7 +9,7 @@ from edgemti.formats.quant import parse_format
 from edgemti.hwmodel.spec import load_spec
 from edgemti.runtime.engine import Engine
 from edgemti.runtime.faults import FaultModel
-from edgemti.runtime.hma import pack_arrays
+from edgemti.runtime.hma import PackLoader, pack_arrays
 
 _BUILDS: dict = {}
 
@@ -139,21 +139,20 @@ def test_faults_change_logits_and_masks_in_mlc_hurt_more(build):
     assert np.allclose(np.asarray(eng.infer_ids("sst2", f).logits), clean, atol=1e-6)
 
 
-def test_pack_arrays_fixed_and_float_paths():
+def test_pack_loader_fixed_float_and_general_paths():
     rng = np.random.default_rng(0)
     tensors = {"a.weight": rng.normal(size=(4, 3)).astype(np.float32), "a.bias": rng.normal(size=(3,)).astype(np.float32)}
-    for fmt in ("fp32", "q3.13", "q3.5"):
+    for fmt in ("fp32", "fp16", "q3.13", "q3.5", "q4.8"):  # q4.8: 12-bit codes, the general per-tensor path
         dram = ImageBuilder("dram")
         p = encode_pack("t", ("0", "1"), False, None, "h", True, tensors, parse_format(fmt), dram)
         raw = np.frombuffer(dram.getvalue(), dtype=np.uint8)
-        staging: dict = {}
-        out = pack_arrays(p, raw, staging)
-        tol = 0 if fmt == "fp32" else 2.0 ** -int(fmt.split(".")[1])
+        loader = PackLoader(p)
+        out = loader.load(raw)
+        assert loader._fast == (fmt != "q4.8")
+        f = parse_format(fmt)
+        tol = 1e-3 if fmt == "fp16" else (0 if fmt == "fp32" else f.scale)
         for n, x in tensors.items():
             assert out[n].dtype == np.float32 and out[n].shape == x.shape
-            assert np.max(np.abs(out[n] - np.clip(x, -4, 4))) <= tol
-        if fmt == "fp32":
-            assert out["a.weight"].base is not None and not staging  # a view of the SRAM bytes, no copy
-        else:
-            again = pack_arrays(p, raw, staging)
-            assert again["a.weight"] is out["a.weight"]  # staging buffers are reused across swaps
+            assert np.max(np.abs(out[n] - np.clip(x, -f.max_value, f.max_value))) <= tol
+        again = pack_arrays(p, raw, loader)
+        assert again["a.weight"] is out["a.weight"]  # the same buffers every swap: bindings stay valid

@@ -20,6 +20,7 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+from edgemti.demo import fit_spec
 from edgemti.formats.build import open_build
 from edgemti.formats.graph import bind_initializers, load_graph
 from edgemti.runtime.engine import Engine
@@ -36,7 +37,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
-    eng = Engine.open(args.build, threads=args.threads)
+    eng = Engine.open(args.build, spec=fit_spec(args.build)[0], threads=args.threads)
     task = args.task or eng.rules.tasks[0]
     b = open_build(args.build)
     tensors = {**b.decode_backbone(), **b.decode_pack(task)}

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from edgemti.demo import fit_spec
 from edgemti.runtime.engine import Engine
 from edgemti.runtime.log import read_log
 from edgemti.runtime.scheduler import SchedulerConfig
@@ -65,7 +66,7 @@ def main() -> None:
     ap.add_argument("--log", default="load_http.jsonl")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    eng = Engine.open(args.build, threads=args.threads)
+    eng = Engine.open(args.build, spec=fit_spec(args.build)[0], threads=args.threads)
     srv = HttpServer(eng, "127.0.0.1:0", SchedulerConfig(args.policy), log_path=args.log).start()
     addr = srv.address
     results: list = []
