@@ -121,17 +121,21 @@ def varying_axes(shapes_per_task: Iterable[Mapping[str, tuple[int, ...]]]) -> di
     return out
 
 
-def export_multitask(model, task_shapes: Iterable[Mapping[str, tuple[int, ...]]] = ()) -> onnx.ModelProto:
-    """One graph for every task: backbone tensors stay initializers, task tensors are named inputs."""
-    proto = export_model(model)
+def export_multitask(model, task_shapes: Iterable[Mapping[str, tuple[int, ...]]] = (),
+                     proto: onnx.ModelProto | None = None) -> onnx.ModelProto:
+    """One graph for every task: backbone tensors stay initializers, task tensors are named inputs.
+
+    ``proto``: an :func:`export_model` result of ``model`` to reuse (exports are slow)."""
+    proto = proto if proto is not None else export_model(model)
     task_names = model.task_names()
     shapes = list(task_shapes) or [{n: tuple(p.shape) for n, p in model.named_parameters() if n in task_names}]
     return lift_inputs(proto, task_names, varying_axes(shapes))
 
 
-def export_weightless(model, task_shapes: Iterable[Mapping[str, tuple[int, ...]]] = ()) -> onnx.ModelProto:
+def export_weightless(model, task_shapes: Iterable[Mapping[str, tuple[int, ...]]] = (),
+                      proto: onnx.ModelProto | None = None) -> onnx.ModelProto:
     """A build's ``graph.onnx``: every parameter a named input, no parameter data in the file."""
-    proto = export_model(model)
+    proto = proto if proto is not None else export_model(model)
     params = [n for n, _ in model.named_parameters()]
     task_names = set(model.task_names())
     shapes = list(task_shapes) or [{n: tuple(p.shape) for n, p in model.named_parameters() if n in task_names}]

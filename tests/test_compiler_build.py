@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
+from compiler_support import TASKS, trained
 
 from edgemti.cli import main
 from edgemti.compiler import CompileConfig, compile_build, plan_build
@@ -20,27 +20,19 @@ from edgemti.errors import BackboneMismatchError, CapacityError, ConfigError, Fo
 from edgemti.formats.build import decode_backbone, open_build
 from edgemti.formats.quant import fake_quantize, parse_format
 from edgemti.hwmodel.spec import SPECS_DIR
-from edgemti.tasks.backbones import build_model
 from edgemti.tasks.model import AdapterSpec
 from edgemti.tasks.pack import pack_from_model, save_pack
 
 
 def _pack(root, backbone, task, labels, is_reg, adapter, seed):
-    model = build_model(backbone, num_labels=1 if is_reg else len(labels), adapter=adapter)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # "trained" task tensors: every one non-trivial, so a swapped tensor shows
-        for n, p in model.named_parameters():
-            if n in model.task_names():
-                p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    model = trained(backbone, 1 if is_reg else len(labels), adapter, seed)
     return save_pack(pack_from_model(model, task, labels, is_reg), root / task)
 
 
 @pytest.fixture(scope="module")
 def packs(tmp_path_factory):
     root = tmp_path_factory.mktemp("packs")
-    return [_pack(root, "albert-tiny", "mnli", ("entailment", "neutral", "contradiction"), False, AdapterSpec(16, 16), 1),
-            _pack(root, "albert-tiny", "mrpc", ("0", "1"), False, AdapterSpec(8, 24), 2),  # VASE: other sizes
-            _pack(root, "albert-tiny", "stsb", (), True, AdapterSpec(16, 16), 3)]
+    return [_pack(root, "albert-tiny", *t) for t in TASKS]  # mnli 3 labels, mrpc VASE sizes, stsb regression
 
 
 @pytest.fixture(scope="module")
