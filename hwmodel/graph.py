@@ -130,6 +130,15 @@ def probe_shapes(model: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, .
     return gs
 
 
+def weight_views(model: onnx.ModelProto, weights: set[str]) -> set[str]:
+    """The weight names plus every tensor that is a layout-only view of a weight (e.g. its Transpose)."""
+    out = set(weights)
+    for n in model.graph.node:  # graph order is topological
+        if n.op_type in VIEW_OPS and n.input and n.input[0] in out:
+            out.update(o for o in n.output if o)
+    return out
+
+
 def _numel(shape: tuple[int, ...]) -> int:
     return int(math.prod(shape)) if shape else 1
 

@@ -23,7 +23,7 @@ import onnx
 
 from edgemti.errors import CapacityError, FormatError, UnknownTaskError
 from edgemti.hwmodel.cost import ActionCounts, Cost, price
-from edgemti.hwmodel.graph import WeightInfo, charge_graph, probe_shapes, unmatched_weights
+from edgemti.hwmodel.graph import WeightInfo, charge_graph, probe_shapes, unmatched_weights, weight_views
 from edgemti.hwmodel.macros import LevelProvision, load_macro_table, provision
 from edgemti.hwmodel.spec import ON_CHIP_LEVELS, ArchSpec, load_spec
 
@@ -164,7 +164,8 @@ class HwModel:
     def activation_peak_bytes(self) -> int:
         """Largest (inputs + outputs) activation footprint of one node at ``max_seq_len``: SRAM working set."""
         shapes = self._shapes(self.max_seq_len, self._task(None))
-        weights = set(self.backbone) | {t["name"] for p in self.packs.values() for t in p["tensors"]}
+        weights = weight_views(self.graph, set(self.backbone) | {t["name"] for p in self.packs.values()
+                                                                for t in p["tensors"]})
         peak = 0
         for n in self.graph.graph.node:
             names = [x for x in (*n.input, *n.output) if x and x not in weights and x in shapes.float_tensors]

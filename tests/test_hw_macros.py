@@ -80,8 +80,8 @@ def test_parallel_bandwidth_sums_macros():
 
 
 def test_capacity_errors_name_the_numbers():
-    with pytest.raises(CapacityError, match="sram needs .* MiB, the spec offers 4.00 MiB"):
-        provision("sram", SPEC.sram, 22, TABLE, 5 * 2**20)
+    with pytest.raises(CapacityError, match="sram needs .* MiB, the spec offers 8.00 MiB"):
+        provision("sram", SPEC.sram, 22, TABLE, 9 * 2**20)
     spec = SPEC.with_overrides({"rram_mlc.max_macros": 1, "rram_mlc.capacity_bytes": 2**30})
     with pytest.raises(CapacityError, match="raise max_macros"):
         provision("rram_mlc", spec.rram_mlc, 22, TABLE, 20 * 2**20)
