@@ -80,7 +80,8 @@ def check_capacity(fp: Footprint, capacities: dict[str, int], origin: str = "arc
                         f"{(n - cap) / MIB:.3f} MiB ({n - cap} bytes)")
     if over:
         raise CapacityError(f"the {fp.design} build ({fp.quant}) does not fit the memories of {origin}: "
-                            + "; ".join(over) + ". Raise the sparsity, use a narrower --quant, or give a larger --spec")
+                            + "; ".join(over) + ". Raise the sparsity, use a narrower --quant, give a larger --spec, "
+                            "or compile with --no-capacity-check")
 
 
 def spec_capacities(spec) -> dict[str, int]:

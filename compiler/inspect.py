@@ -27,9 +27,10 @@ def memory_map(m: Manifest) -> list[dict]:
     return rows
 
 
-def inspect_build(path: str | Path, verify: bool = False, table3: bool = False,
+def inspect_build(path: str | Path, verify: bool = False, table3: bool = False, check_logits: bool = False,
                   progress: Callable[[str], None] | None = None) -> dict:
-    """A JSON-able report of a build; ``verify`` checks every checksum, ``table3`` adds the Table III layout."""
+    """A JSON-able report of a build; ``verify`` checks every checksum, ``table3`` adds the Table III layout,
+    ``check_logits`` compares the decoded build with the PyTorch models (:func:`compiler.check.compare_logits`)."""
     build = open_build(path, verify=False)
     m = build.manifest
     fp = footprint(m)
@@ -52,6 +53,10 @@ def inspect_build(path: str | Path, verify: bool = False, table3: bool = False,
         report["verify"] = {"ok": True, "checks": build.verify()}
     if table3:
         report["table3"] = table3_for_manifest(m, progress)
+    if check_logits:
+        from edgemti.compiler.check import compare_logits
+
+        report["logits_check"] = compare_logits(path)
     return report
 
 
@@ -86,8 +91,8 @@ def table3_for_manifest(m: Manifest, progress: Callable[[str], None] | None = No
     return table3_rows(fps)
 
 
-def format_report(r: dict) -> str:
-    """Human-readable text of :func:`inspect_build`'s report."""
+def format_report(r: dict, tensors: bool = False) -> str:
+    """Human-readable text of :func:`inspect_build`'s report (``tensors``: one line per backbone tensor)."""
     fp = r["footprint"]
     c = r["compile"]
     lines = [f"build {r['path']}  id {r['build_id'][:16]}  design {r['design']}"
@@ -116,12 +121,25 @@ def format_report(r: dict) -> str:
     lines.append("packs: " + ", ".join(f"{p['task']} {p['bytes'] / 1024:.1f} KiB" for p in r["packs"]))
     sat = sum(t["saturated"] for t in r["tensors"])
     worst = max(r["tensors"], key=lambda t: t["quant_max_abs_err"]) if r["tensors"] else None
+    if tensors:
+        lines.append(f"{'tensor':58} {'group':11} {'shape':>12} {'sparsity':>8} {'sat':>5} {'max q err':>9}")
+    for t in r["tensors"] if tensors else ():
+        lines.append(f"{t['name'][-58:]:58} {t['group']:11} {'x'.join(map(str, t['shape'])):>12} "
+                     f"{t['sparsity']:>8.3f} {t['saturated']:>5} {t['quant_max_abs_err']:>9.2e}")
     lines.append(f"backbone: {len(r['tensors'])} tensors, {sat} saturated values"
                  + (f", worst quantization error {worst['quant_max_abs_err']:.3g} ({worst['name']})" if worst else ""))
     if "verify" in r:
         lines.append("")
         lines.append("verify: OK")
         lines += [f"  {c}" for c in r["verify"]["checks"]]
+    if "logits_check" in r:
+        lines.append("")
+        lines.append("logits of the decoded build (onnxruntime) vs PyTorch, seeded random batch:")
+        for task, c in r["logits_check"].items():
+            agree = c["argmax_agreement_vs_float"]
+            lines.append(f"  {task:8} vs pruned+quantized torch {c['max_abs_diff_vs_compiled_torch']:.2e} | vs float "
+                         f"unpruned {c['max_abs_diff_vs_float']:.3g}"
+                         + (f", argmax agreement {agree:.0%}" if agree is not None else ""))
     if "table3" in r:
         lines.append("")
         lines.append("Table III (paper) layout, this backbone and tasks, synthetic packs:")

@@ -214,9 +214,13 @@ def eval_cmd(pack_dir, split, data_dir, dev_file, checkpoint, max_examples, as_j
 @click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Build folder to create.")
 @click.option("--force", is_flag=True, help="Replace an existing build folder.")
+@click.option("--no-capacity-check", is_flag=True, help="Do not fail when the build exceeds the spec's memories.")
+@click.option("--check-logits", is_flag=True,
+              help="Also compare the decoded build's logits with the pruned+quantized and the float PyTorch models.")
 @click.option("--json", "as_json", is_flag=True)
 def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, activation_bits, sparsity_embedding,
-                sparsity_transformer, max_seq_len, adapter_size, spec, checkpoint, out, force, as_json) -> None:
+                sparsity_transformer, max_seq_len, adapter_size, spec, checkpoint, out, force, no_capacity_check,
+                check_logits, as_json) -> None:
     """Prune, quantize and bitmask-encode a backbone + task packs into RRAM/DRAM images and a graph."""
     from edgemti.compiler import STEPS, CompileConfig, compile_build
     from edgemti.compiler.inspect import format_report, inspect_build
@@ -225,13 +229,14 @@ def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, act
                         synthetic_tasks=tuple(t for t in (synthetic_tasks or "").split(",") if t.strip()),
                         design=design, quant=quant, pack_quant=pack_quant, activation_bits=activation_bits,
                         sparsity_embedding=sparsity_embedding, sparsity_transformer=sparsity_transformer,
-                        max_seq_len=max_seq_len, spec=spec, checkpoint=checkpoint, synthetic_adapter=adapter_size)
+                        max_seq_len=max_seq_len, spec=spec, checkpoint=checkpoint, synthetic_adapter=adapter_size,
+                        check_capacity=not no_capacity_check)
     with click.progressbar(length=len(STEPS), label="compile", file=sys.stderr) as bar:
         def step(name: str) -> None:
             bar.label = f"compile: {name}"
             bar.update(1)
         path = compile_build(cfg, out, force=force, progress=step)
-    report = inspect_build(path)
+    report = inspect_build(path, check_logits=check_logits)
     if as_json:
         echo_json(report)
     else:
@@ -243,17 +248,21 @@ def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, act
 @click.option("--verify", is_flag=True, help="Check every checksum and the manifest against the images.")
 @click.option("--table3", is_flag=True, help="Add the paper's Table III layout (6 in-memory compiles, ~1 min).")
 @click.option("--map", "show_map", is_flag=True, help="Print the memory map (every region of every image).")
+@click.option("--tensors", "show_tensors", is_flag=True,
+              help="One line per backbone tensor: group, shape, sparsity, saturated values, quantization error.")
+@click.option("--check-logits", is_flag=True,
+              help="Compare the decoded build's logits with the pruned+quantized and the float PyTorch models.")
 @click.option("--json", "as_json", is_flag=True)
-def inspect_cmd(build, verify, table3, show_map, as_json) -> None:
-    """Memory map and footprint of a build (and its verification / Table III)."""
+def inspect_cmd(build, verify, table3, show_map, show_tensors, check_logits, as_json) -> None:
+    """Memory map and footprint of a build (and its verification / Table III / logits check)."""
     from edgemti.compiler.inspect import format_report, inspect_build
 
-    report = inspect_build(build, verify=verify, table3=table3,
+    report = inspect_build(build, verify=verify, table3=table3, check_logits=check_logits,
                            progress=(lambda s: click.echo(f"table3: {s}", err=True)) if table3 else None)
     if as_json:
         echo_json(report)
         return
-    click.echo(format_report(report))
+    click.echo(format_report(report, tensors=show_tensors))
     if show_map:
         click.echo("\nmemory map:")
         for row in report["memory_map"]:

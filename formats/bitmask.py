@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from edgemti.formats.quant import QFormat, codes_from_bytes, codes_to_bytes, dequantize, packed_nbytes
 
 from edgemti.errors import FormatError
+from edgemti.formats.quant import QFormat, codes_from_bytes, codes_to_bytes, dequantize, packed_nbytes
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from edgemti.errors import FormatError
 from edgemti.formats import bitmask
 from edgemti.formats.manifest import (
     IMAGE_BITS_PER_CELL,
@@ -36,8 +38,6 @@ from edgemti.formats.quant import (
     quantize,
     saturation_count,
 )
-
-from edgemti.errors import FormatError
 
 MANIFEST_FILE = "manifest.json"
 GRAPH_FILE = "graph.onnx"

@@ -10,9 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgemti.formats.quant import QFormat
-
 from edgemti.errors import ConfigError, FormatError
+from edgemti.formats.quant import QFormat
 
 BUILD_FORMAT = "edgemti-build"
 BUILD_FORMAT_VERSION = 1
