@@ -316,11 +316,13 @@ def faults_cmd(build, data_dir, rates, slc_rate, tasks, max_examples, seeds, plo
 @click.option("--requests", "n_requests", type=int, default=36, show_default=True, help="Requests in the stream.")
 @click.option("--policy", type=click.Choice(["fifo", "swap-aware"]), default="swap-aware", show_default=True)
 @click.option("--quant", default="q3.13", show_default=True, help="Value format of both builds.")
-def demo_cmd(out_dir, n_requests, policy, quant) -> None:
+@click.option("--backbone", default="minilm", show_default=True,
+              help="Backbone preset (the shipped packs are MiniLM's; others get synthetic packs).")
+def demo_cmd(out_dir, n_requests, policy, quant, backbone) -> None:
     """Offline demo: compile MiniLM + shipped packs, serve a mixed stream, compare with vanilla."""
     from edgemti.demo import run_demo
 
-    run_demo(out_dir=out_dir, n_requests=n_requests, policy=policy, quant=quant, emit=click.echo)
+    run_demo(out_dir=out_dir, n_requests=n_requests, policy=policy, quant=quant, backbone=backbone, emit=click.echo)
 
 
 @main.command(name="report")
