@@ -163,9 +163,10 @@ def test_corrupt_build_fails_verify_and_inspect(adapter_build, tmp_path):
 
 
 def test_inspect_cli_and_table3_rows(adapter_build, vanilla_build):
-    r = CliRunner().invoke(main, ["inspect", str(adapter_build), "--verify", "--map"])
+    r = CliRunner().invoke(main, ["inspect", str(adapter_build), "--verify", "--map", "--tensors", "--check-logits"])
     assert r.exit_code == 0, r.output
     assert "verify: OK" in r.output and "RRAM MLC" in r.output and "memory map" in r.output
+    assert "encoder.pooler.weight" in r.output and "vs pruned+quantized torch" in r.output
     r = CliRunner().invoke(main, ["inspect", str(vanilla_build), "--json"])
     rep = json.loads(r.output)
     assert rep["synthetic"] and rep["footprint"]["design"] == "vanilla"
