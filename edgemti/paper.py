@@ -75,35 +75,54 @@ def evaluate_build(hw, seq_len: int) -> dict:
     }
 
 
-def _swap_energy_at(hw, dram_pj: float) -> float:
-    """Mean swap energy of the build's tasks with DRAM at ``dram_pj`` pJ/bit (same provisioned levels)."""
+CONVENTIONS = {
+    "full": lambda c: True,
+    "no_compute": lambda c: c not in COMPUTE,  # the paper's stated convention
+    "dynamic_only": lambda c: c not in COMPUTE and not c.startswith("leak_"),  # + no leakage
+}
+
+
+def _swap_components_at(hw, dram_pj: float | None) -> dict:
+    """Mean swap energy per component of the build's tasks, DRAM at ``dram_pj`` pJ/bit (same levels)."""
     from edgemti.hwmodel.cost import ActionCounts, price
 
-    spec = hw.spec.with_overrides({"dram.read_pj_per_bit": dram_pj, "dram.write_pj_per_bit": dram_pj})
-    out = []
+    spec = hw.spec if dram_pj is None else hw.spec.with_overrides(
+        {"dram.read_pj_per_bit": dram_pj, "dram.write_pj_per_bit": dram_pj})
+    out: dict = {}
     for t in hw.tasks:
         bits = 8.0 * int(hw.packs[t]["length"])
-        out.append(price(ActionCounts(read_bits={"dram": bits}, write_bits={"sram": bits}), spec, hw.levels).energy_j)
-    return _mean(out)
+        c = price(ActionCounts(read_bits={"dram": bits}, write_bits={"sram": bits}), spec, hw.levels)
+        for k, v in c.energy_by_component_j.items():
+            out[k] = out.get(k, 0.0) + v / len(hw.tasks)
+    return out
+
+
+def _per_inference(hw, seq_len: int, rate: float, convention: str, dram_pj: float | None = None) -> float:
+    keep = CONVENTIONS[convention]
+    inf: dict = {}
+    for t in hw.tasks:
+        for k, v in hw.inference(seq_len, t).energy_by_component_j.items():
+            inf[k] = inf.get(k, 0.0) + v / len(hw.tasks)
+    sw = _swap_components_at(hw, dram_pj)
+    return (sum(v for k, v in inf.items() if keep(k)) + rate * sum(v for k, v in sw.items() if keep(k)))
 
 
 def sensitivity(models: dict, seq_len: int) -> dict:
-    """Energy ratio vanilla-FP32 / adapter-X against DRAM pJ/bit (switch every request) and the switch rate."""
+    """Energy ratio vanilla-FP32 / adapter-X, per energy convention, against DRAM pJ/bit (switch on every
+    request) and against the switch rate (DRAM as in the spec)."""
     base = models[("vanilla", "fp32")]
-    out: dict = {"dram_pj_per_bit": list(DRAM_PJ_SWEEP), "switch_rate": list(SWITCH_RATE_SWEEP), "vs_dram": {},
-                 "vs_switch_rate": {}}
-
-    def per_inf(hw, rate: float, dram_pj: float | None = None) -> float:
-        inf = _mean(hw.inference(seq_len, t).energy_j for t in hw.tasks)
-        sw = _swap_energy_at(hw, dram_pj) if dram_pj is not None else _mean(hw.swap(t).energy_j for t in hw.tasks)
-        return inf + rate * sw
-
-    for q in QUANTS:
-        a = models.get(("adapter", q))
-        if a is None:
-            continue
-        out["vs_dram"][q] = [per_inf(base, 1.0, p) / per_inf(a, 1.0, p) for p in DRAM_PJ_SWEEP]
-        out["vs_switch_rate"][q] = [per_inf(base, s) / per_inf(a, s) for s in SWITCH_RATE_SWEEP]
+    out: dict = {"dram_pj_per_bit": list(DRAM_PJ_SWEEP), "switch_rate": list(SWITCH_RATE_SWEEP),
+                 "conventions": list(CONVENTIONS), "vs_dram": {}, "vs_switch_rate": {}}
+    for conv in CONVENTIONS:
+        out["vs_dram"][conv], out["vs_switch_rate"][conv] = {}, {}
+        for q in QUANTS:
+            a = models.get(("adapter", q))
+            if a is None:
+                continue
+            out["vs_dram"][conv][q] = [_per_inference(base, seq_len, 1.0, conv, p) / _per_inference(a, seq_len, 1.0, conv, p)
+                                       for p in DRAM_PJ_SWEEP]
+            out["vs_switch_rate"][conv][q] = [_per_inference(base, seq_len, r, conv) / _per_inference(a, seq_len, r, conv)
+                                              for r in SWITCH_RATE_SWEEP]
     return out
 
 
@@ -222,13 +241,16 @@ def format_paper(doc: dict) -> str:
             f"{f.get('latency_per_inference', 0):8.2f}x {tgt('latency_per_inference'):>7} | "
             f"{s.get('area', 0):5.2f}x {s.get('energy_per_inference', 0):7.1f}x {s.get('latency_per_inference', 0):7.2f}x")
     sens = doc["sensitivity"]
-    lines += ["", "sensitivity: energy ratio vanilla-FP32 / adapter-<quant> (full energy)",
+    lines += ["", "sensitivity: energy/inference ratio vanilla-FP32 / adapter-<quant>, by energy convention",
+              "  (full = everything; no_compute = the paper's convention; dynamic_only = no compute, no leakage)",
               "  vs DRAM pJ/bit (switch every request): " + "  ".join(f"{p:g}" for p in sens["dram_pj_per_bit"])]
-    for q, vals in sens["vs_dram"].items():
-        lines.append(f"    {q:6} " + "  ".join(f"{v:.1f}x" for v in vals))
-    lines.append("  vs switch rate (DRAM as spec):          " + "  ".join(f"{s:g}" for s in sens["switch_rate"]))
-    for q, vals in sens["vs_switch_rate"].items():
-        lines.append(f"    {q:6} " + "  ".join(f"{v:.1f}x" for v in vals))
+    for conv, per_q in sens["vs_dram"].items():
+        for q, vals in per_q.items():
+            lines.append(f"    {conv:12} {q:6} " + "  ".join(f"{v:.1f}x" for v in vals))
+    lines.append("  vs switch rate (DRAM as spec): " + "  ".join(f"{s:g}" for s in sens["switch_rate"]))
+    for conv, per_q in sens["vs_switch_rate"].items():
+        for q, vals in per_q.items():
+            lines.append(f"    {conv:12} {q:6} " + "  ".join(f"{v:.1f}x" for v in vals))
     return "\n".join(lines)
 
 
@@ -268,23 +290,30 @@ def plot_sensitivity(doc: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sens, paper = doc["sensitivity"], doc["paper"]["reduction"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for q, vals in sens["vs_dram"].items():
-        axes[0].plot(sens["dram_pj_per_bit"], vals, marker="o", label=f"adapter {q}")
-    for q, vals in sens["vs_switch_rate"].items():
-        axes[1].plot([max(s, 1e-3) for s in sens["switch_rate"]], vals, marker="o", label=f"adapter {q}")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    styles = {"full": "-", "no_compute": "--", "dynamic_only": ":"}
+    for conv, per_q in sens["vs_dram"].items():
+        for q, vals in per_q.items():
+            if q in ("fp32", "q3.5"):
+                axes[0].plot(sens["dram_pj_per_bit"], vals, styles[conv], marker="o", ms=3, label=f"{q}, {conv}")
+    for conv, per_q in sens["vs_switch_rate"].items():
+        for q, vals in per_q.items():
+            if q in ("fp32", "q3.5"):
+                axes[1].plot([max(s, 1e-3) for s in sens["switch_rate"]], vals, styles[conv], marker="o", ms=3,
+                             label=f"{q}, {conv}")
     for ax in axes:
         for q, p in paper.items():
             ax.axhline(p["energy_per_inference"], ls=":", color="gray")
-            ax.annotate(f"paper {q}: {p['energy_per_inference']:g}x", (ax.get_xlim()[0], p["energy_per_inference"]),
-                        fontsize=7, color="gray", va="bottom")
+            ax.text(0.01, p["energy_per_inference"], f"paper {q}: {p['energy_per_inference']:g}x", fontsize=7,
+                    color="gray", va="bottom", transform=ax.get_yaxis_transform())
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     axes[0].set_xlabel("DRAM energy (pJ/bit), switch on every request")
     axes[1].set_xlabel("task-switch rate (switches per request; 0 plotted at 1e-3)")
     axes[0].set_ylabel("energy/inference: vanilla FP32 / adapter")
-    fig.suptitle("what drives the energy gap: DRAM traffic of task switches", fontsize=10)
+    fig.suptitle("what drives the energy gap (vanilla FP32 / adapter): leakage of the vanilla SRAM, then DRAM "
+                 "traffic of task switches once leakage is left out", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
