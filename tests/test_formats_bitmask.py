@@ -10,11 +10,20 @@ from edgemti.formats.quant import QFormat, fake_quantize, parse_format, quantize
 FORMATS = ["q3.13", "q3.5", "q4.12", "q2.3", "q5.6", "q8.15", "fp32", "fp16"]
 
 
-@settings(max_examples=80, deadline=None)
+@st.composite
+def formats(draw):
+    """Presets, floats, and any Q(i,f) with 2 <= i + f <= 32."""
+    if draw(st.booleans()):
+        return parse_format(draw(st.sampled_from(FORMATS)))
+    i = draw(st.integers(1, 12))
+    f = draw(st.integers(max(0, 2 - i), min(20, 32 - i)))
+    return QFormat("fixed", i + f, i, f)
+
+
+@settings(max_examples=150, deadline=None)
 @given(shape=st.lists(st.integers(1, 13), min_size=1, max_size=3), sparsity=st.sampled_from([0.0, 0.3, 0.77, 1.0]),
-       fmt_name=st.sampled_from(FORMATS), seed=st.integers(0, 2**16), scale=st.sampled_from([0.05, 1.0, 9.0]))
-def test_round_trip_is_exact(shape, sparsity, fmt_name, seed, scale):
-    fmt = parse_format(fmt_name)
+       fmt=formats(), seed=st.integers(0, 2**16), scale=st.sampled_from([0.05, 1.0, 9.0]))
+def test_round_trip_is_exact(shape, sparsity, fmt, seed, scale):
     g = np.random.default_rng(seed)
     x = (g.standard_normal(shape) * scale).astype(np.float32)
     x[g.random(shape) < sparsity] = 0.0  # sparsity 0 = fully dense, 1 = all zero
