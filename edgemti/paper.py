@@ -151,7 +151,8 @@ def _ratios(results: dict) -> dict:
 
 def paper_report(out: str | Path, seq_len: int = 128, sparsity_embedding: float = 0.5,
                  sparsity_transformer: float = 0.5, quants: tuple[str, ...] = QUANTS,
-                 progress: Callable[[str], None] | None = None, builds_dir: str | Path | None = None) -> dict:
+                 progress: Callable[[str], None] | None = None, builds_dir: str | Path | None = None,
+                 backbone: str = "albert-base") -> dict:
     """Compile the 6 builds (or reuse ``builds_dir/<design>_<quant>``), price them, write table/plots/JSON."""
     from edgemti.compiler import CompileConfig, compile_build
     from edgemti.formats.build import open_build
@@ -162,8 +163,8 @@ def paper_report(out: str | Path, seq_len: int = 128, sparsity_embedding: float 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bad = [q for q in quants if q not in QUANTS]
-    if bad:
-        raise ConfigError(f"quants must be among {list(QUANTS)}, got {bad}")
+    if bad or "fp32" not in quants:
+        raise ConfigError(f"quants must be among {list(QUANTS)} and include fp32 (the normalisation), got {quants}")
     results: dict = {}
     models: dict = {}
     builds: dict = {}
@@ -174,7 +175,7 @@ def paper_report(out: str | Path, seq_len: int = 128, sparsity_embedding: float 
                 folder = root / f"{design}_{q}"
                 if not (folder / "manifest.json").is_file():
                     step(f"compile {design} {q}")
-                    cfg = CompileConfig(backbone="albert-base", synthetic_tasks=TASKS, design=design, quant=q,
+                    cfg = CompileConfig(backbone=backbone, synthetic_tasks=TASKS, design=design, quant=q,
                                         sparsity_embedding=sparsity_embedding,
                                         sparsity_transformer=sparsity_transformer, max_seq_len=seq_len)
                     compile_build(cfg, folder, force=True)
@@ -190,7 +191,7 @@ def paper_report(out: str | Path, seq_len: int = 128, sparsity_embedding: float 
         sens = sensitivity(models, seq_len)
     targets = paper_targets()
     payload = {
-        "config": {"backbone": "albert-base", "tasks": list(TASKS), "seq_len": seq_len, "quants": list(quants),
+        "config": {"backbone": backbone, "tasks": list(TASKS), "seq_len": seq_len, "quants": list(quants),
                    "sparsity_embedding": sparsity_embedding, "sparsity_transformer": sparsity_transformer,
                    "scenario": "round robin over the tasks (switch on every request)",
                    "dram_pj_per_bit": models[("adapter", quants[0])].spec.dram.read_pj_per_bit},
@@ -213,7 +214,7 @@ def paper_report(out: str | Path, seq_len: int = 128, sparsity_embedding: float 
 def format_paper(doc: dict) -> str:
     res, red, paper = doc["results"], doc["reductions"], doc["paper"]["reduction"]
     cfg = doc["config"]
-    lines = [f"adapter-ALBERT vs vanilla ALBERT, albert-base, 3-task MTI {cfg['tasks']} (switch every request), "
+    lines = [f"adapter-ALBERT vs vanilla ALBERT, {cfg['backbone']}, 3-task MTI {cfg['tasks']} (switch every request), "
              f"seq_len {cfg['seq_len']}, sparsity emb {cfg['sparsity_embedding']} / tf "
              f"{cfg['sparsity_transformer']}, DRAM {cfg['dram_pj_per_bit']} pJ/bit",
              "",
