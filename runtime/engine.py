@@ -100,6 +100,7 @@ class Engine:
                                   overlong=overlong)
         self._single = tuple(t for t in tasks if t in SINGLE_TASKS)
         self._loaders: dict[str, PackLoader] = {}
+        self._swap_counts: tuple[int, int] = (0, 0)
         self._swap_cost: dict[str, Any] = {}
         self.stats = EngineStats()
         self.program_cost = _cost_dict(hw.program_rram())
@@ -163,6 +164,13 @@ class Engine:
         c = self._swap(task)
         return float(c.energy_j), float(c.latency_s)
 
+    def price_swap_counts(self, dram_bytes_read: int, sram_bytes_written: int):
+        """Price a swap from the bytes the memories counted (DRAM read, SRAM written) with the hardware model."""
+        from edgemti.hwmodel.cost import ActionCounts
+
+        return self.hw.price(ActionCounts(read_bits={"dram": 8.0 * dram_bytes_read},
+                                          write_bits={"sram": 8.0 * sram_bytes_written}))
+
     def _swap(self, task: str):
         if task not in self._swap_cost:
             self._swap_cost[task] = self.hw.swap(task)
@@ -220,7 +228,11 @@ class Engine:
         acc = self.slots.access(task)
         if acc.hit:
             return False, None, 0.0
+        dram0, sram0 = self.hma.mem["DRAM"].counts(), self.hma.mem["SRAM"].counts()
         _, raw = self.hma.swap_in(task, evict=acc.evicted)
+        # count first, then price: what the DMA did, as the memories counted it
+        self._swap_counts = ((self.hma.mem["DRAM"].counts() - dram0).bytes_read,
+                             (self.hma.mem["SRAM"].counts() - sram0).bytes_written)
         loader = self._loaders.get(task)
         if loader is None:
             loader = self._loaders[task] = PackLoader(self.manifest.pack(task))
@@ -257,7 +269,7 @@ class Engine:
         t2 = time.perf_counter()
         seq_len = int(feeds["input_ids"].shape[1])
         inf = _cost_dict(self.hw.inference(seq_len, task))
-        swap = _cost_dict(self._swap(task)) if swapped else None
+        swap = _cost_dict(self.price_swap_counts(*self._swap_counts)) if swapped else None
         comp = dict(inf["energy_by_component_j"])
         if swap is not None:
             for k, v in swap["energy_by_component_j"].items():

@@ -68,6 +68,9 @@ def test_swap_moves_exactly_the_pack_and_is_charged(engine):
         assert r.latency_s == pytest.approx(r.inference["latency_s"] + (r.swap["latency_s"] if r.swap else 0))
         assert sum(r.energy_by_component_j.values()) == pytest.approx(r.energy_j)
     assert r1.swap["energy_j"] > 0 and r1.energy_j > r2.energy_j
+    # the swap priced from the runtime's own counts equals the hardware model's swap of exactly the pack's bytes
+    assert r3.swap["energy_j"] == pytest.approx(engine.hw.swap("mrpc").energy_j, rel=1e-12)
+    assert r3.swap["latency_s"] == pytest.approx(engine.hw.swap("mrpc").latency_s, rel=1e-12)
     assert engine.slots.stats()["swaps"] == 2 and engine.slots.stats()["hits"] == 1
     assert {r.label for r in engine.hma.mem["SRAM"].regions()} == {"activations", "slot:mrpc"}
 

@@ -140,3 +140,29 @@ def test_console_script_serves_stdin(build):
     answers = [json.loads(x) for x in p.stdout.splitlines()]
     assert [(a["id"], a["ok"]) for a in answers] == [("a", True), (None, False), ("b", True)]
     assert "swaps" in p.stderr
+
+
+def test_serve_entry_point_http_for_a_bounded_time(build, tmp_path):
+    from edgemti.runtime.server import serve
+
+    got = {}
+
+    def ready(addr):
+        def client():
+            conn = http.client.HTTPConnection(addr[0], addr[1], timeout=30)
+            conn.request("POST", "/infer", _req("h1", "sst2"))
+            got["a"] = json.loads(conn.getresponse().read())
+            conn.request("GET", "/stats")
+            got["stats"] = json.loads(conn.getresponse().read())
+            conn.request("POST", "/nowhere", b"{}")
+            got["404"] = conn.getresponse().status
+            conn.close()
+
+        threading.Thread(target=client).start()
+
+    res = serve(build, http="127.0.0.1:0", duration_s=3.0, ready=ready, log_path=tmp_path / "s.jsonl")
+    assert got["a"]["ok"] and got["a"]["id"] == "h1" and got["404"] == 404
+    assert got["stats"]["ok"] >= 1
+    assert res.summary["ok"] == 1
+    with pytest.raises(ConfigError, match="not both"):
+        serve(build, requests=tmp_path / "x", http="127.0.0.1:0")
