@@ -141,6 +141,7 @@ class HwModel:
             raise FormatError("manifest: the build has no task packs; compile at least one task")
         self._cache: dict[tuple[str, int], InferenceCost] = {}
         self._shape_cache: dict[tuple[str, int], object] = {}
+        self._swap_cache: dict[str, Cost] = {}
         self.table = load_macro_table(spec.macro_library_path())
         self.levels = self._provision()
 
@@ -257,8 +258,11 @@ class HwModel:
         return self.price(ActionCounts(read_bits={"dram": bits}, write_bits={"sram": bits}))
 
     def swap(self, task: str) -> Cost:
-        """Task switch: load ``task``'s whole pack from DRAM into SRAM; charges exactly the pack's bytes."""
-        return self.price_swap(int(self.packs[self._task(task)]["length"]))
+        """Task switch: load ``task``'s whole pack from DRAM into SRAM; charges exactly the pack's bytes (cached)."""
+        task = self._task(task)
+        if task not in self._swap_cache:
+            self._swap_cache[task] = self.price_swap(int(self.packs[task]["length"]))
+        return self._swap_cache[task]
 
     def program_rram(self) -> ProgramCost:
         """One-time programming of the RRAM images (read from DRAM, written into MLC and SLC cells)."""
