@@ -70,8 +70,10 @@ def echo_json(obj) -> None:
 @click.option("--seq-bucket", type=int, default=16, show_default=True,
               help="Run requests padded to a multiple of this many tokens (0: exact length).")
 @click.option("--warm", is_flag=True, help="Price every (task, length bucket) at start, so no request pays it.")
+@click.option("--fit-spec", "fit", is_flag=True,
+              help="Raise any on-chip memory of the spec too small for this build to the next power of two.")
 def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pinned, overlong, spec, threads,
-          duration_s, seq_bucket, warm) -> None:
+          duration_s, seq_bucket, warm, fit) -> None:
     """Serve multi-task requests on the simulated HMA; one JSON answer per request on stdout.
 
     \b
@@ -93,7 +95,7 @@ def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pi
                        scheduler=SchedulerConfig(policy, window, max_bypass), slots=slots, pinned=tuple(pinned),
                        overlong=overlong, spec=spec, threads=threads, duration_s=duration_s, emit=emit,
                        stdin=None if (requests or http) else click.get_text_stream("stdin"), ready=ready,
-                       seq_bucket=seq_bucket, warm=warm)
+                       seq_bucket=seq_bucket, warm=warm, fit=fit)
     click.echo(format_summary(result.summary), err=True)
 
 

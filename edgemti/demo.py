@@ -19,9 +19,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from edgemti.errors import ConfigError
+from edgemti.runtime.hma import fit_spec
 from edgemti.runtime.scheduler import SchedulerConfig
 from edgemti.runtime.server import serve_stream
 from edgemti.runtime.summary import format_summary
@@ -112,36 +112,6 @@ def _shipped_packs(tasks: tuple[str, ...]) -> dict[str, Path]:
     root = Path(packs_dir()) if callable(packs_dir) else Path(tasks_pkg.__file__).resolve().parent / "packs"
     return {t: root / t for t in tasks if (root / t / "pack.json").is_file() or
             ((root / t).is_dir() and any((root / t).iterdir()))}
-
-
-def _pow2_at_least(n: int) -> int:
-    return 1 << max(0, int(n - 1).bit_length())
-
-
-def fit_spec(build: str | Path) -> tuple[Any, list[str]]:
-    """The shipped spec of the build's design, with any on-chip level too small for this build raised to the
-    next power of two that holds it (the demo's chip is sized for its backbone; MiniLM's 30 k-word embeddings are
-    larger than ALBERT's, which the shipped specs are sized for). Returns (spec, one line per change)."""
-    from edgemti.formats.build import open_build
-    from edgemti.formats.graph import load_graph
-    from edgemti.hwmodel.model import HwModel
-    from edgemti.hwmodel.spec import load_spec
-
-    b = open_build(build, verify=False)
-    m = b.manifest
-    spec = load_spec(design=m.design)
-    roomy = spec.with_overrides({f"{lv}.capacity_bytes": max(spec.memory(lv).capacity_bytes,
-                                                             4 * m.images[lv].size_bytes + (1 << 20))
-                                 for lv in ("rram_mlc", "rram_slc")} | {"sram.capacity_bytes": 1 << 34})
-    req = HwModel.from_build(m.to_dict(), load_graph(b.graph_bytes()), roomy).requirements()
-    overrides, changes = {}, []
-    for lv, need in req.items():
-        cap = spec.memory(lv).capacity_bytes
-        if need > cap:
-            overrides[f"{lv}.capacity_bytes"] = _pow2_at_least(need)
-            changes.append(f"{lv} {cap / 2**20:.2f} MiB -> {_pow2_at_least(need) / 2**20:.2f} MiB "
-                           f"(this build needs {need / 2**20:.2f} MiB)")
-    return (spec.with_overrides(overrides) if overrides else spec), changes
 
 
 def _fmt_e(x: float | None) -> str:

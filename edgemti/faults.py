@@ -23,6 +23,7 @@ import numpy as np
 from edgemti.errors import ConfigError, DataError, UnknownTaskError
 from edgemti.runtime.engine import Engine
 from edgemti.runtime.faults import FaultModel
+from edgemti.runtime.hma import fit_spec
 
 log = logging.getLogger(__name__)
 PLACEMENTS = ("slc", "mlc")
@@ -132,12 +133,14 @@ def sweep_faults(
 ) -> FaultSweepResult:
     """Run the sweep on ``build`` (see module doc); ``progress(done, total, what)`` is called per point."""
     config = config or FaultSweepConfig()
-    engine = Engine.open(build, spec=spec)
+    fitted, changes = fit_spec(build, spec)  # accuracy does not depend on capacities: size the chip to the build
+    engine = Engine.open(build, spec=fitted)
     tasks = config.tasks or tuple(engine.rules.tasks)
     unknown = [t for t in tasks if t not in engine.rules.tasks]
     if unknown:
         raise UnknownTaskError(f"tasks {unknown} are not in the build (it has {list(engine.rules.tasks)})")
     result = FaultSweepResult(engine.build_id, config, {}, {})
+    result.warnings += [f"spec sized for this build: {c}" for c in changes]
     if engine.manifest.synthetic or any(engine.manifest.pack(t).synthetic for t in tasks):
         result.warnings.append("the build's packs are SYNTHETIC (untrained): accuracies are meaningless")
     data = {}

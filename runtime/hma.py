@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -170,3 +172,33 @@ def decode_faulty(t: TensorEntry, values: bytes, mask: bytes) -> np.ndarray:
     out = np.zeros(t.numel, dtype=np.float32)
     out[pos[:k]] = vals[:k]
     return out.reshape(t.shape)
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, int(n - 1).bit_length())
+
+
+def fit_spec(build: str | Path, spec_path: str | Path | None = None) -> tuple[Any, list[str]]:
+    """The spec (default: the shipped spec of the build's design) with any on-chip level too small for this build
+    raised to the next power of two that holds it: a chip sized for the build's backbone (MiniLM's 30 k-word
+    embeddings outgrow the shipped specs, sized for ALBERT). Returns (spec, one line per change)."""
+    from edgemti.formats.build import open_build
+    from edgemti.formats.graph import load_graph
+    from edgemti.hwmodel.model import HwModel
+    from edgemti.hwmodel.spec import load_spec
+
+    b = open_build(build, verify=False)
+    m = b.manifest
+    spec = load_spec(spec_path, design=m.design)
+    roomy = spec.with_overrides({f"{lv}.capacity_bytes": max(spec.memory(lv).capacity_bytes,
+                                                             4 * m.images[lv].size_bytes + (1 << 20))
+                                 for lv in ("rram_mlc", "rram_slc")} | {"sram.capacity_bytes": 1 << 34})
+    req = HwModel.from_build(m.to_dict(), load_graph(b.graph_bytes()), roomy).requirements()
+    overrides, changes = {}, []
+    for lv, need in req.items():
+        cap = spec.memory(lv).capacity_bytes
+        if need > cap:
+            overrides[f"{lv}.capacity_bytes"] = _pow2_at_least(need)
+            changes.append(f"{lv} {cap / 2**20:.2f} MiB -> {_pow2_at_least(need) / 2**20:.2f} MiB "
+                           f"(this build needs {need / 2**20:.2f} MiB)")
+    return (spec.with_overrides(overrides) if overrides else spec), changes

@@ -376,6 +376,7 @@ def serve(
     ready: Callable[[tuple[str, int]], None] | None = None,
     seq_bucket: int = 16,
     warm: bool = False,
+    fit: bool = False,
 ) -> ServeResult:
     """Open ``build`` and serve requests from a file (``requests``), HTTP (``http``) or ``stdin`` lines.
 
@@ -389,6 +390,12 @@ def serve(
         parse_address(http)  # refuse a bad address before spending time loading the build
     if requests is not None and not Path(requests).is_file():
         raise ConfigError(f"--requests {requests}: no such file (give a JSON-lines file, one request per line)")
+    if fit:
+        from edgemti.runtime.hma import fit_spec
+
+        spec, changes = fit_spec(build, spec)
+        for c in changes:
+            log.warning("spec sized for this build: %s", c)
     engine = Engine.open(build, spec=spec, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
                          seq_bucket=seq_bucket)
     if warm:

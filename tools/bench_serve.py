@@ -20,10 +20,10 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-from edgemti.demo import fit_spec
 from edgemti.formats.build import open_build
 from edgemti.formats.graph import bind_initializers, load_graph
 from edgemti.runtime.engine import Engine
+from edgemti.runtime.hma import fit_spec
 from edgemti.runtime.session import session_options
 
 

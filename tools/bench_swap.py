@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from edgemti.demo import fit_spec
 from edgemti.runtime.engine import Engine
+from edgemti.runtime.hma import fit_spec
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from edgemti.demo import fit_spec
 from edgemti.runtime.engine import Engine
+from edgemti.runtime.hma import fit_spec
 from edgemti.runtime.log import read_log
 from edgemti.runtime.scheduler import SchedulerConfig
 from edgemti.runtime.server import HttpServer
