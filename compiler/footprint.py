@@ -119,3 +119,33 @@ def format_table3(rows: list[dict]) -> str:
     lines.append("units: MiB; MLC in the paper's convention (value bytes / 2 bits per cell), SLC = mask bytes, "
                  "SRAM = largest task pack")
     return "\n".join(lines)
+
+
+def plot_table3(rows: list[dict], path: str) -> str:
+    """Grouped bars of MLC / SLC / SRAM, ours beside the paper's, one panel per memory (PNG, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['design']}\n{r['quant']}" for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, (key, title) in zip(axes, (("mlc", "MLC RRAM (paper convention)"), ("slc", "SLC RRAM"),
+                                       ("sram", "SRAM (largest pack)")), strict=True):
+        xs = range(len(rows))
+        ours = [r[f"{key}_mib"] for r in rows]
+        paper = [r[f"paper_{key}"] or 0.0 for r in rows]
+        ax.bar([x - 0.2 for x in xs], ours, width=0.4, label="edgemti")
+        ax.bar([x + 0.2 for x in xs], paper, width=0.4, label="paper Table III")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(labels, fontsize=8)
+        ax.set_title(title)
+        ax.set_ylabel("MiB")
+        if key == "sram":
+            ax.set_yscale("log")
+    axes[0].legend()
+    fig.suptitle(f"Memory footprint, {', '.join(rows[0]['tasks'])}" if rows else "Memory footprint")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -28,9 +28,10 @@ def memory_map(m: Manifest) -> list[dict]:
 
 
 def inspect_build(path: str | Path, verify: bool = False, table3: bool = False, check_logits: bool = False,
-                  progress: Callable[[str], None] | None = None) -> dict:
+                  progress: Callable[[str], None] | None = None, plot: str | Path | None = None) -> dict:
     """A JSON-able report of a build; ``verify`` checks every checksum, ``table3`` adds the Table III layout,
-    ``check_logits`` compares the decoded build with the PyTorch models (:func:`compiler.check.compare_logits`)."""
+    ``check_logits`` compares the decoded build with the PyTorch models (:func:`compiler.check.compare_logits`);
+    ``plot`` (with ``table3``) writes the Table III bars to this PNG."""
     build = open_build(path, verify=False)
     m = build.manifest
     fp = footprint(m)
@@ -53,6 +54,10 @@ def inspect_build(path: str | Path, verify: bool = False, table3: bool = False, 
         report["verify"] = {"ok": True, "checks": build.verify()}
     if table3:
         report["table3"] = table3_for_manifest(m, progress)
+        if plot:
+            from edgemti.compiler.footprint import plot_table3
+
+            report["table3_plot"] = plot_table3(report["table3"], str(plot))
     if check_logits:
         from edgemti.compiler.check import compare_logits
 
@@ -144,6 +149,8 @@ def format_report(r: dict, tensors: bool = False) -> str:
         lines.append("")
         lines.append("Table III (paper) layout, this backbone and tasks, synthetic packs:")
         lines.append(format_table3(r["table3"]))
+        if r.get("table3_plot"):
+            lines.append(f"plot: {r['table3_plot']}")
     return "\n".join(lines)
 
 

@@ -249,17 +249,21 @@ def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, act
 @click.argument("build", type=click.Path(exists=True, file_okay=False))
 @click.option("--verify", is_flag=True, help="Check every checksum and the manifest against the images.")
 @click.option("--table3", is_flag=True, help="Add the paper's Table III layout (6 in-memory compiles, ~1 min).")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="With --table3: write ours-vs-paper bars to this PNG.")
 @click.option("--map", "show_map", is_flag=True, help="Print the memory map (every region of every image).")
 @click.option("--tensors", "show_tensors", is_flag=True,
               help="One line per backbone tensor: group, shape, sparsity, saturated values, quantization error.")
 @click.option("--check-logits", is_flag=True,
               help="Compare the decoded build's logits with the pruned+quantized and the float PyTorch models.")
 @click.option("--json", "as_json", is_flag=True)
-def inspect_cmd(build, verify, table3, show_map, show_tensors, check_logits, as_json) -> None:
+def inspect_cmd(build, verify, table3, plot, show_map, show_tensors, check_logits, as_json) -> None:
     """Memory map and footprint of a build (and its verification / Table III / logits check)."""
     from edgemti.compiler.inspect import format_report, inspect_build
 
-    report = inspect_build(build, verify=verify, table3=table3, check_logits=check_logits,
+    if plot and not table3:
+        raise click.UsageError("--plot draws the Table III comparison: add --table3")
+    report = inspect_build(build, verify=verify, table3=table3, check_logits=check_logits, plot=plot,
                            progress=(lambda s: click.echo(f"table3: {s}", err=True)) if table3 else None)
     if as_json:
         echo_json(report)

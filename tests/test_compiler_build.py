@@ -162,7 +162,7 @@ def test_corrupt_build_fails_verify_and_inspect(adapter_build, tmp_path):
     assert r.exit_code != 0 and "FormatError" in r.output and "rram_slc.bin" in r.output
 
 
-def test_inspect_cli_and_table3_rows(adapter_build, vanilla_build):
+def test_inspect_cli_and_table3_rows(adapter_build, vanilla_build, tmp_path):
     r = CliRunner().invoke(main, ["inspect", str(adapter_build), "--verify", "--map", "--tensors", "--check-logits"])
     assert r.exit_code == 0, r.output
     assert "verify: OK" in r.output and "RRAM MLC" in r.output and "memory map" in r.output
@@ -170,6 +170,11 @@ def test_inspect_cli_and_table3_rows(adapter_build, vanilla_build):
     r = CliRunner().invoke(main, ["inspect", str(vanilla_build), "--json"])
     rep = json.loads(r.output)
     assert rep["synthetic"] and rep["footprint"]["design"] == "vanilla"
+    png = tmp_path / "t3.png"
+    r = CliRunner().invoke(main, ["inspect", str(adapter_build), "--table3", "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    assert "Table III" in r.output and png.stat().st_size > 10_000
+    assert len(re.findall(r"^(vanilla|adapter) +(fp32|q3\.13|q3\.5) ", r.output, re.M)) == 6
     rows = table3_rows([footprint(open_build(b).manifest) for b in (vanilla_build, adapter_build)])
     assert rows[0]["paper_mlc"] == 3.73 and rows[1]["paper_slc"] == 1.4
     # vanilla keeps only the embeddings in RRAM, so its SRAM (largest pack) is far above the adapter one
