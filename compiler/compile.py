@@ -104,6 +104,40 @@ def plan_build(config: CompileConfig, progress: Progress | None = None) -> Plan:
     return Plan(config, model, tasks, report, images, manifest)
 
 
+_GRAPH_CACHE: dict[str, bytes] = {}
+_GRAPH_CACHE_SIZE = 4
+
+
+def _graph_key(model, task_shapes: list[dict[str, tuple[int, ...]]]) -> str:
+    """What the weightless graph depends on: the architecture and every tensor's shape, never the values."""
+    import hashlib
+    import json
+
+    info = model.info
+    desc = {"family": info.family, "pooling": info.pooling, "hf_config": info.hf_config, "design": model.design,
+            "adapter": model.adapter_spec.to_dict() if model.adapter_spec else None,
+            "params": [(n, list(p.shape)) for n, p in model.named_parameters()],
+            "tasks": [sorted((n, list(s)) for n, s in t.items()) for t in task_shapes]}
+    return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def weightless_graph(model, task_shapes: list[dict[str, tuple[int, ...]]]) -> bytes:
+    """The build's graph.onnx bytes, cached in memory by structure (exports take seconds to minutes; the graph
+    holds no weights, so models of one architecture and task shapes share it)."""
+    from edgemti.compiler.export import export_weightless
+
+    key = _graph_key(model, task_shapes)
+    if key not in _GRAPH_CACHE:
+        if len(_GRAPH_CACHE) >= _GRAPH_CACHE_SIZE:
+            _GRAPH_CACHE.pop(next(iter(_GRAPH_CACHE)))
+        _GRAPH_CACHE[key] = export_weightless(model, task_shapes).SerializeToString()
+    return _GRAPH_CACHE[key]
+
+
+def clear_graph_cache() -> None:
+    _GRAPH_CACHE.clear()
+
+
 def _spec(config: CompileConfig):
     from edgemti.hwmodel.spec import load_spec
 
@@ -152,9 +186,7 @@ def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
     if config.check_capacity:
         check_capacity(fp, spec_capacities(spec), origin=spec.path or spec.name)
     step(STEPS[5])
-    from edgemti.compiler.export import export_weightless
-
-    graph = export_weightless(plan.model, [t.shapes() for t in plan.tasks]).SerializeToString()
+    graph = weightless_graph(plan.model, [t.shapes() for t in plan.tasks])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -187,3 +187,21 @@ def test_console_script_runs(adapter_build):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["build_id"] == open_build(adapter_build).manifest.build_id
+
+
+def test_second_compile_of_one_architecture_reuses_the_graph(adapter_build, adapter_cfg, tmp_path):
+    """The weightless graph depends on shapes only: a Q3.5 build of the same packs reuses it (no new export)
+    and still decodes to its own compiled model."""
+    from dataclasses import replace
+
+    from edgemti.compiler.compile import _GRAPH_CACHE
+
+    n_cached = len(_GRAPH_CACHE)
+    cfg = replace(adapter_cfg, quant="q3.5", pack_quant="q4.12")
+    out = compile_build(cfg, tmp_path / "q35")
+    assert len(_GRAPH_CACHE) == n_cached
+    a, b = open_build(adapter_build).manifest, open_build(out).manifest
+    assert a.graph["sha256"] == b.graph["sha256"] and a.build_id != b.build_id
+    assert b.pack_format.name == "q4.12" and b.value_format.bits == 8
+    for r in compare_logits(out, cfg).values():
+        assert r["max_abs_diff_vs_compiled_torch"] <= 1e-5
