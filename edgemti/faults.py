@@ -190,7 +190,7 @@ def plot_faults(result: FaultSweepResult, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     tasks: Sequence[str] = list(result.baselines)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(6.0, 4.2 * len(tasks)), 3.9), squeeze=False)
     rates = list(result.config.rates)
     xs = [r if r > 0 else min([x for x in rates if x > 0] or [1e-9]) / 10 for r in rates]
     for ax, t in zip(axes[0], tasks, strict=True):
@@ -204,7 +204,8 @@ def plot_faults(result: FaultSweepResult, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     slc = f"SLC rate {result.config.slc_rate:g}"
-    fig.suptitle(f"RRAM bit errors: bitmask in SLC vs MLC ({slc}, build {result.build_id[:10]})", fontsize=10)
+    fig.suptitle(f"RRAM bit errors: bitmask in SLC vs MLC\n({slc}, {len(result.config.seeds)} seed(s), build "
+                 f"{result.build_id[:10]})", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
