@@ -30,10 +30,9 @@ from edgemti.runtime.slots import PackSlots
 
 log = logging.getLogger(__name__)
 
-# GLUE tasks that take a sentence pair (external names, passed through); other tasks take one text, with an
-# optional pair for tasks this table does not know.
+# GLUE tasks that take a sentence pair (external names, passed through; the build manifest does not record text
+# fields). Requests for these must carry text_pair; any other task takes one text.
 PAIR_TASKS = ("mrpc", "rte", "qnli", "qqp", "mnli", "mnli-mm", "stsb", "wnli", "ax")
-SINGLE_TASKS = ("sst2", "cola")
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,6 @@ class Engine:
         tasks = tuple(self.manifest.tasks)
         self.rules = RequestRules(tasks=tasks, pair_tasks=tuple(t for t in tasks if t in PAIR_TASKS),
                                   overlong=overlong)
-        self._single = tuple(t for t in tasks if t in SINGLE_TASKS)
         self._loaders: dict[str, PackLoader] = {}
         self._swap_counts: tuple[int, int] = (0, 0)
         self._swap_cost: dict[str, Any] = {}
