@@ -244,13 +244,17 @@ def format_paper(doc: dict) -> str:
              f"{cfg['sparsity_transformer']}, DRAM {cfg['dram_pj_per_bit']} pJ/bit",
              "",
              f"{'design/quant':15} {'area mm2':>9} {'E/inf full':>11} {'E/inf paper':>11} {'lat/inf':>10} "
-             f"{'swap E':>10} {'pack KiB':>9} {'MLC MiB':>8} {'SLC MiB':>8} {'SRAM MiB':>8}"]
+             f"{'swap E':>10} {'pack KiB':>9} | need MiB [paper Table III MB]: MLC, SLC, SRAM (+activations)"]
+    table3 = doc["paper"].get("table3_mb", {})
     for k, r in res.items():
         req = r["requirements_bytes"]
+        t3 = table3.get(k.replace("/", "_"))
         lines.append(f"{k:15} {r['area_mm2']:9.3f} {r['mti_energy_per_inference_j'] * 1e3:9.3f}mJ "
                      f"{r['mti_energy_per_inference_paper_j'] * 1e3:9.3f}mJ {r['mti_latency_per_inference_s'] * 1e3:8.2f}ms "
-                     f"{r['swap_energy_j'] * 1e6:8.1f}uJ {r['pack_bytes'] / 1024:9.1f} {req['rram_mlc'] / 2**20:8.3f} "
-                     f"{req['rram_slc'] / 2**20:8.3f} {req['sram'] / 2**20:8.3f}")
+                     f"{r['swap_energy_j'] * 1e6:8.1f}uJ {r['pack_bytes'] / 1024:9.1f} | "
+                     + ", ".join(f"{req[lv] / 2**20:.2f} [{t3[i]:g}]" if t3 else f"{req[lv] / 2**20:.2f}"
+                                 for i, lv in enumerate(("rram_mlc", "rram_slc", "sram"))))
+    lines += ["  (paper Table III: MLC in its '/2' convention, SRAM without activations; see docs/FOOTPRINT.md)"]
     lines += ["", "reduction (vanilla / adapter)   ours vs FP32 vanilla [paper]      | ours vs vanilla same quant",
               f"{'quant':7} {'area':>14} {'energy full':>12} {'energy paper':>20} {'latency':>16} | "
               f"{'area':>6} {'energy':>8} {'latency':>8}"]
@@ -343,7 +347,7 @@ def plot_sensitivity(doc: dict, path: Path) -> None:
                     color="gray", va="bottom", transform=ax.get_yaxis_transform())
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower right")
     axes[0].set_xlabel("DRAM energy (pJ/bit), switch on every request")
     axes[1].set_xlabel("task-switch rate (switches per request; 0 plotted at 1e-3)")
     axes[0].set_ylabel("energy/inference: vanilla FP32 / adapter")
