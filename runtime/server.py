@@ -67,6 +67,7 @@ class _Session:
         self.responses: list[dict] = []
         self.served = 0
         header = dict(engine.log_header(), scheduler=scheduler.to_dict(), started_unix_s=time.time())
+        self._stamp = {"build_id": header.get("build_id"), "spec_sha256": (header.get("spec") or {}).get("sha256")}
         self.log = LogWriter(log_path, header) if log_path else None
         self.lock = threading.Lock()
 
@@ -76,7 +77,7 @@ class _Session:
             self.served += 1
             self.responses.append(resp)
             if self.log is not None:
-                self.log.request(resp)
+                self.log.request(dict(resp, **self._stamp))  # every record names its build and spec
         if self.emit is not None:
             self.emit(resp)
         return resp

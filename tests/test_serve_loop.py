@@ -62,6 +62,8 @@ def test_stream_every_line_answered_bad_input_survives(engine, tmp_path):
     log = read_log(tmp_path / "log.jsonl")
     assert log.header["build_id"] == engine.build_id and log.header["spec"]["sha256"]
     assert len(log.requests) == len(lines) and log.summary["requests"] == len(lines)
+    assert all(r["build_id"] == engine.build_id and r["spec_sha256"] == log.header["spec"]["sha256"]
+               for r in log.requests)
     assert log.summary["ok"] == 4 and log.summary["errors"] == 6
     assert log.summary["host_latency_s"]["p99"] >= log.summary["host_latency_s"]["p50"] > 0
 
