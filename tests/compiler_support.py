@@ -1,5 +1,6 @@
 """Shared, cached fixtures of the compiler/export tests: dynamo exports take 5-15 s each on a busy 2-core box,
-so the tiny "trained" models and their one raw export are built once per test session."""
+so the tiny "trained" models are built once per session and their graph comes from the compiler's in-memory graph
+cache (``compiler.compile.weightless_graph``), which the adapter build of test_compiler_build shares."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import functools
 import onnx
 import torch
 
-from edgemti.compiler.export import export_model
+from edgemti.compiler.compile import weightless_graph
+from edgemti.formats.graph import bind_initializers
 from edgemti.tasks.backbones import build_model
 from edgemti.tasks.model import AdapterSpec
 
@@ -33,14 +35,16 @@ def tiny_models() -> tuple:
     return tuple(trained("albert-tiny", 1 if reg else len(labels), ad, seed) for _, labels, reg, ad, seed in TASKS)
 
 
-@functools.lru_cache(maxsize=1)
-def _raw_export() -> bytes:
-    return export_model(tiny_models()[0]).SerializeToString()
+def weightless() -> bytes:
+    """The build graph (every parameter an input) of the tiny models' architecture and task shapes."""
+    return weightless_graph(tiny_models()[0], [task_shapes(m) for m in tiny_models()])
 
 
 def raw_export() -> onnx.ModelProto:
-    """The first tiny model exported by the compiler's path (all parameters still initializers); a fresh copy."""
-    return onnx.load_from_string(_raw_export())
+    """The first tiny model as the compiler's export path gives it (every parameter an initializer of its name):
+    the weightless graph with all of the model's parameters bound back; a fresh copy."""
+    model = tiny_models()[0]
+    return bind_initializers(weightless(), {n: p.detach().numpy() for n, p in model.named_parameters()})
 
 
 def task_shapes(model) -> dict:

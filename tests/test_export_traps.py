@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from compiler_support import raw_export, tiny_models
+from compiler_support import raw_export, tiny_models, weightless
 
 from edgemti.compiler.export import _example_inputs, check_names, lift_inputs
 from edgemti.errors import FormatError
@@ -22,7 +22,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def proto():
-    return raw_export()  # = edgemti.compiler.export.export_model(model), cached for the session
+    return raw_export()  # = what edgemti.compiler.export.export_model(model) gives, from the session's graph cache
 
 
 def test_optimised_dynamo_export_renames_weights(model):
@@ -51,14 +51,16 @@ def test_legacy_export_merges_equal_valued_tensors():
     assert any("LayerNorm" in n for n in lost)
 
 
-def test_chosen_path_keeps_names_and_stores_the_shared_layer_once(model, proto):
-    """dynamo + optimize=False: every parameter exactly once, under its PyTorch name (ALBERT's one layer runs
-    three times here but is stored once)."""
-    inits = [i.name for i in proto.graph.initializer]
+def test_chosen_path_keeps_names_and_stores_the_shared_layer_once(model):
+    """dynamo + optimize=False (export_model checks this on every export): every parameter exactly once, under
+    its PyTorch name, as a graph input of the build graph; ALBERT's one layer runs 3 times but is stored once."""
+    g = onnx.load_from_string(weightless())
+    inputs = [i.name for i in g.graph.input]
     names = [n for n, _ in model.named_parameters()]
-    assert set(names) <= set(inits) and len(inits) == len(set(inits))
-    query = [n for n in inits if n.endswith("attention.query.weight")]
+    assert set(names) <= set(inputs) and len(inputs) == len(set(inputs)) == len(names) + 3
+    query = [n for n in inputs if n.endswith("attention.query.weight")]
     assert len(query) == 1 and model.encoder.config.num_hidden_layers == 3
+    assert [i.name for i in g.graph.initializer] == ["encoder.embeddings.position_ids"]
 
 
 def test_fixed_label_axis_trap(model, proto):
