@@ -27,6 +27,26 @@ def memory_map(m: Manifest) -> list[dict]:
     return rows
 
 
+def compact_map(m: Manifest) -> list[dict]:
+    """The memory map at a glance: consecutive regions of one image and one tensor group merged; packs one each."""
+    rows: list[dict] = []
+    for image, attr, what in (("rram_mlc", "values", "values"), ("rram_slc", "mask", "masks")):
+        for t in m.tensors:
+            span = getattr(t, attr)
+            last = rows[-1] if rows else None
+            if last and last["image"] == image and last["group"] == t.group and last["end"] == span.offset:
+                last["end"] = span.end
+                last["count"] += 1
+            else:
+                rows.append({"image": image, "group": t.group, "start": span.offset, "end": span.end, "count": 1,
+                             "kind": what})
+    out = [{"image": r["image"], "start": r["start"], "end": r["end"],
+            "what": f"{r['group']} {r['kind']} ({r['count']} tensors)"} for r in rows]
+    out += [{"image": p.image, "start": p.offset, "end": p.offset + p.length, "what": f"pack {p.task}"}
+            for p in m.packs]
+    return out
+
+
 def inspect_build(path: str | Path, verify: bool = False, table3: bool = False, check_logits: bool = False,
                   progress: Callable[[str], None] | None = None, plot: str | Path | None = None) -> dict:
     """A JSON-able report of a build; ``verify`` checks every checksum, ``table3`` adds the Table III layout,
@@ -49,6 +69,7 @@ def inspect_build(path: str | Path, verify: bool = False, table3: bool = False, 
                    "adapter": p.adapter, "tensors": len(p.tensors),
                    "saturated": sum(t.saturated for t in p.tensors)} for p in m.packs],
         "memory_map": memory_map(m),
+        "compact_map": compact_map(m),
     }
     if verify:
         report["verify"] = {"ok": True, "checks": build.verify()}
@@ -123,6 +144,10 @@ def format_report(r: dict, tensors: bool = False) -> str:
                  "swapped in per task (+ activations, not counted)")
     lines.append(f"{'DRAM':10} {fp['dram_bytes']:>12,} {fp['dram_mib']:>9.3f}  all {len(r['packs'])} packs")
     lines.append("")
+    lines.append("memory map (--map for every tensor):")
+    for row in r["compact_map"]:
+        lines.append(f"  {row['image']:9} [{row['start']:>11,} .. {row['end']:>11,})  {row['what']}")
+    lines.append("")
     lines.append("packs: " + ", ".join(f"{p['task']} {p['bytes'] / 1024:.1f} KiB" for p in r["packs"]))
     sat = sum(t["saturated"] for t in r["tensors"])
     worst = max(r["tensors"], key=lambda t: t["quant_max_abs_err"]) if r["tensors"] else None
@@ -154,4 +179,4 @@ def format_report(r: dict, tensors: bool = False) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["inspect_build", "format_report", "memory_map", "table3_footprints", "table3_for_manifest", "MIB"]
+__all__ = ["inspect_build", "format_report", "memory_map", "compact_map", "table3_footprints", "table3_for_manifest", "MIB"]

@@ -166,6 +166,7 @@ def test_inspect_cli_and_table3_rows(adapter_build, vanilla_build, tmp_path):
     r = CliRunner().invoke(main, ["inspect", str(adapter_build), "--verify", "--map", "--tensors", "--check-logits"])
     assert r.exit_code == 0, r.output
     assert "verify: OK" in r.output and "RRAM MLC" in r.output and "memory map" in r.output
+    assert "embedding values (5 tensors)" in r.output and "pack stsb" in r.output
     assert "encoder.pooler.weight" in r.output and "vs pruned+quantized torch" in r.output
     r = CliRunner().invoke(main, ["inspect", str(vanilla_build), "--json"])
     rep = json.loads(r.output)
