@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from edgemti.runtime.faults import FaultModel, count_cell_differences, flip_slc_bits, shift_mlc_levels
 
 from edgemti.errors import ConfigError
+from edgemti.runtime.faults import FaultModel, count_cell_differences, flip_slc_bits, shift_mlc_levels
 
 
 def test_rates_validated():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from edgemti.runtime.faults import FaultModel
-from edgemti.runtime.memory import DRAM, RRAM_MLC2, RRAM_SLC, SRAM, Memory, MemorySystem
 
 from edgemti.errors import CapacityError, ConfigError
+from edgemti.runtime.faults import FaultModel
+from edgemti.runtime.memory import DRAM, RRAM_MLC2, RRAM_SLC, SRAM, Memory, MemorySystem
 
 
 def test_allocate_write_read_counts():
@@ -88,3 +88,22 @@ def test_memory_system_needs_every_level():
     ms = MemorySystem({SRAM: 10, DRAM: 20, RRAM_SLC: 30, RRAM_MLC2: 40})
     assert ms[DRAM].capacity_bytes == 20
     assert ms.occupancy()[RRAM_MLC2]["used_bytes"] == 0
+
+
+def test_copy_to_is_one_counted_dma_and_views_are_read_only():
+    dram, sram = Memory(DRAM, 1 << 20), Memory(SRAM, 1024)
+    src = dram.allocate("pack:a", 100)
+    dram.write(src, bytes(range(100)))
+    dst = sram.allocate("slot:a", 100)
+    d0, s0 = dram.counts(), sram.counts()
+    assert dram.copy_to(src, sram, dst) == 100
+    assert (dram.counts() - d0).bytes_read == 100 and (sram.counts() - s0).bytes_written == 100
+    v = sram.view(dst)
+    assert bytes(v) == bytes(range(100)) and not v.flags.writeable
+    with pytest.raises(CapacityError, match="sizes differ"):
+        dram.copy_to(src, sram, sram.allocate("small", 10))
+    with pytest.raises(ConfigError, match="use read"):
+        Memory(RRAM_SLC, 64).view(Memory(RRAM_SLC, 64).allocate("m", 1))
+    sram.free("slot:a")
+    again = sram.allocate("slot:b", 100)  # the freed buffer is reused: stale bytes, like real SRAM
+    assert bytes(sram.read(again)) == bytes(range(100))

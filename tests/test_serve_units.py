@@ -2,13 +2,13 @@ import json
 from types import SimpleNamespace
 
 import pytest
+
+from edgemti.errors import ConfigError, FormatError
 from edgemti.runtime.log import LogWriter, read_log
 from edgemti.runtime.request import RequestParseError, RequestRules, parse_request
 from edgemti.runtime.scheduler import SchedulerConfig, plan
 from edgemti.runtime.slots import PackSlots, count_swaps
 from edgemti.runtime.summary import summarize
-
-from edgemti.errors import ConfigError, FormatError
 
 RULES = RequestRules(tasks=("sst2", "mrpc"), pair_tasks=("mrpc",))
 
