@@ -102,8 +102,9 @@ def test_copy_to_is_one_counted_dma_and_views_are_read_only():
     assert bytes(v) == bytes(range(100)) and not v.flags.writeable
     with pytest.raises(CapacityError, match="sizes differ"):
         dram.copy_to(src, sram, sram.allocate("small", 10))
+    slc = Memory(RRAM_SLC, 64)
     with pytest.raises(ConfigError, match="use read"):
-        Memory(RRAM_SLC, 64).view(Memory(RRAM_SLC, 64).allocate("m", 1))
+        slc.view(slc.allocate("m", 1))
     sram.free("slot:a")
     again = sram.allocate("slot:b", 100)  # the freed buffer is reused: stale bytes, like real SRAM
     assert bytes(sram.read(again)) == bytes(range(100))
