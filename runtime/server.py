@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgemti.errors import ConfigError, EdgemtiError
+from edgemti.errors import CapacityError, ConfigError, EdgemtiError
 from edgemti.runtime.log import LogWriter
 from edgemti.runtime.request import Request, RequestParseError, RequestRules, error_response, parse_request
 from edgemti.runtime.scheduler import Scheduler, SchedulerConfig
@@ -397,8 +397,13 @@ def serve(
         spec, changes = fit_spec(build, spec)
         for c in changes:
             log.warning("spec sized for this build: %s", c)
-    engine = Engine.open(build, spec=spec, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
-                         seq_bucket=seq_bucket)
+    try:
+        engine = Engine.open(build, spec=spec, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
+                             seq_bucket=seq_bucket)
+    except CapacityError as exc:
+        if fit:
+            raise
+        raise CapacityError(f"{exc}; or serve with --fit-spec to size the on-chip memories to this build") from None
     if warm:
         engine.warm()
     if http is not None:
