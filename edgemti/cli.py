@@ -72,8 +72,11 @@ def echo_json(obj) -> None:
 @click.option("--warm", is_flag=True, help="Price every (task, length bucket) at start, so no request pays it.")
 @click.option("--fit-spec", "fit", is_flag=True,
               help="Raise any on-chip memory of the spec too small for this build to the next power of two.")
+@click.option("--fault-mlc-rate", type=float, default=0.0, help="Serve from faulty RRAM: MLC cell error rate.")
+@click.option("--fault-slc-rate", type=float, default=0.0, help="Serve from faulty RRAM: SLC cell error rate.")
+@click.option("--fault-seed", type=int, default=0, help="Seed of the RRAM fault pattern.")
 def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pinned, overlong, spec, threads,
-          duration_s, seq_bucket, warm, fit) -> None:
+          duration_s, seq_bucket, warm, fit, fault_mlc_rate, fault_slc_rate, fault_seed) -> None:
     """Serve multi-task requests on the simulated HMA; one JSON answer per request on stdout.
 
     \b
@@ -81,6 +84,7 @@ def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pi
     Each answer : label, scores, simulated energy/latency (inference + swap, by component), host time, swapped.
     The summary (swaps, energy per inference, latency p50/p99, savings vs fifo) goes to stderr at the end.
     """
+    from edgemti.runtime.faults import FaultModel
     from edgemti.runtime.scheduler import SchedulerConfig
     from edgemti.runtime.server import serve as run_serve
     from edgemti.runtime.summary import format_summary
@@ -95,7 +99,9 @@ def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pi
                        scheduler=SchedulerConfig(policy, window, max_bypass), slots=slots, pinned=tuple(pinned),
                        overlong=overlong, spec=spec, threads=threads, duration_s=duration_s, emit=emit,
                        stdin=None if (requests or http) else click.get_text_stream("stdin"), ready=ready,
-                       seq_bucket=seq_bucket, warm=warm, fit=fit)
+                       seq_bucket=seq_bucket, warm=warm, fit=fit,
+                       fault=FaultModel(fault_slc_rate, fault_mlc_rate, fault_seed)
+                       if (fault_mlc_rate or fault_slc_rate) else None)
     click.echo(format_summary(result.summary), err=True)
 
 

@@ -378,10 +378,12 @@ def serve(
     seq_bucket: int = 16,
     warm: bool = False,
     fit: bool = False,
+    fault: Any = None,
 ) -> ServeResult:
     """Open ``build`` and serve requests from a file (``requests``), HTTP (``http``) or ``stdin`` lines.
 
     Every response goes to ``emit`` as it is produced and to the log at ``log_path``; returns the summary.
+    ``fault`` (a :class:`edgemti.runtime.faults.FaultModel`) serves from faulty RRAM cells.
     """
     from edgemti.runtime.engine import Engine
 
@@ -399,7 +401,7 @@ def serve(
             log.warning("spec sized for this build: %s", c)
     try:
         engine = Engine.open(build, spec=spec, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
-                             seq_bucket=seq_bucket)
+                             seq_bucket=seq_bucket, fault=fault)
     except CapacityError as exc:
         if fit:
             raise

@@ -168,3 +168,13 @@ def test_serve_entry_point_http_for_a_bounded_time(build, tmp_path):
     assert res.summary["ok"] == 1
     with pytest.raises(ConfigError, match="not both"):
         serve(build, requests=tmp_path / "x", http="127.0.0.1:0")
+
+
+def test_cli_serve_from_faulty_rram(build, tmp_path):
+    req = tmp_path / "req.jsonl"
+    req.write_text(_req(1, "sst2") + "\n")
+    res = CliRunner().invoke(main, ["serve", str(build), "--requests", str(req), "--log", str(tmp_path / "f.jsonl"),
+                                    "--fault-mlc-rate", "0.01", "--fault-seed", "3"])
+    assert res.exit_code == 0, res.output
+    fault = read_log(tmp_path / "f.jsonl").header["fault"]
+    assert fault == {"slc_error_rate": 0.0, "mlc_error_rate": 0.01, "seed": 3, "masks_in": "slc"}
