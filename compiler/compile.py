@@ -86,7 +86,8 @@ def plan_build(config: CompileConfig, progress: Progress | None = None) -> Plan:
                     for n, x in pruned.items())
     step(STEPS[3])
     packs = tuple(encode_pack(t.task, t.labels, t.is_regression, t.adapter.to_dict() if t.adapter else None,
-                              t.backbone_hash, t.synthetic, t.tensors, pfmt, dram, t.metrics) for t in tasks)
+                              t.backbone_hash, t.synthetic, t.tensors, pfmt, dram, t.metrics, t.text_fields)
+                  for t in tasks)
     images = {"rram_mlc": mlc.getvalue(), "rram_slc": slc.getvalue(), "dram": dram.getvalue()}
     compile_meta = {
         "quant": fmt.name, "value_format": fmt.to_dict(), "pack_quant": pfmt.name, "pack_format": pfmt.to_dict(),

@@ -30,6 +30,7 @@ class TaskTensors:
     synthetic: bool
     tensors: dict[str, np.ndarray]
     metrics: dict = field(default_factory=dict)
+    text_fields: tuple[str, ...] = ("text",)
 
     @property
     def num_labels(self) -> int:
@@ -76,16 +77,28 @@ def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
             f"--backbone {config.backbone} is {here[:12]}: give the pack's backbone (and --checkpoint) or retrain")
     apply_pack(model, first)
     tasks = [TaskTensors(p.task, tuple(p.labels), p.is_regression, p.adapter, p.backbone["hash"], False,
-                         {n: np.asarray(a, dtype=np.float32) for n, a in p.tensors.items()}, dict(p.metrics))
+                         {n: np.asarray(a, dtype=np.float32) for n, a in p.tensors.items()}, dict(p.metrics),
+                         _pack_text_fields(p))
              for p in packs]
     return model, tasks
 
 
-def _task_labels(name: str) -> tuple[tuple[str, ...], bool]:
+def _task_labels(name: str) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
     from edgemti.tasks.glue import get_task
 
     spec = get_task(name)
-    return tuple(spec.labels), spec.is_regression
+    return tuple(spec.labels), spec.is_regression, _request_fields(len(spec.text_columns))
+
+
+def _request_fields(n_texts: int) -> tuple[str, ...]:
+    """The serving request fields of a task with ``n_texts`` input texts (1: single sentence, 2: pair)."""
+    return ("text", "text_pair") if n_texts >= 2 else ("text",)
+
+
+def _pack_text_fields(pack) -> tuple[str, ...]:
+    if pack.text_fields:
+        return _request_fields(len(pack.text_fields))
+    return _task_labels(pack.task)[2]  # packs without text_fields: the registry's task of that name
 
 
 def _synthetic(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
@@ -101,13 +114,13 @@ def _synthetic(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
     bhash = model.backbone_hash()
     hidden = model.encoder.config.hidden_size
     tasks = []
-    for i, (name, labels, is_reg) in enumerate(specs):
+    for i, (name, labels, is_reg, fields) in enumerate(specs):
         g = np.random.default_rng(SYNTHETIC_SEED + i)
         n_out = 1 if is_reg else len(labels)
         tensors = {k: v.copy() for k, v in base.items()}
         tensors["classifier.weight"] = (g.standard_normal((n_out, hidden)) * 0.02).astype(np.float32)
         tensors["classifier.bias"] = np.zeros(n_out, dtype=np.float32)
-        tasks.append(TaskTensors(name, labels, is_reg, adapter, bhash, True, tensors))
+        tasks.append(TaskTensors(name, labels, is_reg, adapter, bhash, True, tensors, text_fields=fields))
     with torch.no_grad():  # the model carries the first task, like a loaded pack would
         params = dict(model.named_parameters())
         for n, a in tasks[0].tensors.items():

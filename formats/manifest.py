@@ -122,6 +122,8 @@ class PackEntry:
     sha256: str
     tensors: tuple[PackTensor, ...]
     metrics: dict = field(default_factory=dict)
+    # the request fields this task reads: ("text",) or ("text", "text_pair"); decides single vs pair input
+    text_fields: tuple[str, ...] = ("text",)
 
     @property
     def num_labels(self) -> int:
@@ -131,6 +133,7 @@ class PackEntry:
         d = {k: getattr(self, k) for k in ("task", "is_regression", "adapter", "backbone_hash", "synthetic", "image",
                                            "offset", "length", "sha256", "metrics")}
         d["labels"] = list(self.labels)
+        d["text_fields"] = list(self.text_fields)
         d["tensors"] = [t.to_dict() for t in self.tensors]
         return d
 
@@ -286,4 +289,5 @@ def _pack(p: dict) -> PackEntry:
                      is_regression=bool(p["is_regression"]), adapter=p["adapter"],
                      backbone_hash=str(p["backbone_hash"]), synthetic=bool(p["synthetic"]), image=str(p["image"]),
                      offset=int(p["offset"]), length=int(p["length"]), sha256=str(p["sha256"]), tensors=tensors,
-                     metrics=dict(p.get("metrics") or {}))
+                     metrics=dict(p.get("metrics") or {}),
+                     text_fields=tuple(str(x) for x in p.get("text_fields", ("text",))))

@@ -30,10 +30,6 @@ from edgemti.runtime.slots import PackSlots
 
 log = logging.getLogger(__name__)
 
-# GLUE tasks that take a sentence pair (external names, passed through; the build manifest does not record text
-# fields). Requests for these must carry text_pair; any other task takes one text.
-PAIR_TASKS = ("mrpc", "rte", "qnli", "qqp", "mnli", "mnli-mm", "stsb", "wnli", "ax")
-
 
 @dataclass(frozen=True)
 class InferResult:
@@ -95,7 +91,7 @@ class Engine:
         self._pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
         self.max_seq_len = int(self.manifest.compile["max_seq_len"])
         tasks = tuple(self.manifest.tasks)
-        self.rules = RequestRules(tasks=tasks, pair_tasks=tuple(t for t in tasks if t in PAIR_TASKS),
+        self.rules = RequestRules(tasks=tasks, pair_tasks=tuple(p.task for p in self.manifest.packs if "text_pair" in p.text_fields),
                                   overlong=overlong)
         self._loaders: dict[str, PackLoader] = {}
         self._swap_counts: tuple[int, int] = (0, 0)

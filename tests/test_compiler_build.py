@@ -74,6 +74,8 @@ def test_vanilla_fp32_build_matches_pytorch(vanilla_build):
     for task, r in res.items():
         assert r["max_abs_diff_vs_compiled_torch"] <= 1e-5, (task, r)
         assert r["max_abs_diff_vs_float"] <= 1e-4, (task, r)  # fp32, unpruned: the ONNX export itself
+    m = open_build(vanilla_build).manifest
+    assert m.pack("sst2").text_fields == ("text",) and m.pack("stsb").text_fields == ("text", "text_pair")
 
 
 def test_manifest_content(adapter_build, packs):
@@ -89,6 +91,7 @@ def test_manifest_content(adapter_build, packs):
     assert m.compile["cumulative_sparsity"] == pytest.approx(
         0.5 * m.compile["prune"]["p_embedding"] + 0.3 * m.compile["prune"]["p_transformer"])
     assert m.pack("mrpc").adapter["attn_bottleneck"] == 8
+    assert all(p.text_fields == ("text", "text_pair") for p in m.packs)  # mnli, mrpc, stsb read sentence pairs
     assert (adapter_build / "tokenizer").is_dir() and m.backbone["tokenizer"] == "tokenizer"
     assert not list(adapter_build.parent.glob(".adapter.tmp-*"))
     fp = footprint(m)
