@@ -151,18 +151,43 @@ def _from_folder(path: Path, name: str, pooling: str, tokenizer: str | None):
         raise ConfigError(f"checkpoint folder {path} has no config.json: give a Hugging Face model folder")
     cfg = AutoConfig.from_pretrained(str(path))
     family = _family(cfg)
-    encoder = encoder_class(family).from_pretrained(str(path), add_pooling_layer=(pooling == "pooler"))
+    encoder = _quiet_from_pretrained(encoder_class(family), str(path), add_pooling_layer=(pooling == "pooler"))
     info = BackboneInfo(name=name, family=family, pretrained=True, source=str(path), tokenizer=tokenizer,
                         pooling=pooling, hf_config=cfg.to_dict())
     return encoder, info
+
+
+def _quiet_from_pretrained(cls, source: str, **kwargs):
+    """``from_pretrained`` without transformers' progress bar and load-report table on stdout/stderr.
+
+    What matters in that report goes to edgemti's log instead: weights the checkpoint lacks (randomly initialised:
+    a warning) and weights it has that the model does not use (e.g. the pooler under mean pooling: info).
+    """
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        encoder, report = cls.from_pretrained(source, output_loading_info=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+    if report.get("missing_keys"):
+        log.warning("backbone %s: %d weights missing from the checkpoint were randomly initialised: %s",
+                    source, len(report["missing_keys"]), sorted(report["missing_keys"])[:5])
+    if report.get("unexpected_keys"):
+        log.info("backbone %s: unused checkpoint weights %s", source, sorted(report["unexpected_keys"]))
+    return encoder
 
 
 def _try_hub(hub_name: str, pooling: str, name: str, local_only: bool):
     try:
         cfg = AutoConfig.from_pretrained(hub_name, local_files_only=local_only)
         family = _family(cfg)
-        encoder = encoder_class(family).from_pretrained(hub_name, local_files_only=local_only,
-                                                        add_pooling_layer=(pooling == "pooler"))
+        encoder = _quiet_from_pretrained(encoder_class(family), hub_name, local_files_only=local_only,
+                                         add_pooling_layer=(pooling == "pooler"))
     except ConfigError:
         raise
     except Exception as exc:  # offline, not cached, or not found
