@@ -80,10 +80,15 @@ class TensorEntry:
         return 1.0 - self.nnz / self.numel if self.numel else 0.0
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["shape"] = list(self.shape)
-        d["format"] = self.format.to_dict()
-        return d
+        return _tensor_dict(self)
+
+
+def _tensor_dict(t: TensorEntry | PackTensor) -> dict:
+    """JSON form of a tensor entry: the dataclass fields, shape as a list, the value format as its dict."""
+    d = asdict(t)
+    d["shape"] = list(t.shape)
+    d["format"] = t.format.to_dict()
+    return d
 
 
 @dataclass(frozen=True)
@@ -100,10 +105,7 @@ class PackTensor:
     quant_max_abs_err: float
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["shape"] = list(self.shape)
-        d["format"] = self.format.to_dict()
-        return d
+        return _tensor_dict(self)
 
 
 @dataclass(frozen=True)
