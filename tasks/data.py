@@ -70,7 +70,7 @@ def read_glue_tsv(task: TaskSpec, path: str | Path) -> list[Example]:
             missing = [c for c in cols if c not in header]
             if missing:
                 raise DataError(f"{path}:1: header lacks column(s) {missing} (has {header}): is this {task.folder}?")
-            idx = [header.index(c) for c in cols]
+            idx = [header.index(str(c)) for c in cols]  # all present, so all header names
             ncols = len(header)
         else:
             idx = [int(c) for c in [*task.text_columns, task.label_column]]

@@ -13,9 +13,9 @@ a fresh adapter is the exact identity and a fresh model reproduces its backbone.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -26,6 +26,8 @@ from transformers import AlbertModel, BertModel, PreTrainedModel
 from edgemti.errors import ConfigError
 
 Design = Literal["adapter", "vanilla"]
+Family = Literal["albert", "bert"]
+Pooling = Literal["pooler", "mean"]
 BACKBONE: Literal["backbone"] = "backbone"
 TASK: Literal["task"] = "task"
 
@@ -66,7 +68,9 @@ class AdapterSpec:
         return asdict(self)
 
 
-_ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "tanh": torch.tanh}
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu, "relu": F.relu, "tanh": torch.tanh,
+}
 
 
 class Adapter(nn.Module):
@@ -114,11 +118,11 @@ class BackboneInfo:
     """Where a backbone came from: its preset/hub name or folder, whether its weights are pretrained."""
 
     name: str
-    family: Literal["albert", "bert"]
+    family: Family
     pretrained: bool
     source: str
     tokenizer: str | None = None
-    pooling: Literal["pooler", "mean"] = "pooler"
+    pooling: Pooling = "pooler"
     hf_config: dict = field(default_factory=dict)
 
     @property
@@ -140,7 +144,7 @@ class AdapterModel(nn.Module):
         info: BackboneInfo,
         num_labels: int,
         adapter: AdapterSpec | None = None,
-        design: Design = "adapter",
+        design: str = "adapter",
     ) -> None:
         super().__init__()
         if design not in ("adapter", "vanilla"):
@@ -149,7 +153,7 @@ class AdapterModel(nn.Module):
             raise ConfigError(f"AdapterModel: num_labels must be > 0, got {num_labels}")
         self.encoder = encoder
         self.info = info
-        self.design: Design = design
+        self.design: Design = cast(Design, design)  # checked above
         self.num_labels = num_labels
         self.adapter_spec = adapter if design == "adapter" else None
         hidden = encoder.config.hidden_size
@@ -164,8 +168,9 @@ class AdapterModel(nn.Module):
     def _output_projections(self) -> list[tuple[nn.Module, str, str, int]]:
         """(parent module, attribute, kind 'attn'|'ffn', number of times it runs per forward)."""
         cfg = self.encoder.config
+        body: Any = self.encoder.encoder  # nn.Module.__getattr__ types submodules as Tensor | Module
         if self.info.family == "albert":
-            groups = self.encoder.encoder.albert_layer_groups
+            groups = body.albert_layer_groups
             out = []
             runs = cfg.num_hidden_layers // cfg.num_hidden_groups
             for group in groups:
@@ -174,7 +179,7 @@ class AdapterModel(nn.Module):
                     out.append((layer, "ffn_output", "ffn", runs))
             return out
         out = []
-        for layer in self.encoder.encoder.layer:
+        for layer in body.layer:
             out.append((layer.attention.output, "dense", "attn", 1))
             out.append((layer.output, "dense", "ffn", 1))
         return out
@@ -189,7 +194,7 @@ class AdapterModel(nn.Module):
 
     def partition(self) -> dict[str, str]:
         """Every parameter name -> ``'backbone'`` or ``'task'`` (the paper's Fig. 2a colours)."""
-        parts = {}
+        parts: dict[str, str] = {}
         for name, _ in self.named_parameters():
             parts[name] = TASK if self._is_task(name) else BACKBONE
         return parts
@@ -244,7 +249,7 @@ class AdapterModel(nn.Module):
         return self.classifier(pooled)
 
 
-def tensors_hash(tensors: dict[str, torch.Tensor | np.ndarray]) -> str:
+def tensors_hash(tensors: Mapping[str, torch.Tensor | np.ndarray]) -> str:
     """sha256 over (name, dtype, shape, bytes) of every tensor, in name order: a backbone's identity."""
     h = hashlib.sha256()
     for name in sorted(tensors):
@@ -259,3 +264,17 @@ def tensors_hash(tensors: dict[str, torch.Tensor | np.ndarray]) -> str:
 
 def encoder_class(family: str) -> type[PreTrainedModel]:
     return {"albert": AlbertModel, "bert": BertModel}[family]
+
+
+def as_family(value: str) -> Family:
+    """``value`` narrowed to :data:`Family`, or a :class:`ConfigError` naming it."""
+    if value not in ("albert", "bert"):
+        raise ConfigError(f"backbone family must be 'albert' or 'bert', got {value!r}")
+    return cast(Family, value)
+
+
+def as_pooling(value: str) -> Pooling:
+    """``value`` narrowed to :data:`Pooling`, or a :class:`ConfigError` naming it."""
+    if value not in ("pooler", "mean"):
+        raise ConfigError(f"backbone pooling must be 'pooler' or 'mean', got {value!r}")
+    return cast(Pooling, value)

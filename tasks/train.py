@@ -171,6 +171,7 @@ class EvalResult:
 def load_task_data(cfg: TrainConfig, splits: tuple[str, ...] = ("train", "dev")) -> TaskData:
     """Resolve the task (GLUE name or custom files) and load the requested splits."""
     if cfg.train_file is not None:
+        assert cfg.dev_file is not None  # TrainConfig requires both files or neither
         train, labels = load_custom(cfg.train_file, cfg.text_column, cfg.text_pair_column, cfg.label_column,
                                     regression=cfg.regression)
         dev, _ = load_custom(cfg.dev_file, cfg.text_column, cfg.text_pair_column, cfg.label_column,
@@ -313,6 +314,7 @@ def evaluate_pack(pack_dir: str | Path, split: str = "dev", data_dir: str | None
         raise ConfigError(f"unknown split {split!r}: use 'dev' or 'train'")
     if cfg.train_file is not None:  # a custom task: score its file with the pack's own label list
         path = cfg.dev_file if split == "dev" else cfg.train_file
+        assert path is not None  # TrainConfig requires both files or neither
         examples, _ = load_custom(path, cfg.text_column, cfg.text_pair_column, cfg.label_column,
                                   labels=pack.labels, regression=pack.is_regression)
         spec = custom_task(pack.task, pack.labels, cfg.text_pair_column is not None)
