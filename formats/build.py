@@ -253,10 +253,10 @@ def _check_images(m: Manifest, images: Mapping[str, memoryview], origin: str) ->
         if sha256_hex(images[p.image][p.offset:p.offset + p.length]) != p.sha256:
             problems.append(f"pack {p.task}: sha256 mismatch in {p.image}")
         end = 0
-        for t in p.tensors:
-            if t.length != packed_nbytes(t.numel, t.format) or t.offset < end:
-                problems.append(f"pack {p.task}: tensor {t.name} at {t.offset}+{t.length} is inconsistent")
-            end = t.offset + t.length
+        for pt in p.tensors:
+            if pt.length != packed_nbytes(pt.numel, pt.format) or pt.offset < end:
+                problems.append(f"pack {p.task}: tensor {pt.name} at {pt.offset}+{pt.length} is inconsistent")
+            end = pt.offset + pt.length
         if end > p.length:
             problems.append(f"pack {p.task}: tensors run to {end} bytes, pack is {p.length}")
     return problems

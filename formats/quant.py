@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
@@ -26,7 +25,7 @@ MAX_FIXED_BITS = 32
 class QFormat:
     """A value format: ``kind="fixed"`` (Q(int_bits, frac_bits)) or ``kind="float"`` (16 or 32 bits)."""
 
-    kind: Literal["fixed", "float"]
+    kind: str  # "fixed" | "float", checked in __post_init__
     bits: int
     int_bits: int = 0
     frac_bits: int = 0
@@ -170,7 +169,7 @@ def codes_to_bytes(codes: np.ndarray, fmt: QFormat) -> bytes:
     return np.packbits(bits.reshape(-1), bitorder="little").tobytes()
 
 
-def codes_from_bytes(buf: bytes | memoryview, count: int, fmt: QFormat) -> np.ndarray:
+def codes_from_bytes(buf: bytes | memoryview | np.ndarray, count: int, fmt: QFormat) -> np.ndarray:
     """Inverse of :func:`codes_to_bytes`: ``count`` codes (int32/int64 or float) from exactly the right bytes."""
     need = packed_nbytes(count, fmt)
     if len(buf) != need:
@@ -180,8 +179,8 @@ def codes_from_bytes(buf: bytes | memoryview, count: int, fmt: QFormat) -> np.nd
     if fmt.bits in _NATIVE:
         out = np.frombuffer(buf, dtype=_NATIVE[fmt.bits], count=count)
         return out.astype(np.int64 if fmt.bits > 31 else np.int32)
-    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), bitorder="little", count=count * fmt.bits)
-    bits = bits.reshape(count, fmt.bits)
+    flat = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), bitorder="little", count=count * fmt.bits)
+    bits = flat.reshape(count, fmt.bits)
     full = np.zeros((count, 32), dtype=np.uint8)
     full[:, : fmt.bits] = bits
     full[:, fmt.bits:] = bits[:, -1:]  # sign extension

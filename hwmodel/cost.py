@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from edgemti.errors import ConfigError
 from edgemti.hwmodel.macros import LevelProvision
@@ -65,14 +66,14 @@ class ActionCounts:
             raise ConfigError("ActionCounts: " + "; ".join(problems))
 
     def __add__(self, other: ActionCounts) -> ActionCounts:
-        kw = {}
+        kw: dict[str, Any] = {}
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
             kw[f.name] = _add_dicts(a, b) if isinstance(a, dict) else a + b
         return ActionCounts(**kw)
 
     def scaled(self, k: float) -> ActionCounts:
-        kw = {}
+        kw: dict[str, Any] = {}
         for f in fields(self):
             a = getattr(self, f.name)
             kw[f.name] = {x: v * k for x, v in a.items()} if isinstance(a, dict) else a * k

@@ -98,7 +98,7 @@ def probe_shapes(model: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, .
         sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
         raise FormatError(f"graph: onnxruntime cannot load it for the shape probe ({exc})") from None
-    feeds = {}
+    feeds: dict[str, np.ndarray] = {}
     for i in sess.get_inputs():
         shape = []
         for k, d in enumerate(i.shape):

@@ -220,7 +220,8 @@ def _choose(macros: tuple[Macro, ...], need: int, max_macros: int, level: str, o
     for _ in range(max_macros):
         nxt_best, nxt_pick = list(layer_best), list(layer_pick)
         for t in range(top + 1):
-            if layer_pick[t] is None:
+            prev = layer_pick[t]
+            if prev is None:
                 continue
             for j, s in enumerate(sizes):
                 u = t + s
@@ -228,7 +229,7 @@ def _choose(macros: tuple[Macro, ...], need: int, max_macros: int, level: str, o
                     continue
                 c = tuple(a + b for a, b in zip(layer_best[t], costs[j], strict=True))
                 if c < nxt_best[u]:
-                    nxt_best[u], nxt_pick[u] = c, (*layer_pick[t], j)
+                    nxt_best[u], nxt_pick[u] = c, (*prev, j)
         layer_best, layer_pick = nxt_best, nxt_pick
     feasible = [t for t in range(target, top + 1) if layer_pick[t] is not None]
     if feasible:
@@ -236,5 +237,7 @@ def _choose(macros: tuple[Macro, ...], need: int, max_macros: int, level: str, o
             t = min(feasible, key=lambda t: (layer_best[t][0], t, *layer_best[t][1:]))
         else:
             t = feasible[0]
-        return [macros[j] for j in layer_pick[t]]
+        chosen = layer_pick[t]
+        assert chosen is not None  # t is feasible
+        return [macros[j] for j in chosen]
     raise CapacityError(f"{level}: no combination of at most {max_macros} macros covers {need} bytes")  # unreachable

@@ -177,7 +177,8 @@ class HwModel:
         req = self.requirements()
         out = {}
         for lv in ON_CHIP_LEVELS:
-            out[lv] = provision(lv, self.spec.memory(lv), self.spec.technology.node_nm, self.table, req[lv])
+            mem = self.spec.on_chip_memory(lv)
+            out[lv] = provision(lv, mem, self.spec.technology.node_nm, self.table, req[lv])
         return out
 
     def _shapes(self, seq_len: int, task: str):
@@ -269,7 +270,7 @@ class HwModel:
         images = _get(self.manifest, "images")
         bits = {lv: 8.0 * int(_get(images, lv, "size_bytes")) for lv in ("rram_mlc", "rram_slc")}
         c = self.price(ActionCounts(read_bits={"dram": sum(bits.values())}, write_bits=bits))
-        cells = {lv: int(b // self.spec.memory(lv).bits_per_cell) for lv, b in bits.items()}
+        cells = {lv: int(b // self.spec.on_chip_memory(lv).bits_per_cell) for lv, b in bits.items()}
         return ProgramCost(c.energy_j, c.latency_s, c.energy_by_component_j, c.latency_by_part_s, cells)
 
     def area(self) -> AreaReport:

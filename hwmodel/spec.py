@@ -20,7 +20,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, cast, get_type_hints
 
 from edgemti.errors import SpecError
 
@@ -205,6 +205,12 @@ class ArchSpec:
             raise SpecError(f"unknown memory level {level!r}: use one of {list(LEVELS)}")
         return getattr(self, level)
 
+    def on_chip_memory(self, level: str) -> MemorySpec:
+        """The spec of an on-chip level (SRAM or an RRAM array); DRAM is off chip and has no cells."""
+        if level not in ON_CHIP_LEVELS:
+            raise SpecError(f"{level!r} is not an on-chip memory level: use one of {list(ON_CHIP_LEVELS)}")
+        return getattr(self, level)
+
     @property
     def cycle_s(self) -> float:
         return 1.0 / self.clock.freq_hz
@@ -289,7 +295,7 @@ def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
         name = f"{prefix}{f.name}"
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if f.name not in data:
                 problems.append(f"{name} section is missing")
                 ok = False
@@ -365,8 +371,8 @@ def spec_from_dict(data: dict, origin: str = "<dict>", path: str = "") -> ArchSp
             problems.append(f"{level}.technology must be a {tech} technology, got {m.technology!r}")
     if problems:
         raise SpecError(_message(origin, problems))
-    return ArchSpec(name=str(data["name"]), design=design, description=str(data.get("description", "")),
-                    path=path, **parts)
+    return ArchSpec(name=str(data["name"]), design=cast(str, design),  # checked above
+                    description=str(data.get("description", "")), path=path, **parts)
 
 
 def load_spec(path: str | Path | None = None, design: str = "adapter") -> ArchSpec:
