@@ -51,6 +51,8 @@ def export_model(model: torch.nn.Module, max_positions: int | None = None) -> on
         program = torch.onnx.export(model, _example_inputs(), dynamo=True, optimize=False,
                                     input_names=list(DATA_INPUTS), output_names=[OUTPUT], dynamic_shapes=dyn,
                                     verbose=False)
+    if program is None:  # only the legacy (dynamo=False) exporter returns None
+        raise FormatError("torch.onnx.export(dynamo=True) returned no ONNX program; check the torch version")
     proto = program.model_proto
     check_names(proto, [n for n, _ in model.named_parameters()])
     return proto

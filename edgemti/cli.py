@@ -98,7 +98,7 @@ def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pi
     result = run_serve(build, requests=requests, http=http, log_path=log_path,
                        scheduler=SchedulerConfig(policy, window, max_bypass), slots=slots, pinned=tuple(pinned),
                        overlong=overlong, spec=spec, threads=threads, duration_s=duration_s, emit=emit,
-                       stdin=None if (requests or http) else click.get_text_stream("stdin"), ready=ready,
+                       stdin=None if (requests or http) else click.open_file("-"), ready=ready,
                        seq_bucket=seq_bucket, warm=warm, fit=fit,
                        fault=FaultModel(fault_slc_rate, fault_mlc_rate, fault_seed)
                        if (fault_mlc_rate or fault_slc_rate) else None)

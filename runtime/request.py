@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from edgemti.errors import RequestError, UnknownTaskError
 
@@ -110,7 +110,9 @@ def parse_request(line: str | bytes | dict, rules: RequestRules, seq: int = 0, a
         if kind == "UnknownTaskError" and len(problems) > 1:
             kind = "RequestError"
         raise RequestParseError("; ".join(problems), request_id=rid, kind=kind)
-    return Request(id=rid, task=task, text=obj["text"], text_pair=obj.get("text_pair"), seq=seq, arrival_s=arrival_s)
+    # no problems: task is a str this build serves
+    return Request(id=rid, task=cast(str, task), text=obj["text"], text_pair=obj.get("text_pair"), seq=seq,
+                   arrival_s=arrival_s)
 
 
 def error_response(request_id: Any, exc: BaseException) -> dict:

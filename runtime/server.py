@@ -245,7 +245,8 @@ class HttpServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self.httpd.server_address[:2]
+        host, port = self.httpd.server_address[:2]  # typed for AF_UNIX too; this is always an IP socket
+        return str(host), int(port)
 
     def start(self) -> HttpServer:
         self._worker.start()
