@@ -17,6 +17,7 @@ import ipaddress
 import json
 import logging
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -351,11 +352,24 @@ def serve_http(engine: ServingEngine, address: str, scheduler: SchedulerConfig |
     if ready is not None:
         ready(srv.address)
     stop_event = stop_event or threading.Event()
+    restore = _stop_on_sigterm(stop_event)
     try:
         stop_event.wait(timeout=duration_s)
     except KeyboardInterrupt:
         pass
+    finally:
+        restore()
     return srv.stop()
+
+
+def _stop_on_sigterm(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM (how a service manager stops a server) ends serving like Ctrl-C: the requests already queued
+    are answered and logged, and the summary is written. Returns a function that restores the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers can only be set from the main thread
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 # -- the one entry point the CLI calls ----------------------------------------------------------------------

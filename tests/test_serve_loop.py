@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -178,3 +179,39 @@ def test_cli_serve_from_faulty_rram(build, tmp_path):
     assert res.exit_code == 0, res.output
     fault = read_log(tmp_path / "f.jsonl").header["fault"]
     assert fault == {"slc_error_rate": 0.0, "mlc_error_rate": 0.01, "seed": 3, "masks_in": "slc"}
+
+
+def test_console_script_http_stops_cleanly_on_sigterm(build, tmp_path):
+    """A service manager's SIGTERM: the answered request is logged, the summary written, exit code 0."""
+    import signal
+    import socket
+
+    with socket.socket() as s:  # a free loopback port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "term.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edgemti.cli", "serve", str(build), "--http",
+                             f"127.0.0.1:{port}", "--log", str(log)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("POST", "/infer", _req("t1", "sst2"))
+                answer = json.loads(conn.getresponse().read())
+                conn.close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert answer["ok"] and answer["id"] == "t1"
+    assert proc.returncode == 0, err
+    assert "swaps" in err  # the summary
+    records = [json.loads(x) for x in log.read_text().splitlines()]
+    assert any(r.get("id") == "t1" for r in records)
