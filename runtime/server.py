@@ -369,7 +369,11 @@ def _stop_on_sigterm(stop: threading.Event) -> Callable[[], None]:
         return lambda: None  # signal handlers can only be set from the main thread
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 # -- the one entry point the CLI calls ----------------------------------------------------------------------
