@@ -55,6 +55,14 @@ def _frac(v: Any) -> str | None:
     return None if 0 <= v <= 1 else "must be in [0, 1]"
 
 
+def _opt_gt0(v: Any) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return "must be a number"
+    return None if v > 0 else "must be > 0"
+
+
 def _choice(*options: str):
     def check(v: Any) -> str | None:
         return None if v in options else f"must be one of {list(options)}"
@@ -145,6 +153,19 @@ class MemorySpec(_Validated):
     max_macros: int = _rule(_gt0)
     objective: str = _rule(_choice("closest", "min_area"))
     source: str = ""
+    # Requirement override (a study's own accounting, e.g. the paper's Table III): provision the level for
+    # ``required_mib`` instead of what the build needs. ``required_unit = "data"``: MiB (2**20 B) of data;
+    # ``"nvsim_cells"``: NVSim's capacity convention, MiB of cells, so data = required_mib x bits_per_cell.
+    required_mib: float | None = _rule(_opt_gt0, default=None)
+    required_unit: str = _rule(_choice("data", "nvsim_cells"), default="data")
+
+    @property
+    def required_override_bytes(self) -> int | None:
+        """Data bytes of the requirement override, or None when the build's own need is provisioned."""
+        if self.required_mib is None:
+            return None
+        cells = self.bits_per_cell if self.required_unit == "nvsim_cells" else 1
+        return int(round(self.required_mib * 2**20 * cells))
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,10 @@ class ExecutionSpec(_Validated):
     include_compute_energy: bool = True  # the paper ignores compute energy; report --paper reports both
     include_leakage: bool = True
     sram_activations: bool = True  # activations read/written in SRAM per op
+    # times per inference the running task's SRAM set is re-read from DRAM and re-written into SRAM (0: it
+    # stays in SRAM between layer passes). The set is sram.required_mib when given, else the task's pack.
+    dram_pack_passes_per_inference: int = _rule(_ge0, default=0)
+    area_scope: str = _rule(_choice("chip", "memory"), default="chip")  # memory: macros only, no PE/logic
 
 
 @dataclass(frozen=True)
@@ -305,7 +330,7 @@ def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
             kwargs[f.name] = sub
             continue
         if f.name not in data:
-            if has_default and "check" not in f.metadata:
+            if has_default:
                 continue
             if f.name == "source":
                 continue
