@@ -14,9 +14,10 @@ from test_runtime_engine import tiny_build
 from edgemti.cli import main
 from edgemti.errors import ConfigError
 from edgemti.runtime.engine import Engine
+from edgemti.runtime.http import HttpServer, parse_address
 from edgemti.runtime.log import read_log
 from edgemti.runtime.scheduler import SchedulerConfig
-from edgemti.runtime.server import HttpServer, parse_address, serve_stream
+from edgemti.runtime.server import serve_stream
 
 
 @pytest.fixture(scope="module")

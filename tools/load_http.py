@@ -20,9 +20,9 @@ import numpy as np
 
 from edgemti.runtime.engine import Engine
 from edgemti.runtime.hma import fit_spec
+from edgemti.runtime.http import HttpServer
 from edgemti.runtime.log import read_log
 from edgemti.runtime.scheduler import SchedulerConfig
-from edgemti.runtime.server import HttpServer
 
 TEXTS = ["a gripping , beautifully made film .", "the worst movie of the year .", "it is fine , i guess ."]
 PAIRS = [("The cat sat on the mat.", "A cat was sitting on a mat."), ("He left early.", "She arrived late.")]
