@@ -73,8 +73,8 @@ class GraphShapes:
 
 
 def probe_shapes(model: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, ...],
-                 weight_shapes: dict[str, tuple[int, ...]] | None = None) -> GraphShapes:
-    """Concrete shape of every tensor for batch 1 and ``seq_len`` (one onnxruntime run on zeros).
+                 weight_shapes: dict[str, tuple[int, ...]] | None = None, batch: int = 1) -> GraphShapes:
+    """Concrete shape of every tensor for ``batch`` and ``seq_len`` (one onnxruntime run on zeros).
 
     ``weight_shapes`` fixes the symbolic dims of weight inputs (e.g. ``num_labels`` of a task's classifier);
     other symbolic dims are 1 on axis 0 (batch) and ``seq_len`` elsewhere.
@@ -102,7 +102,7 @@ def probe_shapes(model: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, .
     for i in sess.get_inputs():
         shape = []
         for k, d in enumerate(i.shape):
-            shape.append(d if isinstance(d, int) and d > 0 else (1 if k == 0 else seq_len))
+            shape.append(d if isinstance(d, int) and d > 0 else (batch if k == 0 else seq_len))
         if i.name in weight_shapes:
             shape = list(weight_shapes[i.name])
         dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float16)": np.float16,

@@ -3,7 +3,9 @@
 The runtime codes against this class (names kept stable, documented in docs/HWMODEL.md):
 
 * ``HwModel.from_build(manifest, graph, spec=None)``; ``spec=None`` loads the shipped spec of the build's design;
-* ``hw.inference(seq_len, task=None) -> InferenceCost`` (cached per (task, seq_len): a repeat costs microseconds);
+* ``hw.inference(seq_len, task=None, batch=1) -> InferenceCost`` (cached per (task, seq_len, batch): a repeat
+  costs microseconds); a batch of ``batch`` requests runs as one graph execution: activations scale with it,
+  each weight is read once per use for the whole batch;
 * ``hw.swap(task) -> Cost``: DRAM -> SRAM load of that task's pack; ``hw.price_swap(pack_bytes) -> Cost``;
 * ``hw.program_rram() -> ProgramCost``: one-time programming of the RRAM images;
 * ``hw.area() -> AreaReport``; ``hw.price(counts) -> Cost`` for counts the runtime records itself.
@@ -139,8 +141,8 @@ class HwModel:
         self.packs: dict[str, dict] = {p["task"]: p for p in _get(manifest, "packs")}
         if not self.packs:
             raise FormatError("manifest: the build has no task packs; compile at least one task")
-        self._cache: dict[tuple[str, int], InferenceCost] = {}
-        self._shape_cache: dict[tuple[str, int], object] = {}
+        self._cache: dict[tuple[str, int, int], InferenceCost] = {}
+        self._shape_cache: dict[tuple[str, int, int], object] = {}
         self._swap_cache: dict[str, Cost] = {}
         self.table = load_macro_table(spec.macro_library_path())
         self.levels = self._provision()
@@ -178,15 +180,15 @@ class HwModel:
         out = {}
         for lv in ON_CHIP_LEVELS:
             mem = self.spec.on_chip_memory(lv)
-            out[lv] = provision(lv, mem, self.spec.technology.node_nm, self.table, req[lv])
+            out[lv] = provision(lv, mem, self.spec.technology.node_nm, self.table, req[lv], precision=self.precision)
         return out
 
-    def _shapes(self, seq_len: int, task: str):
-        key = (task, seq_len)
+    def _shapes(self, seq_len: int, task: str, batch: int = 1):
+        key = (task, seq_len, batch)
         if key not in self._shape_cache:
             shapes = dict(self.backbone_shapes)
             shapes.update({t["name"]: tuple(t["shape"]) for t in self.packs[task]["tensors"] if "shape" in t})
-            self._shape_cache[key] = probe_shapes(self.graph, seq_len, self.data_inputs, shapes)
+            self._shape_cache[key] = probe_shapes(self.graph, seq_len, self.data_inputs, shapes, batch=batch)
         return self._shape_cache[key]
 
     # -- pricing --------------------------------------------------------------------------------------------------
@@ -205,12 +207,15 @@ class HwModel:
             raise UnknownTaskError(f"task {task!r} is not in this build (it has {self.tasks})")
         return task
 
-    def inference(self, seq_len: int, task: str | None = None) -> InferenceCost:
-        """Energy/latency of one inference; ``task=None`` = the task with the largest pack (worst case)."""
+    def inference(self, seq_len: int, task: str | None = None, batch: int = 1) -> InferenceCost:
+        """Energy/latency of one graph execution over ``batch`` requests of ``seq_len`` tokens each;
+        ``task=None`` = the task with the largest pack (worst case)."""
         task = self._task(task)
         if not isinstance(seq_len, int) or seq_len <= 0:
             raise CapacityError(f"seq_len must be a positive int, got {seq_len!r}")
-        key = (task, seq_len)
+        if not isinstance(batch, int) or batch <= 0:
+            raise CapacityError(f"batch must be a positive int, got {batch!r}")
+        key = (task, seq_len, batch)
         if key in self._cache:
             return self._cache[key]
         if seq_len > self.max_seq_len:
@@ -219,7 +224,7 @@ class HwModel:
         for t in self.packs[task]["tensors"]:
             weights[t["name"]] = WeightInfo(t["name"], int(t["numel"]), int(t["numel"]), int(t["format"]["bits"]),
                                             "sram")
-        shapes = self._shapes(seq_len, task)
+        shapes = self._shapes(seq_len, task, batch)
         missing = unmatched_weights(self.graph, shapes, weights, self.data_inputs)
         if missing:
             log.warning("graph inputs not in the manifest, charged as SRAM activations: %s", missing[:5])
@@ -243,6 +248,19 @@ class HwModel:
             t += c.latency_s
             total = total + c
             counts = counts + ch.counts
+        passes = self.spec.execution.dram_pack_passes_per_inference
+        if passes:  # the SRAM set is re-read from DRAM on each pass (it does not stay on chip between layers)
+            bits = 8.0 * passes * self.pack_refetch_bytes(task)
+            rc = ActionCounts(read_bits={"dram": bits}, write_bits={"sram": bits})
+            c = self.price(rc)
+            records.append(OpRecord(
+                index=len(records), node="dram_pack_refetch", op_type="Transfer", kind="layout:dram_refetch", macs=0,
+                cycles=0.0, bytes_by_level={"dram": bits / 8, "sram": bits / 8},
+                energy_by_component_j=dict(c.energy_by_component_j), energy_j=c.energy_j, compute_energy_j=0.0,
+                latency_s=c.latency_s, start_s=t))
+            t += c.latency_s
+            total = total + c
+            counts = counts + rc
         # accounting invariants: the records close on the totals
         assert math.isclose(math.fsum(r.energy_j for r in records), total.energy_j, rel_tol=1e-9, abs_tol=1e-24)
         assert math.isclose(math.fsum(r.latency_s for r in records), total.latency_s, rel_tol=1e-9, abs_tol=1e-24)
@@ -250,6 +268,12 @@ class HwModel:
                             records, counts)
         self._cache[key] = res
         return res
+
+    def pack_refetch_bytes(self, task: str) -> int:
+        """Bytes of the SRAM set re-read from DRAM per pass (``execution.dram_pack_passes_per_inference``):
+        the spec's SRAM requirement override when it has one, else the task's pack."""
+        override = self.spec.sram.required_override_bytes(self.precision)
+        return override if override is not None else int(self.packs[self._task(task)]["length"])
 
     def price_swap(self, pack_bytes: int) -> Cost:
         """Moving ``pack_bytes`` from DRAM into SRAM (read DRAM, write SRAM)."""
@@ -274,5 +298,8 @@ class HwModel:
         return ProgramCost(c.energy_j, c.latency_s, c.energy_by_component_j, c.latency_by_part_s, cells)
 
     def area(self) -> AreaReport:
+        """Macros of every on-chip level, plus the PE array and logic unless ``execution.area_scope = "memory"``."""
         pe = self.spec.pe_array.macs * self.spec.pe_array.mac_area_um2[self.precision] * 1e-6
+        if self.spec.execution.area_scope == "memory":
+            pe = 0.0
         return AreaReport(dict(self.levels), pe, pe * self.spec.pe_array.logic_area_overhead)

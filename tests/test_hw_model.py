@@ -182,3 +182,21 @@ def test_fixture_manifest_is_consistent():
     assert all(t["name"] in names for t in m["tensors"])
     # every pack tensor is a graph input too (classifier shapes differ per task; the graph has 2 labels)
     assert all(t["name"] in names for p in m["packs"] for t in p["tensors"])
+
+
+def test_batch_scales_activations_not_weights(hw):
+    one, two = hw.inference(16, "mnli"), hw.inference(16, "mnli", batch=2)
+    assert two.macs == 2 * one.macs  # every MAC of the graph is per token
+    e1, e2 = one.energy_by_component_j, two.energy_by_component_j
+
+    def matmul_rram(c):
+        return math.fsum(r.energy_by_component_j.get(lv, 0.0) for r in c.records if r.kind == "matmul"
+                         for lv in ("rram_mlc", "rram_slc"))
+
+    # a matmul reads each weight once per use for the whole batch (an embedding gather reads a row per token);
+    # activations double
+    assert matmul_rram(one) > 0
+    assert matmul_rram(two) == pytest.approx(matmul_rram(one), rel=1e-12)
+    assert e2["sram"] > 1.5 * e1["sram"]
+    assert two.energy_j < 2 * one.energy_j
+    assert hw.inference(16, "mnli", batch=2) is two
