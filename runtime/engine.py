@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,10 @@ from edgemti.formats.graph import load_graph
 from edgemti.hwmodel.spec import ArchSpec, load_spec
 from edgemti.runtime.faults import FaultModel
 from edgemti.runtime.hma import Hma, PackLoader, capacities_from_spec
-from edgemti.runtime.request import OVERLONG_POLICIES, Request, RequestRules
-from edgemti.runtime.session import GraphSession, bind_initializers
+from edgemti.runtime.request import OVERLONG_POLICIES, Request, RequestRules, error_response
+from edgemti.runtime.session import DATA_INPUTS, GraphSession, bind_initializers
 from edgemti.runtime.slots import PackSlots
+from edgemti.runtime.tokenize import BuildTokenizer, Encoded
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,8 @@ class InferResult:
     truncated: bool
     swapped: bool
     evicted: str | None
-    inference: dict  # energy_j, latency_s, energy_by_component_j of the inference alone
+    inference: dict  # energy_j, latency_s, energy_by_component_j of the inference alone (its share of a batch's
+    # energy, split evenly; the batch run's latency)
     swap: dict | None  # the same for the swap, or None on a slot hit
     energy_j: float
     latency_s: float
@@ -53,6 +56,7 @@ class InferResult:
     host_run_s: float  # wall time of the onnxruntime run alone
     host_swap_s: float  # wall time of the host-side swap (copy + rebind), 0 on a hit
     host_charge_s: float  # wall time spent pricing and composing the costs
+    batch_size: int = 1  # requests run together in one onnxruntime run (the energy of the run split over them)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -66,6 +70,7 @@ def _cost_dict(cost: Any) -> dict:
 @dataclass
 class EngineStats:
     requests: int = 0
+    batches: int = 0
     host_swap_s: list[float] = field(default_factory=list)
 
 
@@ -88,7 +93,7 @@ class Engine:
         if not isinstance(seq_bucket, int) or seq_bucket < 0:
             raise ConfigError(f"seq_bucket must be an int >= 0 (0 or 1: no bucketing), got {seq_bucket!r}")
         self.seq_bucket = seq_bucket
-        self._pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
+        self._pad_id = int(tokenizer.pad_token_id)
         self.max_seq_len = int(self.manifest.compile["max_seq_len"])
         tasks = tuple(self.manifest.tasks)
         self.rules = RequestRules(tasks=tasks, pair_tasks=tuple(p.task for p in self.manifest.packs if "text_pair" in p.text_fields),
@@ -177,25 +182,30 @@ class Engine:
         ``max_seq_len``), padded with attention mask 0: the accelerator runs fixed-size tiles, the simulated cost is
         that of ``L`` tokens (what is actually run), and the cost table stays small (one entry per bucket and task).
         """
-        enc = self.tokenizer(text, text_pair, truncation=False, return_attention_mask=True,
-                             return_token_type_ids=True)
-        n = len(enc["input_ids"])
-        truncated = False
-        if n > self.max_seq_len:
-            if self.rules.overlong == "reject":
-                raise RequestError(f"text is {n} tokens, over the build's max_seq_len {self.max_seq_len}: shorten "
-                                   "it or serve with --overlong truncate")
-            enc = self.tokenizer(text, text_pair, truncation=True, max_length=self.max_seq_len,
-                                 return_attention_mask=True, return_token_type_ids=True)
-            truncated = True
-            n = len(enc["input_ids"])
-        length = self.bucket(n)
-        pad = length - n
-        feeds = {}
-        for k, fill in (("input_ids", self._pad_id), ("attention_mask", 0), ("token_type_ids", 0)):
-            row = list(enc[k]) + [fill] * pad
-            feeds[k] = np.asarray([row], dtype=np.int64)
-        return feeds, truncated
+        enc, truncated = self._encode(text, text_pair)
+        return self._pad([enc], self.bucket(len(enc.ids))), truncated
+
+    def _encode(self, text: str, text_pair: str | None) -> tuple[Encoded, bool]:
+        """Token ids of one request (truncated to ``max_seq_len``, or refused under overlong='reject')."""
+        enc = self.tokenizer.encode(text, text_pair)
+        n = len(enc.ids)
+        if n <= self.max_seq_len:
+            return enc, False
+        if self.rules.overlong == "reject":
+            raise RequestError(f"text is {n} tokens, over the build's max_seq_len {self.max_seq_len}: shorten "
+                               "it or serve with --overlong truncate")
+        return self.tokenizer.encode(text, text_pair, max_length=self.max_seq_len), True
+
+    def _pad(self, rows: Sequence[Encoded], length: int) -> dict[str, np.ndarray]:
+        """int64 ``[len(rows), length]`` data inputs, each row padded with the pad id and attention mask 0."""
+        feeds = {k: np.zeros((len(rows), length), dtype=np.int64) for k in DATA_INPUTS}
+        feeds["input_ids"].fill(self._pad_id)
+        for i, enc in enumerate(rows):
+            n = len(enc.ids)
+            feeds["input_ids"][i, :n] = enc.ids
+            feeds["attention_mask"][i, :n] = 1
+            feeds["token_type_ids"][i, :n] = enc.type_ids
+        return feeds
 
     def bucket(self, n_tokens: int) -> int:
         """The sequence length a request of ``n_tokens`` runs at (see :meth:`tokenize`)."""
@@ -256,40 +266,102 @@ class Engine:
     def infer_ids(self, task: str, feeds: dict[str, np.ndarray], truncated: bool = False,
                   t0: float | None = None) -> InferResult:
         """Serve one already-tokenized request (int64 ``[1, L]`` inputs): swap if needed, run, charge."""
+        return self._run_batch(task, feeds, [truncated], t0)[0]
+
+    def _inference_cost(self, seq_len: int, task: str, batch: int):
+        """The hardware model's cost of one run of ``batch`` sequences of ``seq_len`` tokens (cached there)."""
+        if batch == 1:
+            return self.hw.inference(seq_len, task)
+        return self.hw.inference(seq_len, task, batch=batch)
+
+    def _run_batch(self, task: str, feeds: dict[str, np.ndarray], truncated: Sequence[bool],
+                   t0: float | None = None) -> list[InferResult]:
+        """One onnxruntime run over ``B`` rows of ``task`` (int64 ``[B, L]`` inputs), charged at batch ``B``.
+
+        The run's energy is split evenly over its rows (the weights are read once per batch, which is why it falls
+        per inference); every row waits for the whole run, so each carries the run's latency. A swap is caused by,
+        and charged to, the batch's first row (the others find the pack resident).
+        """
         t0 = time.perf_counter() if t0 is None else t0
         swapped, evicted, host_swap = self.make_resident(task)
         t1 = time.perf_counter()
-        logits = self.session.run(task, feeds)[0]
+        logits = self.session.run(task, feeds)
         t2 = time.perf_counter()
-        seq_len = int(feeds["input_ids"].shape[1])
-        inf = _cost_dict(self.hw.inference(seq_len, task))
+        n_rows, seq_len = (int(x) for x in feeds["input_ids"].shape)
+        run = _cost_dict(self._inference_cost(seq_len, task, n_rows))
+        inf = {"energy_j": run["energy_j"] / n_rows, "latency_s": run["latency_s"],
+               "energy_by_component_j": {k: v / n_rows for k, v in run["energy_by_component_j"].items()}}
         swap = _cost_dict(self.price_swap_counts(*self._swap_counts)) if swapped else None
-        comp = dict(inf["energy_by_component_j"])
-        if swap is not None:
-            for k, v in swap["energy_by_component_j"].items():
-                comp[k] = comp.get(k, 0.0) + v
-        energy = inf["energy_j"] + (swap["energy_j"] if swap else 0.0)
-        latency = inf["latency_s"] + (swap["latency_s"] if swap else 0.0)  # the swap precedes the run: serial
         pack = self.manifest.pack(task)
-        if pack.is_regression:
-            label: str | float = float(logits[0])
-            scores = [float(logits[0])]
-        else:
-            z = logits.astype(np.float64) - float(np.max(logits))
-            p = np.exp(z) / np.exp(z).sum()
-            scores = [float(x) for x in p]
-            label = pack.labels[int(np.argmax(logits))]
+        tokens = feeds["attention_mask"].sum(axis=1)
+        out = []
+        for i in range(n_rows):
+            row_swap = swap if i == 0 else None
+            comp = dict(inf["energy_by_component_j"])
+            if row_swap is not None:
+                for k, v in row_swap["energy_by_component_j"].items():
+                    comp[k] = comp.get(k, 0.0) + v
+            energy = inf["energy_j"] + (row_swap["energy_j"] if row_swap else 0.0)
+            latency = inf["latency_s"] + (row_swap["latency_s"] if row_swap else 0.0)  # swap, then run: serial
+            row = logits[i]
+            if pack.is_regression:
+                label: str | float = float(row[0])
+                scores = [float(row[0])]
+            else:
+                z = row.astype(np.float64) - float(np.max(row))
+                p = np.exp(z) / np.exp(z).sum()
+                scores = [float(x) for x in p]
+                label = pack.labels[int(np.argmax(row))]
+            out.append((label, scores, [float(x) for x in row], int(tokens[i]), row_swap, energy, latency, comp))
         t3 = time.perf_counter()
-        self.stats.requests += 1
-        return InferResult(task=task, label=label, scores=scores, logits=[float(x) for x in logits],
-                           seq_len=seq_len, tokens=int(feeds["attention_mask"].sum()), truncated=truncated, swapped=swapped, evicted=evicted, inference=inf,
-                           swap=swap, energy_j=energy, latency_s=latency, energy_by_component_j=comp,
-                           host_s=t3 - t0, host_run_s=t2 - t1, host_swap_s=host_swap, host_charge_s=t3 - t2)
+        self.stats.requests += n_rows
+        self.stats.batches += 1
+        return [InferResult(task=task, label=label, scores=scores, logits=lg, seq_len=seq_len, tokens=ntok,
+                            truncated=bool(truncated[i]), swapped=swapped and i == 0,
+                            evicted=evicted if i == 0 else None, inference=inf, swap=row_swap, energy_j=energy,
+                            latency_s=latency, energy_by_component_j=comp, host_s=t3 - t0, host_run_s=t2 - t1,
+                            host_swap_s=host_swap if i == 0 else 0.0, host_charge_s=t3 - t2, batch_size=n_rows)
+                for i, (label, scores, lg, ntok, row_swap, energy, latency, comp) in enumerate(out)]
 
     def infer_request(self, req: Request) -> dict:
         """A server response body for a validated request."""
         r = self.infer(req.task, req.text, req.text_pair)
         return dict({"id": req.id, "ok": True}, **r.to_dict())
+
+    def infer_batch(self, reqs: Sequence[Request]) -> list[dict]:
+        """Serve requests of one task in one onnxruntime run: one response body per request, in order, each with
+        the fields of :meth:`infer_request` (and ``batch_size``).
+
+        Rows are padded to the batch's longest sequence bucket. A request that cannot be tokenized (over-long under
+        overlong='reject', empty text) gets its error response and the others are served; a batch that mixes tasks
+        is refused (the swap-aware scheduler picks the task, the batcher only gathers that task's requests).
+        """
+        if not reqs:
+            return []
+        t0 = time.perf_counter()
+        task = reqs[0].task
+        tasks = sorted({r.task for r in reqs})
+        if len(tasks) > 1:
+            raise ConfigError(f"a batch runs one task's pack, got requests for {tasks}: batch per task")
+        if task not in self.rules.tasks:
+            raise UnknownTaskError(f"unknown task {task!r}: this build serves {list(self.rules.tasks)}")
+        out: list[dict | None] = [None] * len(reqs)
+        rows: list[tuple[int, Encoded, bool]] = []
+        for i, r in enumerate(reqs):
+            try:
+                if not isinstance(r.text, str) or not r.text.strip():
+                    raise RequestError("text is empty: send some text")
+                enc, truncated = self._encode(r.text, r.text_pair)
+                rows.append((i, enc, truncated))
+            except RequestError as exc:
+                out[i] = error_response(r.id, exc)
+        if rows:
+            length = max(self.bucket(len(enc.ids)) for _, enc, _ in rows)
+            feeds = self._pad([enc for _, enc, _ in rows], length)
+            results = self._run_batch(task, feeds, [t for _, _, t in rows], t0)
+            for (i, _, _), res in zip(rows, results, strict=True):
+                out[i] = dict({"id": reqs[i].id, "ok": True}, **res.to_dict())
+        return [o for o in out if o is not None]
 
     def log_header(self) -> dict:
         """What every serve log records about this engine (build, spec, slots, faults)."""
@@ -317,9 +389,7 @@ def _activation_bytes(hw, manifest) -> int:
     return int(f())
 
 
-def _load_tokenizer(build: Path, manifest):
-    from transformers import AutoTokenizer
-
+def _load_tokenizer(build: Path, manifest) -> BuildTokenizer:
     rel = manifest.backbone.get("tokenizer")
     if not rel:
         raise FormatError(f"{build}/manifest.json: backbone.tokenizer is null; the build cannot tokenize text "
@@ -327,7 +397,4 @@ def _load_tokenizer(build: Path, manifest):
     path = build / rel
     if not path.is_dir():
         raise FormatError(f"{build}: tokenizer folder {rel!r} is missing; the build is incomplete, recompile it")
-    try:
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except Exception as exc:  # transformers raises many kinds
-        raise FormatError(f"{path}: could not load the tokenizer ({type(exc).__name__}: {exc})") from None
+    return BuildTokenizer(path)
