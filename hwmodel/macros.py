@@ -20,6 +20,7 @@ sum over the macros (``"parallel"``, banked).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import hashlib
 import io
@@ -122,9 +123,12 @@ def menu(table: tuple[Macro, ...], spec: MemorySpec, node_nm: int) -> tuple[Macr
     rows = [m for m in table if m.tech == spec.technology and m.node_nm == node_nm and m.word_cells == spec.word_cells
             and m.bits_per_cell == spec.bits_per_cell]
     if not rows:
+        have = sorted({(m.node_nm, m.word_cells) for m in table if m.tech == spec.technology
+                       and m.bits_per_cell == spec.bits_per_cell})
         raise CapacityError(
             f"no macro in the library for {spec.technology} at {node_nm} nm, {spec.word_cells}-cell word, "
-            f"{spec.bits_per_cell} b/cell: pick a combination listed in the macro CSV"
+            f"{spec.bits_per_cell} b/cell; the library has (node nm, word cells) {have}: pick one of those "
+            f"or add NVSim rows for this node (tools/nvsim_to_macros.py)"
         )
     best: dict[int, Macro] = {}
     for m in rows:  # one macro per capacity: the first listed
@@ -149,16 +153,29 @@ class LevelProvision:
     write_bytes_per_s: float
     read_latency_s: float
     write_latency_s: float
+    overridden: bool = False  # required_bytes came from the spec's required_mib, not from the build
 
     def to_dict(self) -> dict:
         return {k: (list(map(list, v)) if k == "macros" else v) for k, v in self.__dict__.items()}
 
 
 def provision(level: str, spec: MemorySpec, node_nm: int, table: tuple[Macro, ...], required_bytes: int,
-              check_capacity: bool = True) -> LevelProvision:
-    """Macros for ``required_bytes`` of data in ``level`` (``provision="fixed"``: for ``spec.capacity_bytes``)."""
+              check_capacity: bool = True, precision: str | None = None) -> LevelProvision:
+    """Macros for ``required_bytes`` of data in ``level`` (``provision="fixed"``: for ``spec.capacity_bytes``).
+
+    A spec with ``required_mib`` (the study's own accounting, e.g. the paper's Table III) provisions its entry
+    for the build's value ``precision`` instead of ``required_bytes``.
+    """
     if required_bytes < 0:
         raise CapacityError(f"{level}: required capacity must be >= 0 bytes, got {required_bytes}")
+    override = None
+    if spec.required_mib is not None:
+        if precision is None:
+            raise CapacityError(f"{level}: the spec overrides the requirement per precision (required_mib); "
+                                "give the build's value precision")
+        override = spec.required_override_bytes(precision)
+    if override is not None:
+        required_bytes = override
     if check_capacity and required_bytes > spec.capacity_bytes:
         raise CapacityError(
             f"{level} needs {required_bytes / 2**20:.2f} MiB, the spec offers {spec.capacity_bytes / 2**20:.2f} MiB: "
@@ -182,7 +199,7 @@ def provision(level: str, spec: MemorySpec, node_nm: int, table: tuple[Macro, ..
     else:
         rbw, wbw = weighted(lambda m: m.read_bytes_per_s), weighted(lambda m: m.write_bytes_per_s)
     return LevelProvision(
-        level=level, technology=spec.technology, required_bytes=int(required_bytes),
+        level=level, technology=spec.technology, required_bytes=int(required_bytes), overridden=override is not None,
         macros=tuple(sorted(counts.items(), reverse=True)), capacity_bytes=cap,
         area_mm2=sum(m.area_mm2 for m in chosen) * margin, leak_w=sum(m.leak_w for m in chosen),
         read_j_per_bit=weighted(lambda m: m.read_pj_per_bit) * 1e-12,
@@ -241,3 +258,68 @@ def _choose(macros: tuple[Macro, ...], need: int, max_macros: int, level: str, o
         assert chosen is not None  # t is feasible
         return [macros[j] for j in chosen]
     raise CapacityError(f"{level}: no combination of at most {max_macros} macros covers {need} bytes")  # unreachable
+
+
+# -- technology nodes: a documented scaling rule for the capacities NVSim was not run at -----------------------
+
+_SCALED = ("area_mm2", "read_s", "write_s", "read_pj_per_access", "write_pj_per_access", "leak_w",
+           "read_bytes_per_s", "write_bytes_per_s")
+
+
+def derive_node_rows(table: tuple[Macro, ...], node_nm: int, base_node_nm: int = 22) -> list[Macro]:
+    """Macros at ``node_nm`` for every capacity the ``base_node_nm`` menu has and ``node_nm`` lacks.
+
+    Rule (anchor-ratio scaling): for each technology and word width, the NVSim-regenerated macro that exists
+    at both nodes (the anchor; the one of largest capacity if several) gives a per-column ratio
+    ``X(node, anchor) / X(base, anchor)``; a missing capacity ``c`` gets ``X(base, c) x ratio`` for area,
+    latencies, energies, leakage and bandwidths. This keeps NVSim's capacity dependence (H-tree, bank
+    organisation) from the base node and its node dependence from the anchor; at 28/40 nm the 2 MiB anchors'
+    area ratios (1.61x, 3.29x) match the feature-size ratio squared (1.62x, 3.31x). Technologies without an
+    anchor at ``node_nm`` get no rows (the node is refused for them by :func:`menu`).
+    """
+    out: list[Macro] = []
+    keys = sorted({(m.tech, m.word_cells, m.bits_per_cell) for m in table if m.node_nm == node_nm})
+    for tech, word, bpc in keys:
+        here = {m.data_cap_bytes: m for m in table if (m.tech, m.node_nm, m.word_cells, m.bits_per_cell)
+                == (tech, node_nm, word, bpc)}
+        base = {m.data_cap_bytes: m for m in table if (m.tech, m.node_nm, m.word_cells, m.bits_per_cell)
+                == (tech, base_node_nm, word, bpc)}
+        anchors = sorted(set(here) & set(base))
+        if not anchors:
+            continue
+        a = anchors[-1]
+        ratio = {k: getattr(here[a], k) / getattr(base[a], k) for k in _SCALED}
+        for cap in sorted(set(base) - set(here)):
+            b = base[cap]
+            out.append(dataclasses.replace(
+                b, node_nm=node_nm, **{k: getattr(b, k) * ratio[k] for k in _SCALED},
+                source=(f"[D] scaled: {tech} {base_node_nm} nm {cap // 1024} KiB row x ({node_nm} nm / "
+                        f"{base_node_nm} nm) ratio of the NVSim {a // 1024} KiB macros (hwmodel.macros."
+                        "derive_node_rows)")))
+    return out
+
+
+def macro_csv_row(m: Macro) -> dict[str, str]:
+    """A macro as a row of the macro CSV (the table's units: KiB, ns, pJ per access, mW, GB/s)."""
+    return {"tech": m.tech, "node_nm": str(m.node_nm), "word_cells": str(m.word_cells),
+            "bits_per_cell": str(m.bits_per_cell), "nvsim_cap_kib": f"{m.data_cap_bytes / m.bits_per_cell / 1024:g}",
+            "data_cap_kib": f"{m.data_cap_bytes / 1024:g}", "area_mm2": f"{m.area_mm2:.6g}",
+            "read_ns": f"{m.read_s * 1e9:.6g}", "write_ns": f"{m.write_s * 1e9:.6g}",
+            "read_pj_per_access": f"{m.read_pj_per_access:.6g}", "write_pj_per_access": f"{m.write_pj_per_access:.6g}",
+            "leak_mw": f"{m.leak_w * 1e3:.6g}", "read_gb_per_s": f"{m.read_bytes_per_s / 1e9:.6g}",
+            "write_gb_per_s": f"{m.write_bytes_per_s / 1e9:.6g}", "source": m.source}
+
+
+def write_macro_csv(rows: list[Macro], path: str | Path, header: tuple[str, ...] = ()) -> str:
+    """Write ``rows`` as a macro CSV (format header, ``header`` comment lines, body checksum); returns the digest."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(_COLUMNS), lineterminator="\n")
+    w.writeheader()
+    for m in rows:
+        w.writerow(macro_csv_row(m))
+    body = buf.getvalue()
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    head = [f"# format: {MACRO_FORMAT}", f"# format_version: {MACRO_FORMAT_VERSION}", *(f"# {h}" for h in header),
+            f"# body_sha256: {digest}"]
+    Path(path).write_text("\n".join(head) + "\n" + body)
+    return digest

@@ -55,12 +55,17 @@ def _frac(v: Any) -> str | None:
     return None if 0 <= v <= 1 else "must be in [0, 1]"
 
 
-def _opt_gt0(v: Any) -> str | None:
+def _opt_precision_table(v: Any) -> str | None:
+    """None, or a table precision -> number > 0 (e.g. a requirement per value format)."""
     if v is None:
         return None
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
-        return "must be a number"
-    return None if v > 0 else "must be > 0"
+    if not isinstance(v, dict) or not v:
+        return f"must be a non-empty table keyed by precision ({list(PRECISIONS)})"
+    bad_keys = [k for k in v if k not in PRECISIONS]
+    if bad_keys:
+        return f"has unknown precisions {bad_keys} (known: {list(PRECISIONS)})"
+    bad = {k: x for k, x in v.items() if not isinstance(x, (int, float)) or isinstance(x, bool) or not x > 0}
+    return f"must map to numbers > 0, bad entries {bad}" if bad else None
 
 
 def _choice(*options: str):
@@ -154,18 +159,21 @@ class MemorySpec(_Validated):
     objective: str = _rule(_choice("closest", "min_area"))
     source: str = ""
     # Requirement override (a study's own accounting, e.g. the paper's Table III): provision the level for
-    # ``required_mib`` instead of what the build needs. ``required_unit = "data"``: MiB (2**20 B) of data;
-    # ``"nvsim_cells"``: NVSim's capacity convention, MiB of cells, so data = required_mib x bits_per_cell.
-    required_mib: float | None = _rule(_opt_gt0, default=None)
+    # ``required_mib[precision]`` instead of what the build needs, per value precision of the build.
+    # ``required_unit = "data"``: MiB (2**20 B) of data; ``"nvsim_cells"``: NVSim's capacity convention,
+    # MiB of cells, so data bytes = required_mib x 2**20 x bits_per_cell.
+    required_mib: dict | None = _rule(_opt_precision_table, default=None)
     required_unit: str = _rule(_choice("data", "nvsim_cells"), default="data")
 
-    @property
-    def required_override_bytes(self) -> int | None:
-        """Data bytes of the requirement override, or None when the build's own need is provisioned."""
+    def required_override_bytes(self, precision: str) -> int | None:
+        """Data bytes of the requirement override for a build of ``precision``; None: provision the build's need."""
         if self.required_mib is None:
             return None
+        if precision not in self.required_mib:
+            raise SpecError(f"MemorySpec: required_mib has no entry for precision {precision!r} "
+                            f"(it has {sorted(self.required_mib)}): add one or remove required_mib")
         cells = self.bits_per_cell if self.required_unit == "nvsim_cells" else 1
-        return int(round(self.required_mib * 2**20 * cells))
+        return int(round(self.required_mib[precision] * 2**20 * cells))
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,19 @@ class ExecutionSpec(_Validated):
 
 
 @dataclass(frozen=True)
+class ScratchpadSpec(_Validated):
+    """The PE array's activation scratchpad: every matmul streams its activation operand through it in tiles.
+
+    ``capacity_bytes`` is one buffer; ``double_buffered`` = a second copy loads the next tile while the array
+    computes on this one, so a matmul's operand streams overlap its compute (docs/HWMODEL.md, dataflow).
+    """
+
+    capacity_bytes: int = _rule(_gt0)
+    double_buffered: bool = True
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class TechnologySpec(_Validated):
     node_nm: int = _rule(_gt0)
     macro_library: str = _rule(lambda v: None if v else "must name a macro CSV")
@@ -217,6 +238,7 @@ class ArchSpec:
     rram_mlc: MemorySpec = _rule(None)
     dram: DramSpec = _rule(None)
     execution: ExecutionSpec = _rule(None)
+    scratchpad: ScratchpadSpec = _rule(None)
     description: str = ""
     path: str = ""  # where it was loaded from ("" for specs built in code)
 
@@ -235,6 +257,10 @@ class ArchSpec:
         if level not in ON_CHIP_LEVELS:
             raise SpecError(f"{level!r} is not an on-chip memory level: use one of {list(ON_CHIP_LEVELS)}")
         return getattr(self, level)
+
+    def capacities_bytes(self) -> dict[str, int]:
+        """Capacity in bytes of every memory level (``LEVELS``): what a build must fit, what the emulator allocates."""
+        return {lv: int(self.memory(lv).capacity_bytes) for lv in LEVELS}
 
     @property
     def cycle_s(self) -> float:
