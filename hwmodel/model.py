@@ -250,7 +250,7 @@ class HwModel:
             counts = counts + ch.counts
         passes = self.spec.execution.dram_pack_passes_per_inference
         if passes:  # the SRAM set is re-read from DRAM on each pass (it does not stay on chip between layers)
-            bits = 8.0 * passes * self.pack_refetch_bytes(task)
+            bits = 8.0 * passes * self.sram_set_bytes(task)
             rc = ActionCounts(read_bits={"dram": bits}, write_bits={"sram": bits})
             c = self.price(rc)
             records.append(OpRecord(
@@ -269,9 +269,9 @@ class HwModel:
         self._cache[key] = res
         return res
 
-    def pack_refetch_bytes(self, task: str) -> int:
-        """Bytes of the SRAM set re-read from DRAM per pass (``execution.dram_pack_passes_per_inference``):
-        the spec's SRAM requirement override when it has one, else the task's pack."""
+    def sram_set_bytes(self, task: str) -> int:
+        """Bytes a swap (and each ``execution.dram_pack_passes_per_inference`` pass) moves from DRAM into SRAM:
+        the task's pack, or the spec's SRAM requirement override when it has one (a study's own accounting)."""
         override = self.spec.sram.required_override_bytes(self.precision)
         return override if override is not None else int(self.packs[self._task(task)]["length"])
 
@@ -286,7 +286,7 @@ class HwModel:
         """Task switch: load ``task``'s whole pack from DRAM into SRAM; charges exactly the pack's bytes (cached)."""
         task = self._task(task)
         if task not in self._swap_cache:
-            self._swap_cache[task] = self.price_swap(int(self.packs[task]["length"]))
+            self._swap_cache[task] = self.price_swap(self.sram_set_bytes(task))
         return self._swap_cache[task]
 
     def program_rram(self) -> ProgramCost:
