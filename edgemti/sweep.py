@@ -504,8 +504,11 @@ class Evaluator:
                 self._models.pop(next(iter(self._models)))
             self._models[mkey] = hw
         inf = hw.inference(p.seq_len)
-        pack = ab.workload.task(ab.workload.largest_task).pack_bytes
-        swap = price(ActionCounts(read_bits={"dram": 8.0 * pack}, write_bits={"sram": 8.0 * pack}), spec, hw.levels)
+        largest = ab.workload.largest_task
+        pack = ab.workload.task(largest).pack_bytes
+        moved = hw.sram_set_bytes(largest) if hasattr(hw, "sram_set_bytes") else pack  # what HwModel.swap moves
+        # HwModel.swap priced with the point's DRAM (the shared model may have another; see _pricing_spec)
+        swap = price(ActionCounts(read_bits={"dram": 8.0 * moved}, write_bits={"sram": 8.0 * moved}), spec, hw.levels)
         keep = CONVENTIONS[p.energy_convention]
         e_inf = math.fsum(v for k, v in inf.energy_by_component_j.items() if keep(k))
         e_swap = math.fsum(v for k, v in swap.energy_by_component_j.items() if keep(k))
@@ -852,3 +855,105 @@ def _run_ray(chunks: list[list[SweepPoint]], assets: SweepAssets, address: str,
         ready, pending = ray.wait(pending, num_returns=1)
         take(ray.get(ready[0]))
     return int(ray.cluster_resources().get("CPU", 0))
+
+
+# -- looking at the results: Pareto fronts --------------------------------------------------------------------------
+
+OBJECTIVES = ("area_mm2", "energy_per_inference_j", "latency_per_inference_s")
+
+
+def pareto_mask(values: list[tuple[float, ...]]) -> list[bool]:
+    """True for each point no other point dominates (<= in every objective, < in one); all minimised."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return []
+    order = np.lexsort(v.T[::-1])  # by the first objective, ties by the next
+    keep = np.zeros(len(v), dtype=bool)
+    front = np.empty((0, v.shape[1]))
+    for i in order:
+        x = v[i]
+        if len(front) and np.any(np.all(front <= x, axis=1)):
+            continue  # sorted by the first objective, so only kept points can dominate x (equal points: first kept)
+        keep[i] = True
+        front = np.vstack([front, x])
+    return keep.tolist()
+
+
+def _paper_reference(rows: list[dict]) -> dict | None:
+    """Our vanilla FP32 point closest to the paper's setting: the normalisation of its Fig. 6 ratios."""
+    cands = [r for r in rows if r["design"] == "vanilla" and r["quant"] == "fp32"]
+    if not cands:
+        return None
+    from edgemti.hwmodel.targets import paper_targets
+
+    n_tasks = len(paper_targets().tasks)
+    return min(cands, key=lambda r: (r["num_tasks"] != n_tasks, r["switch_rate"] != 1.0, r["seq_len"] != 128,
+                                     r["energy_convention"] != "no_compute", r["backbone"] != "albert-base", r["id"]))
+
+
+def plot_sweep(out: str | Path, png: str | Path | None = None) -> dict:
+    """Pareto fronts (area, energy/inference, latency/inference) of a results folder, as one PNG.
+
+    Marked: the non-dominated points that fit (3-D front, drawn in every 2-D projection), and the paper's
+    adapter design points placed by its Fig. 6 reductions (hwmodel/data/paper_fu2023.toml) against our vanilla
+    FP32 point of the same setting, when the sweep has one.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    store = ResultStore(out)
+    rows = store.rows()
+    ok = [r for r in rows if r["status"] == "ok"]
+    fit = [r for r in ok if r["fits"]]
+    front_mask = pareto_mask([tuple(r[k] for k in OBJECTIVES) for r in fit])
+    front = [r for r, m in zip(fit, front_mask, strict=True) if m]
+    png = Path(png) if png else Path(out) / "pareto.png"
+    pairs = ((0, 1), (0, 2), (2, 1))
+    scale = {"area_mm2": (1.0, "area (mm$^2$)"), "energy_per_inference_j": (1e3, "energy / inference (mJ)"),
+             "latency_per_inference_s": (1e3, "latency / inference (ms)")}
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    colors = {"adapter": "#d9534f", "vanilla": "#5b3fbf"}
+    ref = _paper_reference(ok)
+    marks = []
+    if ref is not None:
+        from edgemti.hwmodel.targets import paper_targets
+
+        red = paper_targets().reduction
+        for q, r in red.items():
+            marks.append((f"paper adapter {q}", [ref["area_mm2"] / r["area"], ref["energy_per_inference_j"] /
+                                                 r["energy_per_inference"], ref["latency_per_inference_s"] /
+                                                 r["latency_per_inference"]]))
+    for ax, (i, j) in zip(axes, pairs, strict=True):
+        kx, ky = OBJECTIVES[i], OBJECTIVES[j]
+        sx, sy = scale[kx][0], scale[ky][0]
+        for design, c in colors.items():
+            pts = [r for r in ok if r["design"] == design]
+            ax.scatter([r[kx] * sx for r in pts if r["fits"]], [r[ky] * sy for r in pts if r["fits"]], s=4,
+                       color=c, alpha=0.25, lw=0, label=f"{design} ({len(pts)})")
+            ax.scatter([r[kx] * sx for r in pts if not r["fits"]], [r[ky] * sy for r in pts if not r["fits"]],
+                       s=4, color=c, alpha=0.08, lw=0, marker="x")
+        ax.scatter([r[kx] * sx for r in front], [r[ky] * sy for r in front], s=14, facecolors="none", edgecolors="k",
+                   lw=0.7, label=f"Pareto front, fits ({len(front)})")
+        if ref is not None:
+            ax.scatter([ref[kx] * sx], [ref[ky] * sy], marker="s", s=60, color="#5b3fbf", edgecolors="k",
+                       label="ours: vanilla fp32 (paper's reference)")
+            for (label, v), m in zip(marks, ("*", "P", "X"), strict=False):
+                ax.scatter([v[i] * sx], [v[j] * sy], marker=m, s=120, color="gold", edgecolors="k", label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(scale[kx][1])
+        ax.set_ylabel(scale[ky][1])
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{store.config.get('name', '')}: {len(ok)} points ({len(fit)} fit, x = does not fit), "
+                 f"{len(rows) - len(ok)} errors; paper points = our vanilla fp32 / the paper's Fig. 6 reductions",
+                 fontsize=9)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return {"png": str(png), "rows": len(rows), "ok": len(ok), "fits": len(fit), "pareto": len(front),
+            "pareto_ids": [r["id"] for r in front], "paper_reference": ref["id"] if ref else None}
