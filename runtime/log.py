@@ -3,13 +3,15 @@
 Every line is a JSON object with ``"type"`` (``header`` / ``request`` / ``summary``) and ``"crc32"``: the CRC-32
 of the line's canonical JSON (sorted keys, compact separators) without the ``crc32`` key. The reader checks the
 magic, the version and every checksum and raises :class:`FormatError` naming the file and the line. Appending
-line by line (flushed) means a crash loses at most the line being written; the reader reports such a torn last
-line by number.
+line by line (flushed) means a crash loses at most the line being written: the reader keeps every complete
+(newline-terminated) line of such a torn log and reports how many bytes of the unfinished last line it dropped.
+A non-finite float is written as ``null`` (JSON has no NaN).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import zlib
 from dataclasses import dataclass
@@ -17,7 +19,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from edgemti.errors import FormatError
+from edgemti.runtime.request import finite_json
 
+log = logging.getLogger(__name__)
 LOG_FORMAT = "edgemti-serve-log"
 LOG_VERSION = 1
 RECORD_TYPES = ("header", "request", "summary")
@@ -28,9 +32,9 @@ def _canonical(obj: dict) -> bytes:
 
 
 def seal(record: dict) -> str:
-    """The record as one log line with its CRC-32."""
-    body = {k: v for k, v in record.items() if k != "crc32"}
-    return json.dumps(dict(body, crc32=zlib.crc32(_canonical(body))), default=str)
+    """The record as one log line with its CRC-32 (non-finite floats become ``null``: strict JSON)."""
+    body = finite_json({k: v for k, v in record.items() if k != "crc32"})
+    return json.dumps(dict(body, crc32=zlib.crc32(_canonical(body))), default=str, allow_nan=False)
 
 
 class LogWriter:
@@ -72,24 +76,36 @@ class LogWriter:
 
 @dataclass(frozen=True)
 class ServeLog:
-    """A read, verified log: the header, the request records in order, the summary (None if the run crashed)."""
+    """A read, verified log: the header, the request records in order, the summary (None if the run crashed).
+
+    ``dropped_bytes``: bytes of an unfinished last line (a crash mid-write) that were not read; 0 for a clean log.
+    """
 
     header: dict
     requests: list[dict]
     summary: dict | None
+    dropped_bytes: int = 0
 
 
 def read_log(path: str | Path) -> ServeLog:
     """Read and verify a serve log; :class:`FormatError` names the file, the line and the problem."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise FormatError(f"serve log {path} does not exist") from None
+    complete, _, torn = data.rpartition(b"\n")  # the writer ends every line with a newline: a tail without is torn
+    if not complete and not torn.strip():
+        raise FormatError(f"serve log {path} is empty: expected a header line first")
+    if torn:
+        log.warning("serve log %s: dropped %d bytes of an unfinished last line (the run stopped mid-write)", path,
+                    len(torn))
+    if not complete:
+        raise FormatError(f"serve log {path}: no complete line (only {len(torn)} bytes of a torn header)")
+    try:
+        lines = complete.decode("utf-8").split("\n")
     except UnicodeDecodeError as exc:
         raise FormatError(f"serve log {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    if not lines:
-        raise FormatError(f"serve log {path} is empty: expected a header line first")
     records = []
     for no, line in enumerate(lines, 1):
         try:
@@ -118,4 +134,4 @@ def read_log(path: str | Path) -> ServeLog:
         raise FormatError(f"serve log {path}: the summary must be the one last line, found {len(sums)}")
     if any(r["type"] == "header" for r in records[1:]):
         raise FormatError(f"serve log {path}: a second header appears after line 1")
-    return ServeLog(header=header, requests=reqs, summary=sums[0] if sums else None)
+    return ServeLog(header=header, requests=reqs, summary=sums[0] if sums else None, dropped_bytes=len(torn))

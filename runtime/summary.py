@@ -2,12 +2,15 @@
 
 The fifo baseline replays the *same* stream of served requests in arrival order through fresh pack slots and
 prices it with the same per-request inference costs and per-task swap costs; since simulated costs depend only
-on (task, sequence length) and on which pack is swapped in, the replay is exact, not an estimate.
+on (task, sequence length) and on which pack is swapped in, the replay is exact, not an estimate. The summary is
+accumulated record by record (:class:`SummaryAccumulator`): a long-running server keeps counters, not responses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -19,72 +22,164 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else None
 
 
+class Quantiles:
+    """Percentiles of a stream in bounded memory: exact for the first ``exact_limit`` values, then from a
+    log-spaced histogram (bins ``ratio`` wide: relative error under ``(ratio - 1) / 2``) of every value."""
+
+    LO, HI, RATIO = 1e-12, 1e6, 1.001  # seconds (or joules): far beyond anything a request costs
+
+    def __init__(self, exact_limit: int = 10_000) -> None:
+        self.exact_limit = exact_limit
+        self._exact: array[float] = array("d")
+        self._hist: np.ndarray | None = None
+        self.n = 0
+        self.total = 0.0
+
+    def _bin(self, x: float) -> int:
+        if not x > self.LO:  # also NaN
+            return 0
+        return min(int(math.log(x / self.LO) / math.log(self.RATIO)) + 1, self._nbins - 1)
+
+    @property
+    def _nbins(self) -> int:
+        return int(math.log(self.HI / self.LO) / math.log(self.RATIO)) + 2
+
+    def add(self, x: float) -> None:
+        x = float(x)
+        self.n += 1
+        self.total += x
+        if self._hist is None and len(self._exact) < self.exact_limit:
+            self._exact.append(x)
+            return
+        if self._hist is None:
+            self._hist = np.zeros(self._nbins, dtype=np.int64)
+            for v in self._exact:
+                self._hist[self._bin(v)] += 1
+            self._exact = array("d")
+        self._hist[self._bin(x)] += 1
+
+    def percentile(self, q: float) -> float | None:
+        if self._hist is None:
+            return percentile(self._exact, q)
+        rank = q / 100.0 * (self.n - 1)
+        i = int(np.searchsorted(np.cumsum(self._hist), rank, side="right"))
+        return 0.0 if i == 0 else self.LO * self.RATIO ** (i - 0.5)
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+
+class SummaryAccumulator:
+    """The end-of-run summary, built one response record at a time in bounded memory (counters, not records).
+
+    ``swap_cost(task) -> (energy_j, latency_s)`` prices a swap for the fifo replay; without it the replay is
+    skipped. The replay needs the served requests in arrival (``seq``) order: records arriving out of order wait
+    in a small buffer until the gap before them is filled (at most ``hold`` of them; past that a missing ``seq``
+    is skipped, so a request that never got a record cannot grow the buffer).
+    """
+
+    def __init__(self, swap_cost: Callable[[str], tuple[float, float]] | None = None, slots: int = 1,
+                 pinned: Sequence[str] = (), policy: str = "fifo", hold: int = 4096) -> None:
+        self.swap_cost = swap_cost
+        self.policy = policy
+        self.hold = hold
+        self.requests = self.ok = self.swaps = 0
+        self.energy_j = self.swap_energy_j = self.inference_energy_j = 0.0
+        self.components: dict[str, float] = {}
+        self.sim_latency, self.host_latency = Quantiles(), Quantiles()
+        self._cache = PackSlots(slots, pinned)
+        self._next_seq = 0
+        self._held: dict[int, tuple[str, float, float] | None] = {}
+        self.fifo_energy_j = self.fifo_latency_s = 0.0
+
+    def add(self, r: dict) -> None:
+        self.requests += 1
+        ok = bool(r.get("ok"))
+        if ok:
+            self.ok += 1
+            self.energy_j += float(r["energy_j"])
+            self.swaps += 1 if r.get("swapped") else 0
+            self.swap_energy_j += float(r["swap"]["energy_j"]) if r.get("swap") else 0.0
+            self.inference_energy_j += float(r["inference"]["energy_j"])
+            self.sim_latency.add(r["latency_s"])
+            self.host_latency.add(r["host_s"])
+            for k, v in (r.get("energy_by_component_j") or {}).items():
+                self.components[k] = self.components.get(k, 0.0) + float(v)
+        seq = r.get("seq")
+        if self.swap_cost is None or not isinstance(seq, int) or seq < self._next_seq:
+            return
+        self._held[seq] = (str(r["task"]), float(r["inference"]["energy_j"]),
+                           float(r["inference"]["latency_s"])) if ok else None
+        self._drain()
+        if len(self._held) > self.hold:
+            self._next_seq = min(self._held)
+            self._drain()
+
+    def _drain(self) -> None:
+        while self._next_seq in self._held:
+            item = self._held.pop(self._next_seq)
+            self._next_seq += 1
+            if item is None:
+                continue
+            task, e_inf, t_inf = item
+            self.fifo_energy_j += e_inf
+            self.fifo_latency_s += t_inf
+            if not self._cache.access(task).hit:
+                assert self.swap_cost is not None
+                e, t = self.swap_cost(task)
+                self.fifo_energy_j += e
+                self.fifo_latency_s += t
+
+    def result(self) -> dict:
+        """The summary dict (docs/LOGS.md); finishes the replay with whatever is still held (in seq order)."""
+        while self._held:
+            self._next_seq = min(self._held)
+            self._drain()
+        n = self.ok
+        out: dict = {
+            "policy": self.policy,
+            "requests": self.requests,
+            "ok": n,
+            "errors": self.requests - n,
+            "swaps": self.swaps,
+            "slot_hits": n - self.swaps,
+            "energy_j_total": self.energy_j,
+            "energy_per_inference_j": self.energy_j / n if n else None,
+            "inference_energy_per_inference_j": self.inference_energy_j / n if n else None,
+            "swap_energy_j_total": self.swap_energy_j,
+            "sim_latency_s": {"p50": self.sim_latency.percentile(50), "p99": self.sim_latency.percentile(99),
+                              "mean": self.sim_latency.mean},
+            "host_latency_s": {"p50": self.host_latency.percentile(50), "p99": self.host_latency.percentile(99),
+                               "mean": self.host_latency.mean},
+            "energy_by_component_j": dict(self.components),
+        }
+        if self.swap_cost is not None and n:
+            fifo_e, fifo_swaps = self.fifo_energy_j, self._cache.swaps
+            out["fifo_baseline"] = {"swaps": fifo_swaps, "energy_j_total": fifo_e,
+                                    "energy_per_inference_j": fifo_e / n, "sim_latency_s_total": self.fifo_latency_s}
+            out["saved_vs_fifo"] = {
+                "swaps": fifo_swaps - self.swaps,
+                "energy_j": fifo_e - self.energy_j,
+                "energy_fraction": (fifo_e - self.energy_j) / fifo_e if fifo_e > 0 else 0.0,
+            }
+        return out
+
+
 def summarize(
-    records: Sequence[dict],
+    records: Iterable[dict],
     swap_cost: Callable[[str], tuple[float, float]] | None = None,
     slots: int = 1,
     pinned: Sequence[str] = (),
     policy: str = "fifo",
 ) -> dict:
-    """Summary of a session's response records (ok and error ones, in served order).
-
-    ``swap_cost(task) -> (energy_j, latency_s)`` prices a swap for the fifo replay; without it the replay is
-    skipped. Energy per inference counts the swaps the inferences caused (the paper's MTI energy/inference).
-    """
-    ok = [r for r in records if r.get("ok")]
-    errors = len(records) - len(ok)
-    n = len(ok)
-    energy = [r["energy_j"] for r in ok]
-    swaps = sum(1 for r in ok if r.get("swapped"))
-    swap_energy = sum(r["swap"]["energy_j"] for r in ok if r.get("swap"))
-    inf_energy = [r["inference"]["energy_j"] for r in ok]
-    out: dict = {
-        "policy": policy,
-        "requests": len(records),
-        "ok": n,
-        "errors": errors,
-        "swaps": swaps,
-        "slot_hits": n - swaps,
-        "energy_j_total": float(sum(energy)),
-        "energy_per_inference_j": float(sum(energy) / n) if n else None,
-        "inference_energy_per_inference_j": float(sum(inf_energy) / n) if n else None,
-        "swap_energy_j_total": float(swap_energy),
-        "sim_latency_s": {"p50": percentile([r["latency_s"] for r in ok], 50),
-                          "p99": percentile([r["latency_s"] for r in ok], 99),
-                          "mean": float(np.mean([r["latency_s"] for r in ok])) if n else None},
-        "host_latency_s": {"p50": percentile([r["host_s"] for r in ok], 50),
-                           "p99": percentile([r["host_s"] for r in ok], 99),
-                           "mean": float(np.mean([r["host_s"] for r in ok])) if n else None},
-        "energy_by_component_j": _sum_components(ok),
-    }
-    if swap_cost is not None and n:
-        by_arrival = sorted(ok, key=lambda r: r["seq"])
-        cache = PackSlots(slots, pinned)
-        fifo_energy = 0.0
-        fifo_latency = 0.0
-        for r in by_arrival:
-            fifo_energy += r["inference"]["energy_j"]
-            fifo_latency += r["inference"]["latency_s"]
-            if not cache.access(r["task"]).hit:
-                e, t = swap_cost(r["task"])
-                fifo_energy += e
-                fifo_latency += t
-        out["fifo_baseline"] = {"swaps": cache.swaps, "energy_j_total": fifo_energy,
-                                "energy_per_inference_j": fifo_energy / n, "sim_latency_s_total": fifo_latency}
-        out["saved_vs_fifo"] = {
-            "swaps": cache.swaps - swaps,
-            "energy_j": fifo_energy - float(sum(energy)),
-            "energy_fraction": (fifo_energy - float(sum(energy))) / fifo_energy if fifo_energy > 0 else 0.0,
-        }
-    return out
-
-
-def _sum_components(records: Sequence[dict]) -> dict:
-    total: dict[str, float] = {}
+    """Summary of a session's response records (ok and error ones, in served order); see
+    :class:`SummaryAccumulator`. Energy per inference counts the swaps the inferences caused (the paper's MTI
+    energy/inference)."""
+    acc = SummaryAccumulator(swap_cost, slots, pinned, policy)
     for r in records:
-        for k, v in (r.get("energy_by_component_j") or {}).items():
-            total[k] = total.get(k, 0.0) + float(v)
-    return total
+        acc.add(r)
+    return acc.result()
 
 
 def format_summary(s: dict) -> str:
