@@ -220,18 +220,42 @@ def eval_cmd(pack_dir, split, data_dir, dev_file, checkpoint, max_examples, as_j
 @click.option("--spec", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Architecture spec TOML for the capacity check [default: the shipped spec of --design].")
 @click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Build folder to create.")
+@click.option("--out", "out", default=None, type=click.Path(file_okay=False), help="Build folder to create.")
+@click.option("--add-pack", "add_pack_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Instead of compiling: add this task pack to the existing build --into (its backbone and RRAM "
+                   "images untouched; a running server loads it without a restart).")
+@click.option("--into", "into", default=None, type=click.Path(exists=True, file_okay=False),
+              help="With --add-pack: the build folder to add the pack to.")
 @click.option("--force", is_flag=True, help="Replace an existing build folder.")
 @click.option("--no-capacity-check", is_flag=True, help="Do not fail when the build exceeds the spec's memories.")
 @click.option("--check-logits", is_flag=True,
               help="Also compare the decoded build's logits with the pruned+quantized and the float PyTorch models.")
 @click.option("--json", "as_json", is_flag=True)
 def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, activation_bits, sparsity_embedding,
-                sparsity_transformer, max_seq_len, adapter_size, spec, checkpoint, out, force, no_capacity_check,
-                check_logits, as_json) -> None:
-    """Prune, quantize and bitmask-encode a backbone + task packs into RRAM/DRAM images and a graph."""
+                sparsity_transformer, max_seq_len, adapter_size, spec, checkpoint, out, add_pack_dir, into, force,
+                no_capacity_check, check_logits, as_json) -> None:
+    """Prune, quantize and bitmask-encode a backbone + task packs into RRAM/DRAM images and a graph.
+
+    With --add-pack P --into BUILD: quantize pack P against BUILD's backbone and append it to BUILD's DRAM image
+    (a new manifest version; the RRAM images are not rewritten)."""
     from edgemti.compiler import STEPS, CompileConfig, compile_build
     from edgemti.compiler.inspect import format_report, inspect_build
+
+    if add_pack_dir is not None or into is not None:
+        if add_pack_dir is None or into is None or out is not None or packs or synthetic_tasks:
+            raise click.UsageError("--add-pack PACK --into BUILD go together, without --out/--pack/--synthetic-tasks")
+        from edgemti.compiler.addpack import add_pack
+
+        res = add_pack(add_pack_dir, into)
+        if as_json:
+            echo_json(res.to_dict())
+        else:
+            click.echo(f"added task {res.task} ({res.pack_bytes} B) to {res.build}: DRAM image {res.dram_bytes} B, "
+                       f"manifest version {res.manifest_version}, build {res.old_build_id[:12]} -> "
+                       f"{res.new_build_id[:12]}; RRAM images unchanged")
+        return
+    if out is None:
+        raise click.UsageError("give --out BUILD (or --add-pack PACK --into BUILD)")
 
     cfg = CompileConfig(backbone=backbone, packs=tuple(packs),
                         synthetic_tasks=tuple(t for t in (synthetic_tasks or "").split(",") if t.strip()),
@@ -322,6 +346,38 @@ def faults_cmd(build, data_dir, rates, slc_rate, tasks, max_examples, seeds, plo
     click.echo(f"plot: {result.plot}")
 
 
+@main.command(name="sweep")
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Results folder (resumable).")
+@click.option("--plot", "plot_only", is_flag=True, help="TARGET is a results folder: redraw its Pareto plot.")
+@click.option("--ray", "ray_address", default=None, metavar="auto|HOST:PORT|local",
+              help="Run on a Ray cluster (auto: the one this machine belongs to; local: start one here).")
+@click.option("--workers", type=int, default=None, help="Local process pool size [default: CPU count].")
+@click.option("--no-progress", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def sweep_cmd(target, out, plot_only, ray_address, workers, no_progress, as_json) -> None:
+    """Design-space sweep: evaluate every point of the grid file TARGET into --out, then plot (docs/SWEEP.md)."""
+    from edgemti.sweep import plot_sweep, run_sweep
+
+    if plot_only:
+        res = plot_sweep(target)
+        res.pop("pareto_ids")
+        echo_json(res) if as_json else click.echo(f"{res['ok']} points ({res['fits']} fit), {res['pareto']} on "
+                                                  f"the Pareto front: {res['png']}")
+        return
+    if out is None:
+        raise click.UsageError("give --out RESULTS (or --plot RESULTS)")
+    summary = run_sweep(target, out, ray_address=ray_address, workers=workers, progress=not no_progress,
+                        step=lambda s: click.echo(f"prepare: {s}", err=True))
+    res = {**summary.to_dict(), "plot": plot_sweep(out)["png"]}
+    if as_json:
+        echo_json(res)
+        return
+    click.echo(f"{res['evaluated']} points evaluated ({res['skipped']} already done, {res['errors']} errors) on "
+               f"{res['executor']} x{res['workers']}: {res['points_per_min']:.0f} points/min; results in {out}, "
+               f"plot {res['plot']}")
+
+
 @main.command(name="demo")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where the builds and serve logs go (default: a temporary folder).")
@@ -343,21 +399,29 @@ def demo_cmd(out_dir, n_requests, policy, quant, backbone) -> None:
 @click.option("--spec", type=click.Path(exists=True, dir_okay=False), help="Architecture spec TOML (default: the build's design).")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), help="Write a Chrome-trace JSON of one inference.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the per-op records of one inference as CSV.")
-@click.option("--paper", is_flag=True, help="Reproduce the paper's Table III / Fig. 6 (6 albert-base compiles, ~5 min).")
+@click.option("--paper", is_flag=True, help="The paper's Fig. 6 / abstract / Table III: paper | paper profile | default.")
 @click.option("--out", type=click.Path(file_okay=False), default="results", show_default=True, help="--paper output folder.")
-@click.option("--builds", type=click.Path(file_okay=False), help="--paper: keep/reuse the 6 builds in this folder.")
+@click.option("--accelergy", "accelergy_dir", type=click.Path(file_okay=False),
+              help="Write one inference's and one switch's action counts, ERT.yaml and ART.yaml (Accelergy) here.")
+@click.option("--ert", "ert_path", type=click.Path(exists=True, dir_okay=False),
+              help="Re-price one inference and one switch with this Accelergy ERT's per-action energies.")
 @click.option("--json", "as_json", is_flag=True)
-def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, builds, as_json) -> None:
+def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy_dir, ert_path, as_json) -> None:
     """Area, energy and latency of a build on the simulated accelerator (or --paper: the paper's comparison)."""
     if paper:
         from edgemti.paper import format_paper, paper_report
 
-        doc = paper_report(out, seq_len=seq_len or 128, builds_dir=builds,
-                           progress=lambda s: click.echo(f"paper: {s}", err=True))
+        doc = paper_report(out, seq_len=seq_len or 128, progress=lambda s: click.echo(f"paper: {s}", err=True))
         echo_json(doc) if as_json else click.echo(format_paper(doc) + "\n\nwrote " + ", ".join(doc["files"]))
         return
     if build is None:
         raise click.UsageError("give a BUILD folder (from edgemti compile), or --paper")
+    if accelergy_dir or ert_path:
+        from edgemti.report import accelergy_report, format_accelergy
+
+        a = accelergy_report(build, out_dir=accelergy_dir, ert=ert_path, seq_len=seq_len, spec=spec)
+        echo_json(a) if as_json else click.echo(format_accelergy(a))
+        return
     from edgemti.report import build_report, format_report
 
     r = build_report(build, seq_len=seq_len, spec=spec, trace_json=trace_path, csv_path=csv_path)
