@@ -10,6 +10,7 @@ swap it caused.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -112,8 +113,6 @@ class Engine:
         """Load ``build`` (a build folder) into the emulated HMA of ``spec`` (default: the shipped spec of the
         build's design) with ``slots`` SRAM pack slots (``pinned`` packs never evicted); ``seq_bucket``: requests
         run padded to a multiple of this many tokens (0 = their exact length)."""
-        from edgemti.hwmodel.model import HwModel  # the hardware model is heavy to import; only here
-
         if overlong not in OVERLONG_POLICIES:
             raise ConfigError(f"overlong must be one of {OVERLONG_POLICIES}, got {overlong!r}")
         b = open_build(build, verify=verify)
@@ -124,7 +123,7 @@ class Engine:
         if unknown:
             raise UnknownTaskError(f"cannot pin {unknown}: this build serves {m.tasks}")
         graph = load_graph(b.graph_bytes())
-        hw = HwModel.from_build(m.to_dict(), graph, spec)
+        hw = _hw_model(m, graph, spec)
         images = {name: b.image_bytes(name) for name in ("rram_mlc", "rram_slc", "dram")}
         hma = Hma(m, images, capacities_from_spec(spec), activation_bytes=_activation_bytes(hw, m), fault=fault)
         backbone = hma.read_backbone()
@@ -150,6 +149,59 @@ class Engine:
                                     threads=self._threads, output=self.session.output)
         for task, loader in self._loaders.items():
             self.session.bind_pack(task, loader.views)
+
+    # -- tasks added and removed at run time ----------------------------------------------------------------------
+    def load_task(self, task: str) -> dict:
+        """Serve ``task`` from now on, without a restart and without writing RRAM.
+
+        Re-reads the build's manifest (verified): the task must be in it (``edgemti compile --add-pack`` appends
+        it) and the backbone images and graph must be the ones this engine programmed (else the build is another
+        one: restart to serve it). The task's pack is written into DRAM; it is swapped into SRAM on its first
+        request like any pack. Call it from the thread that runs the engine, between batches. Loading a task that
+        is already served is a no-op. Returns what was done (``loaded``, pack bytes, build ids).
+        """
+        if task in self.rules.tasks:
+            return {"task": task, "loaded": False, "build_id": self.build_id, "pack_bytes": 0}
+        b = open_build(self.build.path, verify=True)
+        m = b.manifest
+        changed = [n for n in ("rram_mlc", "rram_slc") if m.images[n].sha256 != self.manifest.images[n].sha256]
+        if m.graph["sha256"] != self.manifest.graph["sha256"]:
+            changed.append("graph")
+        if changed:
+            raise FormatError(f"{self.build.path}: {changed} differ from the build this engine opened (build "
+                              f"{self.build_id[:12]}): it is another build; restart the server to serve it")
+        pack = m.pack(task)  # UnknownTaskError when the build has no such task
+        data = b.image_bytes("dram")[pack.offset:pack.offset + pack.length]
+        self._adopt(b)
+        self.hma.add_pack(pack, data)
+        self.rules = dataclasses.replace(self.rules, tasks=(*self.rules.tasks, task), pair_tasks=(
+            *self.rules.pair_tasks, *((task,) if "text_pair" in pack.text_fields else ())))
+        log.info("task %s loaded: %d B pack in DRAM, build %s", task, pack.length, self.build_id[:12])
+        return {"task": task, "loaded": True, "build_id": self.build_id, "pack_bytes": pack.length}
+
+    def unload_task(self, task: str) -> dict:
+        """Stop serving ``task``: its SRAM slot (if resident) and DRAM region are freed; the build is unchanged, so
+        :meth:`load_task` serves it again. A pinned task cannot be unloaded."""
+        if task not in self.rules.tasks:
+            raise UnknownTaskError(f"task {task!r} is not loaded: this engine serves {list(self.rules.tasks)}")
+        if task in self.slots.pinned:
+            raise ConfigError(f"task {task!r} is pinned in SRAM; it cannot be unloaded while pinned")
+        resident = self.slots.discard(task)
+        self.hma.remove_pack(task)
+        self.session.unbind(task)
+        self._loaders.pop(task, None)
+        self.rules = dataclasses.replace(self.rules, tasks=tuple(t for t in self.rules.tasks if t != task),
+                                         pair_tasks=tuple(t for t in self.rules.pair_tasks if t != task))
+        log.info("task %s unloaded (was resident in SRAM: %s)", task, resident)
+        return {"task": task, "unloaded": True, "was_resident": resident}
+
+    def _adopt(self, b) -> None:
+        """Switch to a newer manifest of the same build (same backbone and graph): re-price with its packs."""
+        self.build = b
+        self.manifest = b.manifest
+        self.hma.manifest = b.manifest
+        self.hw = _hw_model(b.manifest, load_graph(b.graph_bytes()), self.spec)
+        self._swap_cost.clear()
 
     # -- serving -------------------------------------------------------------------------------------------------
     @property
@@ -379,6 +431,13 @@ class Engine:
         return {"occupancy": self.hma.mem.occupancy(), "counts": {k: v.to_dict() for k, v in counts.items()},
                 "slots": self.slots.stats(), "program_rram": self.program_cost,
                 "rram_max_cell_writes": {lv: self.hma.mem[lv].max_cell_writes() for lv in ("RRAM_SLC", "RRAM_MLC2")}}
+
+
+def _hw_model(manifest, graph, spec: ArchSpec):
+    """The hardware model of a build (one place: :meth:`Engine.open` and a task added at run time)."""
+    from edgemti.hwmodel.model import HwModel  # the hardware model is heavy to import; only here
+
+    return HwModel.from_build(manifest.to_dict(), graph, spec)
 
 
 def _activation_bytes(hw, manifest) -> int:

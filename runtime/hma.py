@@ -91,6 +91,22 @@ class Hma:
         assert moved == p.length, "a swap moves exactly the pack's bytes"  # STYLE rule 7
         return dst, self.mem[SRAM].view(dst)
 
+    def add_pack(self, pack: PackEntry, data: bytes) -> Region:
+        """Write a pack added at run time into DRAM (its own region); RRAM is neither written nor read."""
+        if len(data) != pack.length or hashlib.sha256(data).hexdigest() != pack.sha256:
+            raise FormatError(f"pack {pack.task!r}: {len(data)} bytes with sha256 "
+                              f"{hashlib.sha256(data).hexdigest()[:12]}..., the manifest says {pack.length} bytes, "
+                              f"{pack.sha256[:12]}...: the DRAM image is corrupt, add the pack again")
+        region = self.mem[DRAM].allocate(f"pack:{pack.task}", pack.length)
+        self.mem[DRAM].write(region, data)
+        return region
+
+    def remove_pack(self, task: str) -> None:
+        """Free ``task``'s DRAM region and, if it is resident, its SRAM slot."""
+        if f"slot:{task}" in self.mem[SRAM]:
+            self.mem[SRAM].free(f"slot:{task}")
+        self.mem[DRAM].free(f"pack:{task}")
+
     def verify_pack(self, task: str, sram_bytes: np.ndarray) -> None:
         p = self.manifest.pack(task)
         digest = hashlib.sha256(sram_bytes.tobytes()).hexdigest()

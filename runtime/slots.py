@@ -62,6 +62,15 @@ class PackSlots:
         self._lru[task] = None
         return SlotAccess(task, hit=False, evicted=evicted)
 
+    def discard(self, task: str) -> bool:
+        """Forget ``task``'s pack (its task was unloaded); True if it was resident. A pinned task cannot go."""
+        if task in self.pinned:
+            raise ConfigError(f"PackSlots: task {task!r} is pinned; it cannot be discarded")
+        if task not in self._lru:
+            return False
+        del self._lru[task]
+        return True
+
     def peek(self, task: str) -> bool:
         """Would ``task`` hit now (no state change)?"""
         return task in self._lru
