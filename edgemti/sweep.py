@@ -781,24 +781,26 @@ def _chunks(points: list[SweepPoint], workers: int, max_chunk: int = 64) -> list
 
 def run_sweep(grid: SweepConfig | str | Path, out: str | Path, ray_address: str | None = None,
               workers: int | None = None, progress: bool = False, flush_rows: int = 1000,
-              step: Callable[[str], None] | None = None) -> SweepSummary:
+              step: Callable[[str], None] | None = None, storage: str | None = None,
+              cache_dir: str | Path | None = None) -> SweepSummary:
     """Evaluate every point of ``grid`` not yet in ``out``; rows stream to ``out/parts`` as they come.
 
     ``ray_address``: None = a local process pool of ``workers`` (default: the CPU count; 1 = in this process);
     ``"auto"`` / ``"HOST:PORT"`` = that Ray cluster, ``"local"`` = a Ray instance on this machine (an already
-    initialised Ray is used as it is).
+    initialised Ray is used as it is). ``storage``: "parquet" (default with pyarrow) or "csv", for a new folder.
+    ``cache_dir``: backbone statistics and graph exports (default ``out/cache``; share it between sweeps).
     """
     config = grid if isinstance(grid, SweepConfig) else load_sweep(grid)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    store = ResultStore(out)
+    store = ResultStore(out, storage)
     points = sweep_points(config)
     done = store.done_ids()
     todo = [p for p in points if p.point_id not in done]
     store.set_config(config.to_dict())
     workers = max(1, workers or os.cpu_count() or 1)
     t0 = time.perf_counter()
-    assets = prepare_assets(todo, config.specs, out / CACHE_DIR, step) if todo else SweepAssets({}, {}, {})
+    assets = prepare_assets(todo, config.specs, Path(cache_dir or out / CACHE_DIR), step) if todo else SweepAssets({}, {}, {})
     t1 = time.perf_counter()
     buf: list[dict] = []
     n_err = 0
@@ -910,6 +912,8 @@ def plot_sweep(out: str | Path, png: str | Path | None = None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not (Path(out) / INDEX_FILE).is_file():
+        raise ConfigError(f"{out} is not a sweep results folder (no {INDEX_FILE}): run a sweep into it first")
     store = ResultStore(out)
     rows = store.rows()
     ok = [r for r in rows if r["status"] == "ok"]
