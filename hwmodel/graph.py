@@ -1,8 +1,7 @@
 """Per-operation action counts derived from an ONNX graph's nodes and concrete shapes.
 
-Nothing here knows ALBERT: any exported encoder is charged node by node. Shapes come from one probe run of
-the graph in onnxruntime with batch 1 and the requested sequence length (zeros for every weight: only shapes
-matter), because ONNX shape inference loses dims through the exporters' Shape/Reshape chains.
+Nothing here knows ALBERT: any exported encoder is charged node by node. Shapes come from
+:mod:`edgemti.hwmodel.shapes` (inferred once per graph, symbolically in the batch and the sequence length).
 
 Weights are graph inputs or initializers named like the manifest's tensors (the PyTorch parameter names).
 A weight reached through layout-only nodes (Transpose, Reshape, Cast, ...) is charged where it is *consumed*,
@@ -14,120 +13,75 @@ operand read once per op, each output written once), documented in docs/HWMODEL.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
-import numpy as np
 import onnx
 from onnx import helper
 
-from edgemti.errors import ConfigError, FormatError
-from edgemti.hwmodel.cost import ActionCounts
+from edgemti.errors import ConfigError
+from edgemti.hwmodel.cost import ActionCounts, Cost, price
+from edgemti.hwmodel.fusion import (
+    LAYOUT_OPS,
+    MATMUL_OPS,
+    SFU_OF_OP,
+    VIEW_OPS,
+    FusedGroup,
+    Fusion,
+    GroupOp,
+    fuse,
+    node_name,
+)
+from edgemti.hwmodel.macros import LevelProvision
+from edgemti.hwmodel.shapes import GraphShapes
 from edgemti.hwmodel.spec import ArchSpec
+from edgemti.hwmodel.tiling import tile_matmul, working_set_bytes
+from edgemti.hwmodel.workload import WeightInfo
 
 log = logging.getLogger(__name__)
 
-LAYOUT_OPS = frozenset({
-    "Transpose", "Reshape", "Cast", "Identity", "Unsqueeze", "Squeeze", "Flatten", "Expand", "Concat", "Slice",
-    "Split", "Shape", "Constant", "ConstantOfShape", "Range", "Size", "Dropout", "CastLike",
-})
-VIEW_OPS = frozenset({"Transpose", "Reshape", "Cast", "Identity", "Unsqueeze", "Squeeze", "Flatten", "CastLike"})
-MATMUL_OPS = frozenset({"MatMul", "Gemm", "MatMulInteger", "FusedMatMul"})
-SFU_OF_OP = {
-    "LayerNormalization": "layernorm", "SimplifiedLayerNormalization": "layernorm", "Softmax": "softmax",
-    "Erf": "gelu", "Tanh": "gelu", "Gelu": "gelu", "FastGelu": "gelu", "Sigmoid": "gelu", "Relu": "gelu",
-    "Add": "elementwise", "Sub": "elementwise", "Mul": "elementwise", "Div": "elementwise", "Where": "elementwise",
-    "Pow": "elementwise", "Sqrt": "elementwise", "Neg": "elementwise", "Max": "elementwise", "Min": "elementwise",
-}
-_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+__all__ = ["LAYOUT_OPS", "MATMUL_OPS", "SFU_OF_OP", "VIEW_OPS", "GraphShapes", "OpCharge", "WeightInfo",
+           "activation_working_set_bytes", "charge_graph", "price_charges", "unmatched_weights", "weight_views"]
 
 
-@dataclass(frozen=True)
-class WeightInfo:
-    """Where one weight tensor lives and how it is stored."""
+class _Weight(Protocol):
+    """What charging reads of a weight (``WeightInfo`` here or in :mod:`edgemti.hwmodel.workload`)."""
 
-    name: str
-    numel: int
-    nnz: int
-    bits: int  # value width
-    place: str  # "rram" (backbone, bitmask-encoded) or "sram" (task pack, dense)
+    @property
+    def name(self) -> str: ...
+    @property
+    def numel(self) -> int: ...
+    @property
+    def nnz(self) -> int: ...
+    @property
+    def bits(self) -> int: ...
+    @property
+    def place(self) -> str: ...
 
 
 @dataclass(frozen=True)
 class OpCharge:
-    """Action counts of one node (before pricing)."""
+    """Action counts of one charged stage of a fusion group (before pricing).
 
-    node: str
+    ``counts`` is everything the stage does; ``prologue`` the part of it (reads) that happens before the first
+    tile can start (priced serially); ``overlap``: the rest of the stage's memory traffic overlaps its compute.
+    """
+
+    node: str  # the stage's anchor node
     op_type: str
-    kind: str  # matmul | gather | sfu:<kind> | layout | control
+    kind: str  # matmul | gather | sfu:<kind>
     macs: int
     counts: ActionCounts
     weights: tuple[str, ...] = ()
-
-
-@dataclass
-class GraphShapes:
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    float_tensors: set[str] = field(default_factory=set)
-
-
-def probe_shapes(model: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, ...],
-                 weight_shapes: dict[str, tuple[int, ...]] | None = None, batch: int = 1) -> GraphShapes:
-    """Concrete shape of every tensor for ``batch`` and ``seq_len`` (one onnxruntime run on zeros).
-
-    ``weight_shapes`` fixes the symbolic dims of weight inputs (e.g. ``num_labels`` of a task's classifier);
-    other symbolic dims are 1 on axis 0 (batch) and ``seq_len`` elsewhere.
-    """
-    weight_shapes = weight_shapes or {}
-    import onnxruntime as ort
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    for n in m.graph.node:
-        for o in n.output:
-            if o and o not in have:
-                m.graph.output.append(helper.ValueInfoProto(name=o))
-                have.add(o)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise FormatError(f"graph: onnxruntime cannot load it for the shape probe ({exc})") from None
-    feeds: dict[str, np.ndarray] = {}
-    for i in sess.get_inputs():
-        shape = []
-        for k, d in enumerate(i.shape):
-            shape.append(d if isinstance(d, int) and d > 0 else (batch if k == 0 else seq_len))
-        if i.name in weight_shapes:
-            shape = list(weight_shapes[i.name])
-        dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float16)": np.float16,
-                 "tensor(bool)": np.bool_, "tensor(double)": np.float64}.get(i.type, np.float32)
-        # ones for the data inputs (valid ids / mask / token types), zeros for weights
-        feeds[i.name] = (np.ones if i.name in data_inputs else np.zeros)(shape, dtype=dtype)
-    try:
-        outs = sess.run(None, feeds)
-    except Exception as exc:
-        raise FormatError(f"graph: shape probe at seq_len={seq_len} failed ({exc}); is seq_len within the "
-                          "model's max_position_embeddings?") from None
-    gs = GraphShapes()
-    for o, v in zip(sess.get_outputs(), outs, strict=True):
-        gs.shapes[o.name] = tuple(int(x) for x in np.shape(v))
-        if np.issubdtype(np.asarray(v).dtype, np.floating):
-            gs.float_tensors.add(o.name)
-    for name, v in feeds.items():
-        gs.shapes[name] = tuple(v.shape)
-        if np.issubdtype(v.dtype, np.floating):
-            gs.float_tensors.add(name)
-    for init in model.graph.initializer:
-        gs.shapes[init.name] = tuple(int(d) for d in init.dims)
-        if init.data_type in _FLOAT_TYPES:
-            gs.float_tensors.add(init.name)
-    return gs
+    group: str = ""  # the fusion group's name (its anchor node)
+    group_kind: str = ""  # matmul | attention | adapter | gelu | add_layernorm | gather | sfu
+    tiles: int = 0  # scratchpad tiles of a matmul stage
+    overlap: bool = False
+    prologue: ActionCounts | None = None
 
 
 def weight_views(model: onnx.ModelProto, weights: set[str]) -> set[str]:
@@ -137,6 +91,11 @@ def weight_views(model: onnx.ModelProto, weights: set[str]) -> set[str]:
         if n.op_type in VIEW_OPS and n.input and n.input[0] in out:
             out.update(o for o in n.output if o)
     return out
+
+
+def _stream_bits(w: _Weight) -> int:
+    """Bits one pass over a weight moves: non-zeros + mask bits from RRAM, or the dense values from SRAM."""
+    return w.nnz * w.bits + w.numel if w.place == "rram" else w.numel * w.bits
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -157,82 +116,117 @@ def _add(d: dict, k: str, v: float) -> None:
 
 
 class _Traffic:
-    """Bits moved per level by one node, and the weights it used."""
+    """Bits moved per level by one stage, and the weights it used (once per use)."""
 
-    def __init__(self, vec: int) -> None:
+    def __init__(self, vec: int, shapes: GraphShapes, act_bits: int, sram_tensors: set[str]) -> None:
         self.vec = vec
+        self.shapes = shapes
+        self.act_bits = act_bits
+        self.sram_tensors = sram_tensors  # activations (and unnamed weights) this stage may read from SRAM
         self.read: dict[str, float] = {}
         self.write: dict[str, float] = {}
         self.decode = 0.0
         self.used: list[str] = []
+        self.reads_done: set[str] = set()
 
-    def read_weight(self, w: WeightInfo, fraction: float = 1.0) -> None:
+    def sram_read(self, t: str, times: float = 1.0) -> None:
+        """An activation read from SRAM ``times`` times (once per stage however many of its nodes read it)."""
+        if t in self.sram_tensors and t not in self.reads_done:
+            self.reads_done.add(t)
+            _add(self.read, "sram", _numel(self.shapes.shapes.get(t, ())) * self.act_bits * times)
+
+    def read_weight(self, w: _Weight, fraction: float = 1.0) -> None:
         self.used.append(w.name)
         if w.place == "rram":  # non-zeros from MLC, one mask bit per element from SLC, one mask word per vector
             _add(self.read, "rram_mlc", w.nnz * w.bits * fraction)
             _add(self.read, "rram_slc", w.numel * fraction)
-            self.decode += math.ceil(w.numel * fraction / self.vec)
+            self.decode += math.ceil(w.numel / self.vec) * fraction
         else:
             _add(self.read, "sram", w.numel * w.bits * fraction)
 
 
-def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: dict[str, WeightInfo], spec: ArchSpec,
-                 precision: str, act_bits: int) -> list[OpCharge]:
-    """One :class:`OpCharge` per node, in graph order."""
-    producer = {o: n for n in model.graph.node for o in n.output}
+def _stream_bits(w: _Weight) -> int:
+    """Bits one pass over a weight moves: non-zeros + mask bits from RRAM, or the dense values from SRAM."""
+    return w.nnz * w.bits + w.numel if w.place == "rram" else w.numel * w.bits
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    return int(math.prod(shape)) if shape else 1
+
+
+def _stages(group: FusedGroup) -> list[tuple[GroupOp, list[int]]]:
+    """(charged op, its nodes): a folded node joins the charged op before it in the group (the first if none)."""
+    out: list[tuple[GroupOp, list[int]]] = []
+    pending: list[int] = []
+    for o in group.ops:
+        if o.role == "folded":
+            (out[-1][1] if out else pending).append(o.node)
+        else:
+            out.append((o, [*pending, o.node]))
+            pending = []
+    if pending and out:
+        out[0][1].extend(pending)
+    return out
+
+
+def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[str, _Weight], spec: ArchSpec,
+                 precision: str, act_bits: int, fusion: Fusion | None = None) -> list[OpCharge]:
+    """One :class:`OpCharge` per charged stage of every fusion group, in execution order.
+
+    ``fusion``: the graph's groups (:func:`edgemti.hwmodel.fusion.fuse`; computed here when not given).
+    Activations a group reads or writes outside itself move through SRAM (at ``act_bits``); inside a group
+    they stay in the scratchpad and accumulators. Matmul operands stream as :mod:`edgemti.hwmodel.tiling`
+    dictates (each re-read counted).
+    """
+    if fusion is None:
+        fusion = fuse(model, set(weights))
+    nodes = model.graph.node
     vec = spec.pe_array.vector
     sram_act = spec.execution.sram_activations
+    buf = spec.scratchpad.capacity_bytes
+    acc_bits = min(32, 2 * act_bits)  # partial sums: EdgeBERT accumulates 8-bit operands in 16 bits
+    dbuf = spec.scratchpad.double_buffered
+    # float inputs/initializers no manifest tensor names (a legacy export's folded weights): SRAM reads per use
+    produced = {o for n in nodes for o in n.output}
+    unmatched = {t for t in shapes.float_tensors if t not in produced and t not in weights
+                 and _numel(shapes.shapes.get(t, ())) > 1}
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
 
-    def source(name: str) -> str:
-        seen = 0
-        while name in producer and producer[name].op_type in VIEW_OPS and seen < 64:
-            name = producer[name].input[0]
-            seen += 1
-        return name
+    def through(srcs: tuple[str, ...], members: list[int]) -> tuple[str, ...]:
+        """An operand made by a folded node of the stage (a scale on Q) is that node's activation input."""
+        out = []
+        for s in srcs:
+            p = producer.get(s)
+            if p is not None and p in members and nodes[p].op_type not in MATMUL_OPS:
+                ins = [x for t in nodes[p].input if t for x in fusion.sources.get(t, (t,)) if x in shapes.float_tensors
+                       and x not in weights and x in producer]
+                out.extend(ins[:1] or [s])
+            else:
+                out.append(s)
+        return tuple(out)
 
     out: list[OpCharge] = []
-    for idx, node in enumerate(model.graph.node):
-        name = node.name or f"{node.op_type}_{idx}"
-        op = node.op_type
-        ins = [i for i in node.input if i]
-        floats_out = [o for o in node.output if o in shapes.float_tensors]
-        if op in LAYOUT_OPS or not floats_out:
-            kind = "layout" if op in LAYOUT_OPS else "control"
-            out.append(OpCharge(name, op, kind, 0, ActionCounts()))
-            continue
-        acc = _Traffic(vec)
-        read, write = acc.read, acc.write
-        add, read_weight = _add, acc.read_weight
-        macs = 0
-        gated = 0.0
-        pe_cycles = 0.0
-        sfu_cycles: dict[str, float] = {}
-        sfu_elems: dict[str, float] = {}
+    for group in fusion.groups:
+        ext_in, ext_out = set(group.inputs), set(group.outputs)
+        for op, members in _stages(group):
+            node = nodes[op.node]
+            name = node_name(model, op.node)
+            acc = _Traffic(vec, shapes, act_bits, (ext_in | unmatched) if sram_act else set())
+            sram_read, read, write = acc.sram_read, acc.read, acc.write
+            macs = 0
+            gated = 0.0
+            pe_cycles = 0.0
+            sfu_cycles: dict[str, float] = {}
+            sfu_elems: dict[str, float] = {}
+            prologue: dict[str, float] = {}
+            tiles = 0
+            b_passes = 1
 
-        if op == "Gather" and source(ins[0]) in weights:
-            w = weights[source(ins[0])]
-            rows = _numel(shapes.shapes.get(ins[1], ()))
-            table = shapes.shapes.get(ins[0], ())
-            frac = min(1.0, rows * _numel(table[1:]) / max(1, w.numel))
-            read_weight(w, frac)
-            kind = "gather"
-            if sram_act:
-                add(write, "sram", _numel(shapes.shapes[node.output[0]]) * act_bits)
-        else:
-            weight_ins = [(i, weights[source(i)]) for i in ins if source(i) in weights]
-            act_ins = [i for i in ins if source(i) not in weights and i in shapes.float_tensors]
-            for _, w in weight_ins:
-                read_weight(w)
-            if sram_act:
-                for i in act_ins:
-                    add(read, "sram", _numel(shapes.shapes.get(i, ())) * act_bits)
-                for o in floats_out:
-                    add(write, "sram", _numel(shapes.shapes[o]) * act_bits)
-            if op in MATMUL_OPS:
-                kind = "matmul"
+            if op.role == "matmul":
+                ins = [i for i in node.input if i]
                 a, b = shapes.shapes[ins[0]], shapes.shapes[ins[1]]
                 y = shapes.shapes[node.output[0]]
-                if op == "Gemm":
+                if node.op_type == "Gemm":
                     attrs = {at.name: helper.get_attribute_value(at) for at in node.attribute}
                     n0, m = (a[1], a[0]) if attrs.get("transA", 0) else (a[0], a[1])
                     n1 = b[0] if attrs.get("transB", 0) else b[1]
@@ -240,33 +234,104 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: dict[str,
                 else:
                     if len(a) < 2 or len(b) < 1:
                         raise ConfigError(f"graph node {name}: MatMul operand shapes {a} x {b} not supported")
-                    m = a[-1]
-                    n0 = a[-2]
-                    n1 = b[-1] if len(b) >= 2 else 1
-                    batch = _numel(y) // max(1, n0 * n1)
+                    m, n1 = a[-1], (b[-1] if len(b) >= 2 else 1)
+                    if len(b) <= 2:  # a weight-like B: every row of A (all batch elements) shares it
+                        n0, batch = _numel(a) // max(1, m), 1
+                    else:
+                        n0 = a[-2]
+                        batch = _numel(y) // max(1, n0 * n1)
                 macs = int(batch * n0 * m * n1)
-                tiles = batch * math.ceil(n0 / vec) * math.ceil(n1 / vec) * m
-                pe_cycles = tiles / spec.pe_array.utilization + spec.pe_array.fill_cycles
-                for _, w in weight_ins:
-                    if w.place == "rram" and w.numel:
-                        gated += macs * _gated_fraction(spec, w.nnz / w.numel)
-                        break
+                a_src = through(fusion.sources.get(ins[0], (ins[0],)), members)
+                b_src = through(fusion.sources.get(ins[1], (ins[1],)), members)
+                b_bits = float(sum(_stream_bits(weights[s]) if s in weights else m * n1 * act_bits for s in b_src))
+                til = tile_matmul(batch, n0, m, n1, act_bits, b_bits, acc_bits, buf, vec)
+                tiles, b_passes = til.tiles, til.b_passes
+                pe_cycles = batch * math.ceil(n0 / vec) * math.ceil(n1 / vec) * m / spec.pe_array.utilization
+                pe_cycles += spec.pe_array.fill_cycles
+                for s in a_src:
+                    if s in weights:
+                        acc.read_weight(weights[s])
+                    else:
+                        sram_read(s)
+                        if sram_act and s in ext_in and dbuf:  # the first tile loads before any compute
+                            prologue["sram"] = prologue.get("sram", 0.0) + til.tile_rows * til.tile_k * act_bits
+                for s in b_src:
+                    if s in weights:
+                        w = weights[s]
+                        acc.read_weight(w, b_passes)
+                        if w.place == "rram" and w.numel:
+                            gated += macs * _gated_fraction(spec, w.nnz / w.numel)
+                    else:
+                        sram_read(s, b_passes)
+                if sram_act and til.partial_sum_passes:
+                    spill = _numel(y) * acc_bits * til.partial_sum_passes
+                    _add(read, "sram", spill)
+                    _add(write, "sram", spill)
+            elif op.role == "gather":
+                ins = [i for i in node.input if i]
+                src = fusion.sources.get(ins[0], (ins[0],))
+                w = weights.get(src[0]) if src else None
+                if w is not None:
+                    rows = _numel(shapes.shapes.get(ins[1], ()))
+                    table = shapes.shapes.get(ins[0], ())
+                    acc.read_weight(w, min(1.0, rows * _numel(table[1:]) / max(1, w.numel)))
             else:
-                sfu = SFU_OF_OP.get(op, "other")
-                kind = f"sfu:{sfu}"
-                y = shapes.shapes[floats_out[0]]
+                sfu = op.role.split(":", 1)[1]
+                y = shapes.shapes[node.output[0]]
                 elems = _numel(y)
                 inner = y[-1] if y else 1
                 vectors = (elems // max(1, inner)) * math.ceil(inner / vec)
                 sfu_cycles[sfu] = vectors * spec.sfu.cycles_per_vector[sfu]
                 sfu_elems[sfu] = float(elems)
-        counts = ActionCounts(
-            read_bits=read, write_bits=write,
-            macs={precision: macs} if macs else {}, gated_macs={precision: gated} if gated else {},
-            pe_cycles=pe_cycles, sfu_cycles=sfu_cycles, sfu_elements=sfu_elems, bitmask_decode_vectors=acc.decode,
-        )
-        out.append(OpCharge(name, op, kind, macs, counts, tuple(acc.used)))
+            # the stage's other operands: weights (bias, LayerNorm gamma/beta: once per row tile) and activations
+            for i in members:
+                for t in nodes[i].input:
+                    for s in fusion.sources.get(t, (t,)) if t else ():
+                        if i == op.node and op.role in ("matmul", "gather") and t in nodes[i].input[:2]:
+                            continue  # the operands, charged above
+                        if s in weights:
+                            acc.read_weight(weights[s], b_passes)
+                        else:
+                            sram_read(s)
+                if sram_act:
+                    for o in nodes[i].output:
+                        if o in ext_out:
+                            _add(write, "sram", _numel(shapes.shapes[o]) * act_bits)
+            counts = ActionCounts(
+                read_bits=read, write_bits=write,
+                macs={precision: macs} if macs else {}, gated_macs={precision: gated} if gated else {},
+                pe_cycles=pe_cycles, sfu_cycles=sfu_cycles, sfu_elements=sfu_elems,
+                bitmask_decode_vectors=acc.decode,
+            )
+            kind = op.role if op.role.startswith("sfu") else op.role
+            out.append(OpCharge(
+                name, node.op_type, kind, macs, counts, tuple(acc.used), group=group.name, group_kind=group.kind,
+                tiles=tiles, overlap=op.role == "matmul" and dbuf,
+                prologue=ActionCounts(read_bits=prologue) if prologue else None))
     return out
+
+
+def price_charges(charges: list[OpCharge], spec: ArchSpec, levels: Mapping[str, LevelProvision]) -> list[Cost]:
+    """Cost of each charge. A double-buffered stage takes max(compute, memory) after its prologue (the first
+    tile's load, serial); the rest take compute + memory unless ``execution.overlap`` makes every unit overlap."""
+    overlapped = dataclasses.replace(spec, execution=dataclasses.replace(spec.execution, overlap=True))
+    out = []
+    for ch in charges:
+        if ch.overlap and not spec.execution.overlap:
+            if ch.prologue is not None:
+                main = _minus(ch.counts, ch.prologue)
+                out.append(price(ch.prologue, spec, levels) + price(main, overlapped, levels))
+            else:
+                out.append(price(ch.counts, overlapped, levels))
+        else:
+            out.append(price(ch.counts, spec, levels))
+    return out
+
+
+def _minus(counts: ActionCounts, part: ActionCounts) -> ActionCounts:
+    """``counts`` less the reads of ``part`` (a prologue holds reads only)."""
+    reads = {k: max(0.0, v - part.read_bits.get(k, 0.0)) for k, v in counts.read_bits.items()}
+    return dataclasses.replace(counts, read_bits=reads)
 
 
 def unmatched_weights(model: onnx.ModelProto, shapes: GraphShapes, weights: dict[str, WeightInfo],
@@ -280,3 +345,12 @@ def unmatched_weights(model: onnx.ModelProto, shapes: GraphShapes, weights: dict
     names = [i.name for i in model.graph.input] + [i.name for i in model.graph.initializer]
     return [n for n in names if n not in weights and n not in data_inputs and n in shapes.float_tensors
             and _numel(shapes.shapes.get(n, ())) > 1024]
+
+
+def activation_working_set_bytes(fusion: Fusion, shapes: GraphShapes, act_bits: int) -> int:
+    """SRAM bytes the activations need: the peak of the tensors alive between fusion groups at ``act_bits``
+    (:func:`edgemti.hwmodel.tiling.working_set_bytes`); a group's inner tensors stay in the scratchpad."""
+    sched = [(g.inputs, g.outputs) for g in fusion.groups]
+    sizes = {t: math.ceil(_numel(shapes.shapes.get(t, ())) * act_bits / 8) for g in fusion.groups
+             for t in (*g.inputs, *g.outputs)}
+    return working_set_bytes(sched, sizes)
