@@ -47,9 +47,10 @@ def _label_value(task: TaskSpec, raw: str, where: str) -> int | float:
             return float(raw)
         except ValueError:
             raise DataError(f"{where}: regression target {raw!r} is not a number") from None
-    if raw not in task.labels:
-        raise DataError(f"{where}: label {raw!r} is not one of {list(task.labels)}")
-    return task.labels.index(raw)
+    index = task.label_index(raw)
+    if index is None:
+        raise DataError(f"{where}: label {raw!r} is not one of {list(task.label_values or task.labels)}")
+    return index
 
 
 def read_glue_tsv(task: TaskSpec, path: str | Path) -> list[Example]:

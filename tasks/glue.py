@@ -2,7 +2,9 @@
 
 Names follow the Hugging Face ``glue`` configs (``cola``, ``sst2``, ``mrpc``, ``stsb``, ``qqp``, ``mnli``,
 ``mnli-mm`` for the mismatched dev set, ``qnli``, ``rte``, ``wnli``); label lists are in the Hugging Face
-``datasets`` order, so an integer label ``i`` there is ``labels[i]`` here.
+``datasets`` order, so an integer label ``i`` there is ``labels[i]`` here, and carry the ``datasets`` label names
+(``negative``/``positive``, ``not_equivalent``/``equivalent``, ...): packs and served answers use these names. The
+GLUE TSVs write some labels as ``0``/``1``; ``label_values`` maps those column values to the names.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ class TaskSpec:
 
     ``text_columns`` / ``label_column`` are header names in the TSV, or ``int`` column indices for a headerless
     file (CoLA). ``labels == ()`` means regression (one output, e.g. STS-B's 0..5 similarity score).
-    ``metrics[0]`` is the headline metric (the one the paper's Table I reports).
+    ``metrics[0]`` is the headline metric (the one the paper's Table I reports). ``label_values`` are the label
+    column's values in the TSV, in ``labels`` order (empty: the TSV writes the label names themselves).
     """
 
     name: str
@@ -36,10 +39,14 @@ class TaskSpec:
     hf_text_columns: tuple[str, ...] = ()
     hf_dev_split: str = "validation"
     description: str = ""
+    label_values: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("TaskSpec: name must be non-empty")
+        if self.label_values and len(self.label_values) != len(self.labels):
+            raise ConfigError(f"TaskSpec {self.name}: label_values {self.label_values} must pair with labels "
+                              f"{self.labels}")
         if len(self.text_columns) not in (1, 2):
             raise ConfigError(f"TaskSpec {self.name}: text_columns must hold 1 or 2 columns, got {self.text_columns}")
         if len(self.labels) == 1:
@@ -65,6 +72,13 @@ class TaskSpec:
     def is_pair(self) -> bool:
         return len(self.text_columns) == 2
 
+    def label_index(self, value: str) -> int | None:
+        """Index of a label as the TSV writes it (a value of ``label_values``, or a label name); None if neither."""
+        for names in (self.label_values, self.labels):
+            if value in names:
+                return names.index(value)
+        return None
+
     def split_file(self, split: str) -> str:
         if split == "train":
             return self.train_file
@@ -79,21 +93,25 @@ def _spec(name, folder, text, label, labels, metrics, hf_text, **kw) -> TaskSpec
                     metrics=tuple(metrics), hf_name=("glue", kw.pop("hf_config", name)), hf_text_columns=hf_text, **kw)
 
 
-_BIN = ("0", "1")
+_BIN = ("0", "1")  # how the GLUE TSVs write binary labels
 _NLI2 = ("entailment", "not_entailment")
 _NLI3 = ("entailment", "neutral", "contradiction")
 
 GLUE_TASKS: dict[str, TaskSpec] = {t.name: t for t in (
-    _spec("cola", "CoLA", [3], 1, _BIN, ["mcc"], ("sentence",), has_header=False,
+    _spec("cola", "CoLA", [3], 1, ("unacceptable", "acceptable"), ["mcc"], ("sentence",), has_header=False,
+          label_values=_BIN,
           description="grammatical acceptability (0 unacceptable, 1 acceptable)"),
-    _spec("sst2", "SST-2", ["sentence"], "label", _BIN, ["accuracy"], ("sentence",),
+    _spec("sst2", "SST-2", ["sentence"], "label", ("negative", "positive"), ["accuracy"], ("sentence",),
+          label_values=_BIN,
           description="sentiment of a movie-review phrase (0 negative, 1 positive)"),
-    _spec("mrpc", "MRPC", ["#1 String", "#2 String"], "Quality", _BIN, ["f1", "accuracy"],
-          ("sentence1", "sentence2"), description="are two news sentences paraphrases (1) or not (0)"),
+    _spec("mrpc", "MRPC", ["#1 String", "#2 String"], "Quality", ("not_equivalent", "equivalent"),
+          ["f1", "accuracy"], ("sentence1", "sentence2"), label_values=_BIN,
+          description="are two news sentences paraphrases (1) or not (0)"),
     _spec("stsb", "STS-B", ["sentence1", "sentence2"], "score", (), ["pearson", "spearman"],
           ("sentence1", "sentence2"), description="semantic similarity score 0..5 (regression)"),
-    _spec("qqp", "QQP", ["question1", "question2"], "is_duplicate", _BIN, ["f1", "accuracy"],
-          ("question1", "question2"), description="are two Quora questions duplicates (1) or not (0)"),
+    _spec("qqp", "QQP", ["question1", "question2"], "is_duplicate", ("not_duplicate", "duplicate"),
+          ["f1", "accuracy"], ("question1", "question2"), label_values=_BIN,
+          description="are two Quora questions duplicates (1) or not (0)"),
     _spec("mnli", "MNLI", ["sentence1", "sentence2"], "gold_label", _NLI3, ["accuracy"], ("premise", "hypothesis"),
           dev_file="dev_matched.tsv", hf_dev_split="validation_matched",
           description="entailment / neutral / contradiction, matched-genre dev set"),
@@ -105,7 +123,8 @@ GLUE_TASKS: dict[str, TaskSpec] = {t.name: t for t in (
           description="does the sentence answer the question"),
     _spec("rte", "RTE", ["sentence1", "sentence2"], "label", _NLI2, ["accuracy"], ("sentence1", "sentence2"),
           description="textual entailment (2 classes)"),
-    _spec("wnli", "WNLI", ["sentence1", "sentence2"], "label", _BIN, ["accuracy"], ("sentence1", "sentence2"),
+    _spec("wnli", "WNLI", ["sentence1", "sentence2"], "label", ("not_entailment", "entailment"), ["accuracy"],
+          ("sentence1", "sentence2"), label_values=_BIN,
           description="Winograd pronoun resolution as entailment (0 no, 1 yes)"),
 )}
 

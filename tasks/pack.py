@@ -199,10 +199,26 @@ def pack_from_model(model: AdapterModel, task: str, labels: list[str] | tuple[st
     """A :class:`TaskPack` holding ``model``'s task-specific tensors (``provenance``: metrics, train_config, ...)."""
     info = model.info
     backbone = {"name": info.name, "family": info.family, "hash": model.backbone_hash(), "hf_config": info.hf_config,
-                "pooling": info.pooling, "pretrained": info.pretrained, "source": info.source}
+                "pooling": info.pooling, "pretrained": info.pretrained, "source": portable_source(info.name, info.source)}
     tensors = {n: t.cpu().float().numpy() for n, t in model.task_state().items()}
     return TaskPack(task=task, labels=tuple(labels), is_regression=is_regression, design=model.design,
                     adapter=model.adapter_spec, backbone=backbone, tensors=tensors, **provenance)
+
+
+def portable_source(name: str, source: str) -> str:
+    """Where a backbone's weights came from, without this machine's paths (a pack is copied between machines):
+    ``preset:<name>`` for the presets (whose weights come from an installed package or a seed), ``hub:<name>`` and
+    ``random-init(...)`` as they are, and only the last path component of a folder or config file."""
+    from edgemti.tasks.backbones import PRESETS
+
+    if source.startswith(("hub:", "random-init")):
+        return source
+    if name in PRESETS:
+        return f"preset:{name}"
+    kind, sep, rest = source.partition(":")
+    if sep and kind == "config":
+        return f"config:{Path(rest).name}"
+    return f"folder:{Path(source).name}"
 
 
 def apply_pack(model: AdapterModel, pack: TaskPack) -> AdapterModel:
