@@ -145,15 +145,6 @@ class _Traffic:
             _add(self.read, "sram", w.numel * w.bits * fraction)
 
 
-def _stream_bits(w: _Weight) -> int:
-    """Bits one pass over a weight moves: non-zeros + mask bits from RRAM, or the dense values from SRAM."""
-    return w.nnz * w.bits + w.numel if w.place == "rram" else w.numel * w.bits
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    return int(math.prod(shape)) if shape else 1
-
-
 def _stages(group: FusedGroup) -> list[tuple[GroupOp, list[int]]]:
     """(charged op, its nodes): a folded node joins the charged op before it in the group (the first if none)."""
     out: list[tuple[GroupOp, list[int]]] = []
