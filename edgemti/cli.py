@@ -51,11 +51,18 @@ def echo_json(obj) -> None:
 
 @main.command()
 @click.argument("build", type=click.Path(exists=True, file_okay=False))
-@click.option("--requests", "requests", type=click.Path(dir_okay=False), default=None,
-              help="JSON-lines file of requests (default: read JSON lines from stdin).")
+@click.option("--requests", "requests", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="JSON-lines file of requests; '-' or no --requests/--http: read JSON lines from stdin.")
 @click.option("--http", "http", default=None, metavar="HOST:PORT",
               help="Serve POST /infer on a loopback address, e.g. 127.0.0.1:8080.")
-@click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, help="Append every request to this JSONL log.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the serve log to this JSONL file, replacing it: a header, one record per request as it is "
+                   "answered, the summary at the end (docs/LOGS.md).")
+@click.option("--max-batch-size", type=int, default=1, show_default=True,
+              help="Dynamic batching: up to this many queued requests of one task run together (1: off).")
+@click.option("--max-queue-delay-ms", type=float, default=0.0, show_default=True,
+              help="Dynamic batching over HTTP: how long a partial batch waits for more requests of its task.")
+@click.option("--json-summary", is_flag=True, help="Print the end-of-run summary as one JSON object (stderr).")
 @click.option("--policy", type=click.Choice(["fifo", "swap-aware"]), default="fifo", show_default=True)
 @click.option("--window", type=int, default=8, show_default=True, help="swap-aware: pending requests looked at.")
 @click.option("--max-bypass", type=int, default=8, show_default=True,
@@ -75,8 +82,12 @@ def echo_json(obj) -> None:
 @click.option("--fault-mlc-rate", type=float, default=0.0, help="Serve from faulty RRAM: MLC cell error rate.")
 @click.option("--fault-slc-rate", type=float, default=0.0, help="Serve from faulty RRAM: SLC cell error rate.")
 @click.option("--fault-seed", type=int, default=0, help="Seed of the RRAM fault pattern.")
-def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pinned, overlong, spec, threads,
-          duration_s, seq_bucket, warm, fit, fault_mlc_rate, fault_slc_rate, fault_seed) -> None:
+@click.option("--trust", is_flag=True,
+              help="Skip the image and graph sha256 checks at start (the manifest's own digest is always checked).")
+@click.option("--debug", is_flag=True, help="Log a traceback for every request that fails unexpectedly.")
+def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, json_summary, policy, window,
+          max_bypass, slots, pinned, overlong, spec, threads, duration_s, seq_bucket, warm, fit, fault_mlc_rate,
+          fault_slc_rate, fault_seed, trust, debug) -> None:
     """Serve multi-task requests on the simulated HMA; one JSON answer per request on stdout.
 
     \b
@@ -84,25 +95,32 @@ def serve(build, requests, http, log_path, policy, window, max_bypass, slots, pi
     Each answer : label, scores, simulated energy/latency (inference + swap, by component), host time, swapped.
     The summary (swaps, energy per inference, latency p50/p99, savings vs fifo) goes to stderr at the end.
     """
+    from edgemti.runtime.batcher import BatchingConfig
     from edgemti.runtime.faults import FaultModel
+    from edgemti.runtime.request import response_json
     from edgemti.runtime.scheduler import SchedulerConfig
     from edgemti.runtime.server import serve as run_serve
     from edgemti.runtime.summary import format_summary
 
+    if debug:
+        logging.getLogger("edgemti.runtime").setLevel(logging.DEBUG)
+
     def emit(resp: dict) -> None:
-        click.echo(json.dumps(resp, default=str))
+        click.echo(response_json(resp))
 
     def ready(addr) -> None:
         click.echo(f"serving http://{addr[0]}:{addr[1]}/infer (Ctrl-C to stop)", err=True)
 
+    requests = None if requests == "-" else requests  # '-': stdin, like no --requests
     result = run_serve(build, requests=requests, http=http, log_path=log_path,
                        scheduler=SchedulerConfig(policy, window, max_bypass), slots=slots, pinned=tuple(pinned),
                        overlong=overlong, spec=spec, threads=threads, duration_s=duration_s, emit=emit,
-                       stdin=None if (requests or http) else click.open_file("-"), ready=ready,
-                       seq_bucket=seq_bucket, warm=warm, fit=fit,
+                       stdin=None if (requests or http) else click.get_binary_stream("stdin"), ready=ready,
+                       batching=BatchingConfig(max_batch_size, max_queue_delay_ms / 1e3),
+                       seq_bucket=seq_bucket, warm=warm, fit=fit, trust=trust,
                        fault=FaultModel(fault_slc_rate, fault_mlc_rate, fault_seed)
                        if (fault_mlc_rate or fault_slc_rate) else None)
-    click.echo(format_summary(result.summary), err=True)
+    click.echo(response_json(result.summary) if json_summary else format_summary(result.summary), err=True)
 
 
 # -- tasks: params / train / eval ---------------------------------------------------------------------------------

@@ -13,20 +13,30 @@ could be read, an inference that fails gets an error response for its id, and th
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from edgemti.errors import CapacityError, ConfigError, EdgemtiError
+from edgemti.runtime.batcher import BatchingConfig, decide, same_task
 from edgemti.runtime.log import LogWriter
-from edgemti.runtime.request import Request, RequestParseError, RequestRules, error_response, parse_request
+from edgemti.runtime.request import (
+    Request,
+    RequestParseError,
+    RequestRules,
+    error_response,
+    non_finite_outputs,
+    parse_request,
+    split_lines,
+)
 from edgemti.runtime.scheduler import Scheduler, SchedulerConfig
-from edgemti.runtime.summary import summarize
+from edgemti.runtime.summary import SummaryAccumulator
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +48,7 @@ class ServingEngine(Protocol):
     slots: Any
 
     def infer_request(self, req: Request) -> dict: ...
+    def infer_batch(self, reqs: Sequence[Request]) -> list[dict]: ...
     def is_resident(self, task: str) -> bool: ...
     def swap_cost(self, task: str) -> tuple[float, float]: ...
     def log_header(self) -> dict: ...
@@ -45,23 +56,28 @@ class ServingEngine(Protocol):
 
 @dataclass
 class ServeResult:
-    """What a serve session produced: the summary and every response in served order."""
+    """What a serve session produced: the summary, and every response in served order when the session was asked
+    to keep them (``keep_responses``; a long-running server keeps counters only)."""
 
     summary: dict
     responses: list[dict] = field(default_factory=list)
 
 
 class _Session:
-    """Shared bookkeeping of one run: served order, log, response sink, summary."""
+    """Shared bookkeeping of one run: served order, log, response sink, summary counters (bounded memory)."""
 
     def __init__(self, engine: ServingEngine, scheduler: SchedulerConfig, log_path: str | Path | None,
-                 emit: Callable[[dict], None] | None) -> None:
+                 emit: Callable[[dict], None] | None, keep_responses: bool = False) -> None:
         self.engine = engine
         self.config = scheduler
         self.scheduler = Scheduler(scheduler)
         self.emit = emit
-        self.responses: list[dict] = []
+        self.keep_responses = keep_responses
+        self.responses: list[dict] = []  # only with keep_responses (tests, library callers that want them)
         self.served = 0
+        slots = getattr(engine, "slots", None)
+        self.summary = SummaryAccumulator(engine.swap_cost, slots=getattr(slots, "slots", 1),
+                                          pinned=getattr(slots, "pinned", ()), policy=scheduler.policy)
         header = dict(engine.log_header(), scheduler=scheduler.to_dict(), started_unix_s=time.time())
         self._stamp = {"build_id": header.get("build_id"), "spec_sha256": (header.get("spec") or {}).get("sha256")}
         self.log = LogWriter(log_path, header) if log_path else None
@@ -71,11 +87,18 @@ class _Session:
         with self.lock:
             resp = dict(resp, order=self.served)
             self.served += 1
-            self.responses.append(resp)
+            self.summary.add(resp)
+            if self.keep_responses:
+                self.responses.append(resp)
             if self.log is not None:
                 self.log.request(dict(resp, **self._stamp))  # every record names its build and spec
         if self.emit is not None:
-            self.emit(resp)
+            try:
+                self.emit(resp)
+            except OSError as exc:  # the reader went away (a closed pipe): keep serving and logging, stop emitting
+                log.warning("cannot emit responses any more (%s: %s); they are still logged", type(exc).__name__,
+                            exc)
+                self.emit = None
         return resp
 
     def run_one(self, req: Request) -> dict:
@@ -86,17 +109,48 @@ class _Session:
         except EdgemtiError as exc:
             body = error_response(req.id, exc)
         except Exception as exc:  # noqa: BLE001 - a failed inference must not stop the loop; it is logged
-            log.exception("request %r failed", req.id)
+            # the traceback only at debug level (serve --debug): one line per failed request otherwise
+            log.error("request %r failed: %s: %s", req.id, type(exc).__name__, exc,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
             body = error_response(req.id, exc)
+        return self._answer(req, body, queue_s, t0)
+
+    def run_batch(self, reqs: Sequence[Request]) -> list[dict]:
+        """Serve requests of one task in one engine run (``engine.infer_batch``); one response each, in order.
+        A failure of the whole run answers every request of the batch with the error."""
+        if len(reqs) == 1:
+            return [self.run_one(reqs[0])]
+        t0 = time.perf_counter()
+        now = time.monotonic()
+        queued = [max(0.0, now - r.arrival_s) if r.arrival_s else 0.0 for r in reqs]
+        try:
+            bodies = self.engine.infer_batch(reqs)
+        except Exception as exc:  # noqa: BLE001 - a failed batch must not stop the loop; every request is answered
+            if not isinstance(exc, EdgemtiError):
+                log.error("batch of %d %s requests failed: %s: %s", len(reqs), reqs[0].task, type(exc).__name__,
+                          exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            bodies = [error_response(r.id, exc) for r in reqs]
+        return [self._answer(r, b, q, t0) for r, b, q in zip(reqs, bodies, queued, strict=True)]
+
+    def _answer(self, req: Request, body: dict, queue_s: float, t0: float) -> dict:
+        bad = non_finite_outputs(body) if body.get("ok") else []
+        if bad:  # never an ok answer with NaN/inf in it: that is a broken model, not a prediction
+            log.error("request %r: the model produced non-finite %s", req.id, bad)
+            body = {"id": req.id, "ok": False, "error": {
+                "type": "NonFiniteOutput", "message": f"the model produced non-finite {'/'.join(bad)} for this "
+                "request: the build's weights are likely corrupt; verify the build"}}
         body.setdefault("id", req.id)
         body.update(seq=req.seq, task=req.task, queue_s=queue_s, loop_s=time.perf_counter() - t0)
         return self.respond(body)
 
+    def stats(self) -> dict:
+        """The summary so far (no fifo replay): what ``GET /stats`` shows."""
+        with self.lock:
+            return self.summary.result(replay=False)
+
     def finish(self) -> ServeResult:
-        slots = getattr(self.engine, "slots", None)
-        summary = summarize(self.responses, swap_cost=self.engine.swap_cost,
-                            slots=getattr(slots, "slots", 1), pinned=getattr(slots, "pinned", ()),
-                            policy=self.config.policy)
+        with self.lock:
+            summary = self.summary.result()
         summary["max_bypassed"] = self.scheduler.max_bypassed_seen
         if self.log is not None:
             self.log.summary(summary)
@@ -104,22 +158,44 @@ class _Session:
         return ServeResult(summary=summary, responses=self.responses)
 
 
+Line = str | bytes | RequestParseError
+
+
 def serve_stream(
     engine: ServingEngine,
-    lines: Iterable[str],
+    lines: Iterable[Line],
     scheduler: SchedulerConfig | None = None,
     log_path: str | Path | None = None,
     emit: Callable[[dict], None] | None = None,
     live: bool = False,
+    keep_responses: bool = False,
+    stop: threading.Event | None = None,
+    batching: BatchingConfig | None = None,
 ) -> ServeResult:
-    """Serve a stream of JSON-line requests to its end; every line gets exactly one response."""
+    """Serve a stream of JSON-line requests to its end; every line gets exactly one response.
+
+    ``batching``: the scheduler's pick runs together with the queued requests of its task, up to
+    ``max_batch_size``, in one engine run; a stream never waits for a batch to fill (``max_queue_delay_s`` is for
+    the HTTP loop, whose clients arrive concurrently): it batches what has already been read.
+
+    ``lines`` are text or byte lines (bytes are decoded per line by the request parser, see
+    :func:`edgemti.runtime.request.split_lines`). SIGTERM or SIGINT (when called from the main thread), or
+    ``stop`` being set, end the stream early: reading stops, every line already read is answered and logged, the
+    summary is written and this returns normally.
+    """
     scheduler = scheduler or SchedulerConfig()
-    session = _Session(engine, scheduler, log_path, emit)
+    batching = batching or BatchingConfig()
+    session = _Session(engine, scheduler, log_path, emit, keep_responses)
     pending: list[Request | _Rejected] = []
     seq = 0
+    stop = stop or threading.Event()
 
-    def admit(line: str) -> None:
+    def admit(line: Line) -> None:
         nonlocal seq
+        if isinstance(line, RequestParseError):
+            pending.append(_Rejected(seq, dict(error_response(None, line), seq=seq)))
+            seq += 1
+            return
         if not line.strip():
             return
         try:
@@ -132,28 +208,41 @@ def serve_stream(
         return task is None or engine.is_resident(task)
 
     def run_next() -> None:
-        item = pending.pop(session.scheduler.pick(pending, resident))
+        head = session.scheduler.pick(pending, resident)
+        item = pending[head]
         if isinstance(item, _Rejected):
-            session.respond(item.response)
-        else:
-            session.run_one(item)
+            session.respond(pending.pop(head).response)
+        elif not batching.enabled:
+            session.run_one(cast(Request, pending.pop(head)))
+        else:  # the head and its task's queued requests (a rejected line has no task: never gathered)
+            take = same_task(pending, head, batching.max_batch_size)
+            take = take[:decide(batching, len(take), 0.0, closing=True).take]
+            batch = [cast(Request, pending[i]) for i in take]
+            for i in sorted(take, reverse=True):
+                del pending[i]
+            session.run_batch(batch)
 
+    restore = _stop_on_signals(stop, (signal.SIGTERM, signal.SIGINT))
     try:
         if live:
-            q: queue.Queue[str | None] = queue.Queue()
+            q: queue.Queue[Line | None] = queue.Queue()
             threading.Thread(target=_pump, args=(lines, q), daemon=True, name="edgemti-stdin").start()
             done = False
             while not done or pending:
                 if not pending and not done:
-                    item = q.get()
+                    try:
+                        item = q.get(timeout=0.1)
+                    except queue.Empty:
+                        item = None if stop.is_set() else _NOTHING
                     if item is None:
                         done = True
-                    else:
+                    elif item is not _NOTHING:
                         admit(item)
                 while not done:  # everything that has arrived meanwhile joins the queue
                     try:
                         item = q.get_nowait()
                     except queue.Empty:
+                        done = stop.is_set()  # stopped: what was read is in; read no more
                         break
                     if item is None:
                         done = True
@@ -162,10 +251,13 @@ def serve_stream(
                 if pending:
                     run_next()
         else:
-            it: Iterator[str] = iter(lines)
+            it: Iterator[Line] = iter(lines)
             exhausted = False
             while True:
-                while not exhausted and len(pending) < scheduler.window:
+                while not exhausted and len(pending) < max(scheduler.window, batching.max_batch_size):
+                    if stop.is_set():
+                        exhausted = True
+                        break
                     try:
                         admit(next(it))
                     except StopIteration:
@@ -173,9 +265,15 @@ def serve_stream(
                 if not pending:
                     break
                 run_next()
+        if stop.is_set():
+            log.warning("stopped by a signal after %d requests; every request read was answered", seq)
     finally:
+        restore()
         result = session.finish()
     return result
+
+
+_NOTHING: Any = object()  # a queue poll that found nothing yet
 
 
 @dataclass(frozen=True)
@@ -187,26 +285,42 @@ class _Rejected:
     task: None = None
 
 
-def _pump(lines: Iterable[str], q: queue.Queue) -> None:
+def _pump(lines: Iterable[Line], q: queue.Queue) -> None:
     try:
         for line in lines:
             q.put(line)
+    except Exception as exc:  # noqa: BLE001 - a broken input stream ends the stream, it does not kill the loop
+        log.error("reading requests failed (%s: %s); serving what was read", type(exc).__name__, exc)
     finally:
         q.put(None)
+
+
+def stdin_lines(fd: int = 0, max_bytes: int = 1 << 20) -> Iterator[bytes | RequestParseError]:
+    """Request lines from a file descriptor, read with ``os.read`` (no buffered-reader lock: a thread blocked
+    here never aborts interpreter shutdown, unlike one blocked in ``sys.stdin``)."""
+    return split_lines(iter(lambda: os.read(fd, 1 << 16), b""), max_bytes)
+
+
+def _stop_on_signals(stop: threading.Event, signums: tuple[int, ...]) -> Callable[[], None]:
+    """Make ``signums`` set ``stop`` (a service manager's SIGTERM, a user's Ctrl-C) instead of killing the run.
+    Returns a function that restores the previous handlers; a no-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers can only be set from the main thread
+    previous = {s: signal.getsignal(s) for s in signums}
+    for s in signums:
+        signal.signal(s, lambda signum, frame: stop.set())
+
+    def restore() -> None:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+    return restore
 
 
 def _stop_on_sigterm(stop: threading.Event) -> Callable[[], None]:
     """SIGTERM (how a service manager stops a server) ends serving like Ctrl-C: the requests already queued
     are answered and logged, and the summary is written. Returns a function that restores the old handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None  # signal handlers can only be set from the main thread
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    return restore
+    return _stop_on_signals(stop, (signal.SIGTERM,))
 
 
 # -- the one entry point the CLI calls ----------------------------------------------------------------------
@@ -225,17 +339,21 @@ def serve(
     threads: int | None = None,
     duration_s: float | None = None,
     emit: Callable[[dict], None] | None = None,
-    stdin: Iterable[str] | None = None,
+    stdin: Any = None,
     ready: Callable[[tuple[str, int]], None] | None = None,
     seq_bucket: int = 16,
     warm: bool = False,
     fit: bool = False,
     fault: Any = None,
+    trust: bool = False,
+    batching: BatchingConfig | None = None,
 ) -> ServeResult:
-    """Open ``build`` and serve requests from a file (``requests``), HTTP (``http``) or ``stdin`` lines.
+    """Open ``build`` and serve requests from a file (``requests``), HTTP (``http``) or ``stdin`` (a file
+    descriptor, read as bytes line by line, or an iterable of lines).
 
     Every response goes to ``emit`` as it is produced and to the log at ``log_path``; returns the summary.
-    ``fault`` (a :class:`edgemti.runtime.faults.FaultModel`) serves from faulty RRAM cells.
+    ``fault`` (a :class:`edgemti.runtime.faults.FaultModel`) serves from faulty RRAM cells. The build is verified
+    before serving (every file's sha256); ``trust`` skips the file hashes, never the manifest's own digest.
     """
     from edgemti.runtime.engine import Engine
     from edgemti.runtime.http import parse_address, serve_http
@@ -254,7 +372,7 @@ def serve(
             log.warning("spec sized for this build: %s", c)
     try:
         engine = Engine.open(build, spec=spec, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
-                             seq_bucket=seq_bucket, fault=fault)
+                             seq_bucket=seq_bucket, fault=fault, verify=not trust)
     except CapacityError as exc:
         if fit:
             raise
@@ -262,10 +380,28 @@ def serve(
     if warm:
         engine.warm()
     if http is not None:
-        return serve_http(engine, http, scheduler, log_path, emit, duration_s=duration_s, ready=ready)
+        return serve_http(engine, http, scheduler, log_path, emit, duration_s=duration_s, ready=ready,
+                          batching=batching)
+    limit = engine.rules.max_request_bytes
     if requests is not None:
-        with open(requests, encoding="utf-8", errors="replace") as fh:
-            return serve_stream(engine, fh, scheduler, log_path, emit, live=False)
+        with open(requests, "rb") as fh:
+            return serve_stream(engine, split_lines(iter(lambda: fh.read(1 << 16), b""), limit), scheduler,
+                                log_path, emit, live=False, batching=batching)
     if stdin is None:
         raise ConfigError("no request source: give --requests FILE, --http HOST:PORT, or pipe JSON lines to stdin")
-    return serve_stream(engine, stdin, scheduler, log_path, emit, live=True)
+    return serve_stream(engine, _input_lines(stdin, limit), scheduler, log_path, emit, live=True,
+                        batching=batching)
+
+
+def _input_lines(stdin: Any, limit: int) -> Iterable[Line]:
+    """Request lines of a file descriptor, a binary stream (read by descriptor when it has one) or an iterable."""
+    if isinstance(stdin, int):
+        return stdin_lines(stdin, limit)
+    try:
+        return stdin_lines(stdin.fileno(), limit)
+    except (AttributeError, OSError, ValueError):  # no descriptor (an in-memory stream, a list of lines)
+        pass
+    read = getattr(stdin, "read", None)
+    if callable(read) and not isinstance(getattr(stdin, "encoding", None), str):
+        return split_lines(iter(lambda: read(1 << 16), b""), limit)
+    return cast(Iterable[Line], stdin)

@@ -51,7 +51,8 @@ def test_stream_every_line_answered_bad_input_survives(engine, tmp_path):
     good = [_req(i, t) for i, t in enumerate(["sst2", "mrpc", "sst2", "stsb"])]
     lines = [good[0], BAD[0], good[1], BAD[1], BAD[2], good[2], BAD[3], BAD[4], BAD[5], good[3]]
     out = []
-    res = serve_stream(engine, lines, SchedulerConfig("fifo"), log_path=tmp_path / "log.jsonl", emit=out.append)
+    res = serve_stream(engine, lines, SchedulerConfig("fifo"), log_path=tmp_path / "log.jsonl", emit=out.append,
+                       keep_responses=True)
     assert len(out) == len(lines) == len(res.responses)
     oks = [r for r in out if r["ok"]]
     assert [r["id"] for r in oks] == [0, 1, 2, 3]
@@ -73,8 +74,9 @@ def test_stream_every_line_answered_bad_input_survives(engine, tmp_path):
 def test_swap_aware_saves_swaps_and_energy_same_answers(build):
     tasks = ["sst2", "mrpc", "stsb"] * 6
     lines = [_req(i, t) for i, t in enumerate(tasks)]
-    fifo = serve_stream(Engine.open(build), lines, SchedulerConfig("fifo"))
-    aware = serve_stream(Engine.open(build), lines, SchedulerConfig("swap-aware", window=6, max_bypass=4))
+    fifo = serve_stream(Engine.open(build), lines, SchedulerConfig("fifo"), keep_responses=True)
+    aware = serve_stream(Engine.open(build), lines, SchedulerConfig("swap-aware", window=6, max_bypass=4),
+                         keep_responses=True)
     assert fifo.summary["swaps"] == len(tasks)
     assert aware.summary["swaps"] < fifo.summary["swaps"]
     assert aware.summary["fifo_baseline"]["swaps"] == fifo.summary["swaps"]
