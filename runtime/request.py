@@ -11,7 +11,7 @@ HTTP body goes through it, so each gets exactly one answer:
 * bytes are decoded here, per request, so one bad byte costs one error answer, never the stream;
 * text must be valid Unicode (no lone surrogates) and contain a visible character (not only NUL or spaces).
 
-:func:`read_request_lines` splits a binary stream into per-request byte lines without ever holding more than
+:func:`split_lines` splits a binary stream into per-request byte lines without ever holding more than
 one bounded line, and :func:`response_json` writes any response as strict JSON (a non-finite float becomes
 ``null``; bare ``NaN`` is not JSON).
 """
@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -267,31 +267,40 @@ def error_response(request_id: Any, exc: BaseException) -> dict:
 # -- streams and answers ------------------------------------------------------------------------------------------
 
 
-def read_request_lines(stream: IO[bytes] | Iterable[bytes | str], max_bytes: int = 1 << 20,
-                       ) -> Iterator[bytes | str | RequestParseError]:
-    """The requests of a JSON-lines stream, one item per line, never holding more than ``max_bytes`` of one line.
+def split_lines(chunks: Iterable[bytes], max_bytes: int = 1 << 20) -> Iterator[bytes | RequestParseError]:
+    """Byte chunks of a JSON-lines stream -> one item per line, never holding more than ``max_bytes`` of a line.
 
-    A binary stream (``readline``) is read as bytes and each line decoded later by :func:`parse_request`, so a
-    bad byte costs one error answer. A line over ``max_bytes`` is skipped to its newline and yields one
-    :class:`RequestParseError`. Any other iterable (a list of lines, a text file) is passed through.
+    Lines stay bytes (:func:`parse_request` decodes each, so a bad byte costs one error answer, never the stream).
+    A line over ``max_bytes`` is skipped to its newline and yields one :class:`RequestParseError` instead; a last
+    line without a newline is still a line.
     """
-    readline = getattr(stream, "readline", None)
-    if readline is None or isinstance(getattr(stream, "encoding", None), str):
-        yield from cast(Iterable[bytes | str], stream)
-        return
-    while True:
-        line = readline(max_bytes + 1)
-        if not line:
-            return
-        if len(line) > max_bytes and not line.endswith(b"\n"):
-            n = len(line)
-            while line and not line.endswith(b"\n"):  # drop the rest of the line, a bounded chunk at a time
-                line = readline(1 << 16)
-                n += len(line)
-            n -= 1 if line.endswith(b"\n") else 0
-            yield RequestParseError(f"request line of {n} bytes, over the limit of {max_bytes} bytes")
-            continue
-        yield line
+    buf = bytearray()
+    skipping = 0  # bytes of an over-long line dropped so far (0: not skipping)
+    for chunk in chunks:
+        start = 0
+        while start < len(chunk):
+            nl = chunk.find(b"\n", start)
+            end = len(chunk) if nl < 0 else nl
+            if skipping:
+                skipping += end - start
+            elif len(buf) + end - start > max_bytes:
+                skipping = len(buf) + end - start
+                buf.clear()
+            else:
+                buf += chunk[start:end]
+            if nl < 0:
+                break
+            if skipping:
+                yield RequestParseError(f"request line of {skipping} bytes, over the limit of {max_bytes} bytes")
+                skipping = 0
+            else:
+                yield bytes(buf)
+                buf.clear()
+            start = nl + 1
+    if skipping:
+        yield RequestParseError(f"request line of {skipping} bytes, over the limit of {max_bytes} bytes")
+    elif buf:
+        yield bytes(buf)
 
 
 def finite_json(obj: Any) -> Any:

@@ -131,9 +131,10 @@ class SummaryAccumulator:
                 self.fifo_energy_j += e
                 self.fifo_latency_s += t
 
-    def result(self) -> dict:
-        """The summary dict (docs/LOGS.md); finishes the replay with whatever is still held (in seq order)."""
-        while self._held:
+    def result(self, replay: bool = True) -> dict:
+        """The summary dict (docs/LOGS.md). With ``replay`` (the end of a run) the fifo replay is finished with
+        whatever is still held, in seq order, and reported; without it (a snapshot mid-run) nothing changes."""
+        while replay and self._held:
             self._next_seq = min(self._held)
             self._drain()
         n = self.ok
@@ -154,7 +155,7 @@ class SummaryAccumulator:
                                "mean": self.host_latency.mean},
             "energy_by_component_j": dict(self.components),
         }
-        if self.swap_cost is not None and n:
+        if replay and self.swap_cost is not None and n:
             fifo_e, fifo_swaps = self.fifo_energy_j, self._cache.swaps
             out["fifo_baseline"] = {"swaps": fifo_swaps, "energy_j_total": fifo_e,
                                     "energy_per_inference_j": fifo_e / n, "sim_latency_s_total": self.fifo_latency_s}
