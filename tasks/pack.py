@@ -198,8 +198,9 @@ def pack_from_model(model: AdapterModel, task: str, labels: list[str] | tuple[st
                     **provenance: Any) -> TaskPack:
     """A :class:`TaskPack` holding ``model``'s task-specific tensors (``provenance``: metrics, train_config, ...)."""
     info = model.info
-    backbone = {"name": info.name, "family": info.family, "hash": model.backbone_hash(), "hf_config": info.hf_config,
-                "pooling": info.pooling, "pretrained": info.pretrained, "source": portable_source(info.name, info.source)}
+    backbone = {"name": info.name, "family": info.family, "hash": model.backbone_hash(),
+                "hf_config": portable_hf_config(info.name, info.hf_config), "pooling": info.pooling,
+                "pretrained": info.pretrained, "source": portable_source(info.name, info.source)}
     tensors = {n: t.cpu().float().numpy() for n, t in model.task_state().items()}
     return TaskPack(task=task, labels=tuple(labels), is_regression=is_regression, design=model.design,
                     adapter=model.adapter_spec, backbone=backbone, tensors=tensors, **provenance)
@@ -219,6 +220,15 @@ def portable_source(name: str, source: str) -> str:
     if sep and kind == "config":
         return f"config:{Path(rest).name}"
     return f"folder:{Path(source).name}"
+
+
+def portable_hf_config(name: str, hf_config: dict[str, Any]) -> dict[str, Any]:
+    """The Hugging Face config without this machine's paths: ``_name_or_path`` (where transformers loaded it
+    from) becomes the backbone's name when it is a local path."""
+    where = hf_config.get("_name_or_path")
+    if isinstance(where, str) and Path(where).is_absolute():
+        return dict(hf_config, _name_or_path=name)
+    return dict(hf_config)
 
 
 def apply_pack(model: AdapterModel, pack: TaskPack) -> AdapterModel:
