@@ -23,7 +23,7 @@ from edgemti.formats.quant import fake_quantize
 
 def config_of_build(path: str | Path) -> CompileConfig:
     """The :class:`CompileConfig` a build was compiled with (saved in its manifest)."""
-    cfg = dict(open_build(path, verify=False).manifest.compile["config"])
+    cfg = dict(open_build(path, verify=False).manifest.compile.config or {})
     cfg["packs"] = tuple(cfg.get("packs") or ())
     cfg["synthetic_tasks"] = tuple(cfg.get("synthetic_tasks") or ())
     return CompileConfig(**cfg)

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgemti import __version__
 from edgemti.compiler.config import CompileConfig
-from edgemti.compiler.footprint import Footprint, check_capacity, footprint, spec_capacities
+from edgemti.compiler.footprint import Footprint, check_capacity, footprint
 from edgemti.compiler.packs import TaskTensors, load_tasks
 from edgemti.compiler.prune import PruneReport, group_of, prune_backbone
 from edgemti.errors import ConfigError
@@ -37,7 +37,7 @@ from edgemti.formats.build import (
     sha256_hex,
     write_build,
 )
-from edgemti.formats.manifest import Manifest
+from edgemti.formats.manifest import CompileSection, Manifest
 
 log = logging.getLogger(__name__)
 STEPS = ("load backbone and packs", "prune backbone", "quantize + bitmask-encode backbone", "quantize packs",
@@ -99,7 +99,7 @@ def plan_build(config: CompileConfig, progress: Progress | None = None) -> Plan:
         "config": config.to_dict(),
     }
     manifest = Manifest(edgemti_version=__version__, build_id="", design=config.design, synthetic=config.synthetic,
-                        backbone=_backbone_meta(model, config), compile=compile_meta,
+                        backbone=_backbone_meta(model, config), compile=CompileSection.from_dict(compile_meta),
                         graph={"file": GRAPH_FILE, "sha256": "", "data_inputs": list(DATA_INPUTS), "output": OUTPUT},
                         images=image_entries(images), tensors=tensors, packs=packs)
     return Plan(config, model, tasks, report, images, manifest)
@@ -185,7 +185,7 @@ def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
     fp = plan.footprint
     spec = _spec(config)
     if config.check_capacity:
-        check_capacity(fp, spec_capacities(spec), origin=spec.path or spec.name)
+        check_capacity(fp, spec.capacities_bytes(), origin=spec.path or spec.name)
     step(STEPS[5])
     graph = weightless_graph(plan.model, [t.shapes() for t in plan.tasks])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +198,7 @@ def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
         images = image_entries(plan.images)
         m = plan.manifest
         manifest = Manifest(
-            edgemti_version=m.edgemti_version, build_id=build_id(images, gsha, m.compile), design=m.design,
+            edgemti_version=m.edgemti_version, build_id=build_id(images, gsha, m.compile.to_dict()), design=m.design,
             synthetic=m.synthetic, backbone=backbone, compile=m.compile, graph=dict(m.graph, sha256=gsha),
             images=images, tensors=m.tensors, packs=m.packs,
             provenance={"spec": spec.path or spec.name, "spec_hash": spec.spec_hash(),

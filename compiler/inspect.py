@@ -58,7 +58,7 @@ def inspect_build(path: str | Path, verify: bool = False, table3: bool = False, 
     report: dict = {
         "path": str(path), "build_id": m.build_id, "design": m.design, "synthetic": m.synthetic,
         "backbone": {k: m.backbone[k] for k in ("name", "family", "pretrained", "hash", "num_params")},
-        "warning": m.backbone.get("warning"), "compile": {k: v for k, v in m.compile.items() if k != "config"},
+        "warning": m.backbone.get("warning"), "compile": {k: v for k, v in m.compile.to_dict().items() if k != "config"},
         "images": {n: {"file": e.file, "size_bytes": e.size_bytes, "memory": e.memory, "cells": e.cells}
                    for n, e in m.images.items()},
         "footprint": fp.to_dict(),
@@ -111,9 +111,9 @@ def table3_for_manifest(m: Manifest, progress: Callable[[str], None] | None = No
     big = [p.adapter for p in m.packs if p.adapter]
     adapter = f"{max(a['attn_bottleneck'] for a in big)},{max(a['ffn_bottleneck'] for a in big)}" if big else \
         str(max(sizes or [64]))
-    fps = table3_footprints(m.backbone["name"], m.tasks, float(m.compile["sparsity_embedding"]),
-                            float(m.compile["sparsity_transformer"]), adapter=adapter,
-                            checkpoint=m.compile.get("config", {}).get("checkpoint"), progress=progress)
+    fps = table3_footprints(m.backbone["name"], m.tasks, m.compile.sparsity_embedding,
+                            m.compile.sparsity_transformer, adapter=adapter,
+                            checkpoint=(m.compile.config or {}).get("checkpoint"), progress=progress)
     return table3_rows(fps)
 
 

@@ -141,15 +141,114 @@ class PackEntry:
 
 
 @dataclass(frozen=True)
+class CompileSection:
+    """The manifest's ``compile`` object, typed: how the build was compiled (docs/FORMATS.md).
+
+    ``prune``, ``stored_sparsity`` and ``config`` are provenance (the pruning report, the resolved
+    ``CompileConfig``): kept as written, never read by the runtime or the hardware model. ``to_dict`` gives back
+    exactly the JSON object it was parsed from (the build id hashes it).
+    """
+
+    quant: str  # the value format's name, e.g. "q3.5", "fp32"
+    value_format: QFormat  # backbone values
+    pack_format: QFormat  # task-pack values
+    activation_bits: int
+    sparsity_embedding: float  # requested fractions of zeros, in [0, 1)
+    sparsity_transformer: float
+    cumulative_sparsity: float
+    max_seq_len: int  # tokens; the SRAM activation working set is sized for it
+    pack_quant: str | None = None  # the pack format's name (None in builds that did not record it)
+    prune: dict[str, Any] | None = None
+    stored_sparsity: float | None = None
+    config: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        problems = _compile_problems(self)
+        if problems:
+            raise ConfigError("CompileSection: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"quant": self.quant, "value_format": self.value_format.to_dict()}
+        if self.pack_quant is not None:
+            d["pack_quant"] = self.pack_quant
+        d.update({"pack_format": self.pack_format.to_dict(), "activation_bits": self.activation_bits,
+                  "sparsity_embedding": self.sparsity_embedding, "sparsity_transformer": self.sparsity_transformer,
+                  "cumulative_sparsity": self.cumulative_sparsity, "max_seq_len": self.max_seq_len})
+        for k in ("prune", "stored_sparsity", "config"):
+            if getattr(self, k) is not None:
+                d[k] = getattr(self, k)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> CompileSection:
+        """Parse the JSON object; one :class:`FormatError` lists every problem (missing keys, bad formats, ranges)."""
+        if not isinstance(d, dict):
+            raise FormatError(f"compile: must be an object, got {type(d).__name__}")
+        problems = [f"missing key {k!r}" for k in _COMPILE_KEYS if k not in d]
+        unknown = sorted(set(d) - set(_COMPILE_KEYS) - {"pack_quant", "prune", "stored_sparsity", "config"})
+        problems += [f"unknown key {k!r}" for k in unknown]
+        fmts: dict[str, QFormat] = {}
+        for k in ("value_format", "pack_format"):
+            if k in d:
+                try:
+                    fmts[k] = QFormat.from_dict(d[k])
+                except FormatError as exc:
+                    problems.append(f"{k}: {exc}")
+        nums: dict[str, Any] = {}
+        for k, typ in (("activation_bits", int), ("max_seq_len", int), ("sparsity_embedding", float),
+                       ("sparsity_transformer", float), ("cumulative_sparsity", float), ("stored_sparsity", float)):
+            v = d.get(k)
+            if v is None:
+                continue
+            ok = isinstance(v, int) if typ is int else isinstance(v, int | float)
+            if isinstance(v, bool) or not ok:
+                problems.append(f"{k} must be {'an int' if typ is int else 'a number'}, got {v!r}")
+            else:
+                nums[k] = typ(v)
+        for k in ("quant", "pack_quant"):
+            if k in d and d[k] is not None and not isinstance(d[k], str):
+                problems.append(f"{k} must be a string, got {d[k]!r}")
+        for k in ("prune", "config"):
+            if d.get(k) is not None and not isinstance(d[k], dict):
+                problems.append(f"{k} must be an object, got {type(d[k]).__name__}")
+        if problems:
+            raise FormatError("compile: " + "; ".join(problems))
+        try:
+            return cls(quant=d["quant"], value_format=fmts["value_format"], pack_format=fmts["pack_format"],
+                       activation_bits=nums["activation_bits"], sparsity_embedding=nums["sparsity_embedding"],
+                       sparsity_transformer=nums["sparsity_transformer"],
+                       cumulative_sparsity=nums["cumulative_sparsity"], max_seq_len=nums["max_seq_len"],
+                       pack_quant=d.get("pack_quant"), prune=d.get("prune"),
+                       stored_sparsity=nums.get("stored_sparsity"), config=d.get("config"))
+        except (KeyError, ConfigError) as exc:
+            raise FormatError(f"compile: {exc}") from None
+
+
+def _compile_problems(c: CompileSection) -> list[str]:
+    problems = []
+    if c.activation_bits not in range(2, 33):
+        problems.append(f"activation_bits must be in [2, 32], got {c.activation_bits}")
+    if c.max_seq_len <= 0:
+        problems.append(f"max_seq_len must be > 0, got {c.max_seq_len}")
+    for k in ("sparsity_embedding", "sparsity_transformer", "cumulative_sparsity"):
+        if not 0.0 <= getattr(c, k) < 1.0:
+            problems.append(f"{k} must be in [0, 1), got {getattr(c, k)}")
+    if c.stored_sparsity is not None and not 0.0 <= c.stored_sparsity <= 1.0:
+        problems.append(f"stored_sparsity must be in [0, 1], got {c.stored_sparsity}")
+    return problems
+
+
+@dataclass(frozen=True)
 class Manifest:
-    """The whole build map. ``backbone``/``compile``/``graph`` are JSON objects with the keys of docs/FORMATS.md."""
+    """The whole build map. ``backbone``/``graph`` are JSON objects with the keys of docs/FORMATS.md; ``compile`` is
+    typed (:class:`CompileSection`)."""
 
     edgemti_version: str
     build_id: str
     design: str
     synthetic: bool
     backbone: dict[str, Any]
-    compile: dict[str, Any]
+    compile: CompileSection
     graph: dict[str, Any]
     images: dict[str, ImageEntry]
     tensors: tuple[TensorEntry, ...]
@@ -179,18 +278,18 @@ class Manifest:
 
     @property
     def value_format(self) -> QFormat:
-        return QFormat.from_dict(self.compile["value_format"])
+        return self.compile.value_format
 
     @property
     def pack_format(self) -> QFormat:
-        return QFormat.from_dict(self.compile["pack_format"])
+        return self.compile.pack_format
 
     # -- JSON ----------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {
             "format": self.format, "format_version": self.format_version, "edgemti_version": self.edgemti_version,
             "build_id": self.build_id, "design": self.design, "synthetic": self.synthetic,
-            "backbone": self.backbone, "compile": self.compile, "graph": self.graph,
+            "backbone": self.backbone, "compile": self.compile.to_dict(), "graph": self.graph,
             "images": {k: asdict(v) for k, v in self.images.items()},
             "tensors": [t.to_dict() for t in self.tensors],
             "packs": [p.to_dict() for p in self.packs],
@@ -222,13 +321,19 @@ class Manifest:
         for key in _TOP_KEYS:
             if key not in d:
                 problems.append(f"missing key {key!r}")
-        for sect, keys in (("backbone", _BACKBONE_KEYS), ("compile", _COMPILE_KEYS), ("graph", _GRAPH_KEYS)):
+        for sect, keys in (("backbone", _BACKBONE_KEYS), ("graph", _GRAPH_KEYS)):
             if isinstance(d.get(sect), dict):
                 problems += [f"{sect}: missing key {k!r}" for k in keys if k not in d[sect]]
             elif sect in d:
                 problems.append(f"{sect}: must be an object")
         if d.get("design") not in (None, "adapter", "vanilla"):
             problems.append(f"design must be 'adapter' or 'vanilla', got {d.get('design')!r}")
+        compile_section = None
+        if "compile" in d:
+            try:
+                compile_section = CompileSection.from_dict(d["compile"])
+            except FormatError as exc:
+                problems.append(str(exc))
         if problems:
             raise FormatError(f"{origin}: {len(problems)} problem(s): " + "; ".join(problems))
         try:
@@ -257,8 +362,9 @@ class Manifest:
             problems.append(f"duplicate tasks in packs: {names}")
         if problems:
             raise FormatError(f"{origin}: {len(problems)} problem(s): " + "; ".join(problems))
+        assert compile_section is not None  # "compile" is a required key, checked above
         return cls(edgemti_version=str(d["edgemti_version"]), build_id=str(d["build_id"]), design=str(d["design"]),
-                   synthetic=bool(d["synthetic"]), backbone=dict(d["backbone"]), compile=dict(d["compile"]),
+                   synthetic=bool(d["synthetic"]), backbone=dict(d["backbone"]), compile=compile_section,
                    graph=dict(d["graph"]), images=images, tensors=tensors, packs=packs,
                    provenance=dict(d.get("provenance") or {}))
 

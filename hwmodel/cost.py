@@ -46,6 +46,7 @@ class ActionCounts:
     pe_cycles: float = 0.0  # PE-array cycles (tiles / utilisation + fill)
     sfu_cycles: dict = field(default_factory=dict)  # SFU kind -> cycles
     sfu_elements: dict = field(default_factory=dict)  # SFU kind -> elements processed
+    sfu_precision: str = ""  # MAC-energy key the SFU computes at (the activation precision); set with sfu_elements
     bitmask_decode_vectors: float = 0.0
     bitmask_encode_vectors: float = 0.0
 
@@ -56,6 +57,10 @@ class ActionCounts:
             d = getattr(self, name)
             problems += [f"{name}[{k!r}] is not one of {list(keys)}" for k in d if k not in keys]
             problems += [f"{name}[{k!r}] must be >= 0, got {v}" for k, v in d.items() if not v >= 0]
+        if any(self.sfu_elements.values()) and self.sfu_precision not in PRECISIONS:
+            problems.append(f"sfu_elements need sfu_precision in {list(PRECISIONS)}, got {self.sfu_precision!r}")
+        elif self.sfu_precision and self.sfu_precision not in PRECISIONS:
+            problems.append(f"sfu_precision must be one of {list(PRECISIONS)}, got {self.sfu_precision!r}")
         for name in ("pe_cycles", "bitmask_decode_vectors", "bitmask_encode_vectors"):
             if not getattr(self, name) >= 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -66,17 +71,25 @@ class ActionCounts:
             raise ConfigError("ActionCounts: " + "; ".join(problems))
 
     def __add__(self, other: ActionCounts) -> ActionCounts:
+        if self.sfu_precision and other.sfu_precision and self.sfu_precision != other.sfu_precision:
+            raise ConfigError(f"ActionCounts: cannot add SFU work at {self.sfu_precision} and {other.sfu_precision}")
         kw: dict[str, Any] = {}
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            kw[f.name] = _add_dicts(a, b) if isinstance(a, dict) else a + b
+            if isinstance(a, str):
+                kw[f.name] = a or b
+            else:
+                kw[f.name] = _add_dicts(a, b) if isinstance(a, dict) else a + b
         return ActionCounts(**kw)
 
     def scaled(self, k: float) -> ActionCounts:
         kw: dict[str, Any] = {}
         for f in fields(self):
             a = getattr(self, f.name)
-            kw[f.name] = {x: v * k for x, v in a.items()} if isinstance(a, dict) else a * k
+            if isinstance(a, str):
+                kw[f.name] = a
+            else:
+                kw[f.name] = {x: v * k for x, v in a.items()} if isinstance(a, dict) else a * k
         return ActionCounts(**kw)
 
     def to_dict(self) -> dict:
@@ -125,9 +138,10 @@ def price(counts: ActionCounts, spec: ArchSpec, levels: dict[str, LevelProvision
     for p, n in counts.macs.items():
         g = counts.gated_macs.get(p, 0)
         pe += ((n - g) + g * spec.pe_array.gated_energy_fraction) * mac_energy_j(spec, p)
-    sfu_prec = max(counts.macs, key=lambda p: counts.macs[p]) if counts.macs else "fixed8"
+    # the SFU computes on activations: its MAC-equivalent work is priced at their precision
     sfu = sum(n * spec.sfu.mac_equiv_per_element[k] for k, n in counts.sfu_elements.items())
-    sfu *= mac_energy_j(spec, sfu_prec)
+    if sfu:
+        sfu *= mac_energy_j(spec, counts.sfu_precision)
     bm = (counts.bitmask_decode_vectors * spec.bitmask.decode_pj_per_vector
           + counts.bitmask_encode_vectors * spec.bitmask.encode_pj_per_vector) * 1e-12
     if ex.include_compute_energy:

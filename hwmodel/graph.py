@@ -161,13 +161,15 @@ def _stages(group: FusedGroup) -> list[tuple[GroupOp, list[int]]]:
 
 
 def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[str, _Weight], spec: ArchSpec,
-                 precision: str, act_bits: int, fusion: Fusion | None = None) -> list[OpCharge]:
+                 precision: str, act_bits: int, fusion: Fusion | None = None,
+                 act_precision: str | None = None) -> list[OpCharge]:
     """One :class:`OpCharge` per charged stage of every fusion group, in execution order.
 
     ``fusion``: the graph's groups (:func:`edgemti.hwmodel.fusion.fuse`; computed here when not given).
     Activations a group reads or writes outside itself move through SRAM (at ``act_bits``); inside a group
     they stay in the scratchpad and accumulators. Matmul operands stream as :mod:`edgemti.hwmodel.tiling`
-    dictates (each re-read counted).
+    dictates (each re-read counted). ``act_precision``: the MAC-energy key SFU work is priced at (the
+    activations' precision; default ``precision``).
     """
     if fusion is None:
         fusion = fuse(model, set(weights))
@@ -292,6 +294,7 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
                 read_bits=read, write_bits=write,
                 macs={precision: macs} if macs else {}, gated_macs={precision: gated} if gated else {},
                 pe_cycles=pe_cycles, sfu_cycles=sfu_cycles, sfu_elements=sfu_elems,
+                sfu_precision=(act_precision or precision) if sfu_elems else "",
                 bitmask_decode_vectors=acc.decode,
             )
             kind = op.role if op.role.startswith("sfu") else op.role

@@ -1,8 +1,9 @@
-"""``HwModel``: a build (manifest dict + ONNX graph) on an architecture spec -> area, energy, latency.
+"""``HwModel``: a :class:`Workload` (a build, typed) + its ONNX graph on an architecture spec -> area, energy, latency.
 
 The runtime codes against this class (names kept stable, documented in docs/HWMODEL.md):
 
-* ``HwModel.from_build(manifest, graph, spec=None)``; ``spec=None`` loads the shipped spec of the build's design;
+* ``HwModel(workload, graph, spec)``; a caller holding a build uses ``edgemti.formats.workload.hw_model(manifest,
+  graph, spec=None)`` (``spec=None``: the shipped spec of the build's design), which makes the ``Workload``;
 * ``hw.inference(seq_len, task=None, batch=1) -> InferenceCost`` (cached per (task, seq_len, batch): a repeat
   costs microseconds); a batch of ``batch`` requests runs as one graph execution: activations scale with it,
   each weight is read once per use for the whole batch;
@@ -10,9 +11,8 @@ The runtime codes against this class (names kept stable, documented in docs/HWMO
 * ``hw.program_rram() -> ProgramCost``: one-time programming of the RRAM images;
 * ``hw.area() -> AreaReport``; ``hw.price(counts) -> Cost`` for counts the runtime records itself.
 
-Placement: backbone tensors (the manifest's ``tensors``) in RRAM, bitmask-encoded; the active task's pack
-tensors and the activations in SRAM; every pack in DRAM. For the vanilla design the compiler puts only the
-embeddings in ``tensors`` and the rest of the transformer in each pack, so the same code charges both designs.
+Placement (hwmodel/workload.py): backbone tensors in RRAM, bitmask-encoded; the active task's pack tensors and
+the activations in SRAM; every pack in DRAM. Shapes come from :class:`ShapeInference`, prepared once per graph.
 """
 
 from __future__ import annotations
@@ -23,14 +23,21 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from edgemti.errors import CapacityError, FormatError, UnknownTaskError
+from edgemti.errors import CapacityError
 from edgemti.hwmodel.cost import ActionCounts, Cost, price
-from edgemti.hwmodel.graph import WeightInfo, charge_graph, probe_shapes, unmatched_weights, weight_views
+from edgemti.hwmodel.fusion import Fusion, fuse
+from edgemti.hwmodel.graph import (
+    activation_working_set_bytes,
+    charge_graph,
+    price_charges,
+    unmatched_weights,
+)
 from edgemti.hwmodel.macros import LevelProvision, load_macro_table, provision
-from edgemti.hwmodel.spec import ON_CHIP_LEVELS, ArchSpec, load_spec
+from edgemti.hwmodel.shapes import GraphShapes, ShapeInference
+from edgemti.hwmodel.spec import ON_CHIP_LEVELS, ArchSpec
+from edgemti.hwmodel.workload import Workload
 
 log = logging.getLogger(__name__)
-DEFAULT_DATA_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class OpRecord:
     latency_s: float
     start_s: float
     weights: tuple = ()  # weight tensors this node read (each use is charged)
+    group: str = ""  # the fusion group this stage belongs to (hwmodel/fusion.py), named by its anchor node
+    group_kind: str = ""  # matmul | attention | adapter | gelu | add_layernorm | gather | sfu
+    tiles: int = 0  # scratchpad tiles of a matmul stage (hwmodel/tiling.py)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -102,78 +112,45 @@ class AreaReport:
                 "logic_mm2": self.logic_mm2, "levels": {k: v.to_dict() for k, v in self.levels.items()}}
 
 
-def precision_of(fmt: dict) -> str:
-    """Manifest value format -> the spec's MAC-energy key."""
-    kind, bits = fmt.get("kind"), int(fmt.get("bits", 32))
-    if kind == "fixed":
-        return "fixed8" if bits <= 8 else "fixed16" if bits <= 16 else "float32"
-    return "float16" if bits <= 16 else "float32"
-
-
-def _get(d: dict, *keys: str, origin: str = "manifest"):
-    cur = d
-    for k in keys:
-        if not isinstance(cur, dict) or k not in cur:
-            raise FormatError(f"{origin}: missing key {'.'.join(keys)!r}: not an edgemti build manifest (recompile)")
-        cur = cur[k]
-    return cur
-
-
 class HwModel:
     """A build priced on an architecture. Deterministic; inference costs cached per (task, seq_len)."""
 
-    def __init__(self, manifest: dict, graph: onnx.ModelProto, spec: ArchSpec) -> None:
-        self.manifest = manifest
+    def __init__(self, workload: Workload, graph: onnx.ModelProto, spec: ArchSpec) -> None:
+        self.workload = workload
         self.graph = graph
         self.spec = spec
-        comp = _get(manifest, "compile")
-        self.value_format = _get(comp, "value_format")
-        self.precision = precision_of(self.value_format)
-        self.act_bits = int(comp.get("activation_bits") or self.value_format.get("bits", 32))
-        self.max_seq_len = int(comp.get("max_seq_len") or 128)
-        di = manifest.get("graph", {}).get("data_inputs", DEFAULT_DATA_INPUTS)
-        self.data_inputs = tuple(di.values()) if isinstance(di, dict) else tuple(di)
-        self.backbone: dict[str, WeightInfo] = {}
-        self.backbone_shapes = {t["name"]: tuple(t["shape"]) for t in _get(manifest, "tensors") if "shape" in t}
-        for t in _get(manifest, "tensors"):
-            self.backbone[t["name"]] = WeightInfo(t["name"], int(t["numel"]), int(t["nnz"]),
-                                                  int(t["format"]["bits"]), "rram")
-        self.packs: dict[str, dict] = {p["task"]: p for p in _get(manifest, "packs")}
-        if not self.packs:
-            raise FormatError("manifest: the build has no task packs; compile at least one task")
+        self.precision = workload.precision
+        self.act_bits = workload.activation_bits
+        self.max_seq_len = workload.max_seq_len
+        self.data_inputs = workload.data_inputs
+        self.shape_inference = ShapeInference(graph, workload.data_inputs)
         self._cache: dict[tuple[str, int, int], InferenceCost] = {}
-        self._shape_cache: dict[tuple[str, int, int], object] = {}
+        self._shape_cache: dict[tuple[str, int, int], GraphShapes] = {}
         self._swap_cache: dict[str, Cost] = {}
+        self._fusion: Fusion | None = None
         self.table = load_macro_table(spec.macro_library_path())
         self.levels = self._provision()
 
     # -- construction ---------------------------------------------------------------------------------------------
-    @classmethod
-    def from_build(cls, manifest: dict, graph: onnx.ModelProto, spec: ArchSpec | None = None) -> HwModel:
-        design = _get(manifest, "design")
-        if spec is None:
-            spec = load_spec(design=design)
-        elif spec.design != design:
-            log.warning("spec %s is for the %s design, the build is %s", spec.name, spec.design, design)
-        return cls(manifest, graph, spec)
-
     def requirements(self) -> dict[str, int]:
         """Bytes each on-chip level must hold: the RRAM images; SRAM = largest pack + peak activations."""
-        images = _get(self.manifest, "images")
-        req = {lv: int(_get(images, lv, "size_bytes")) for lv in ("rram_mlc", "rram_slc")}
-        req["sram"] = max(int(p["length"]) for p in self.packs.values()) + self.activation_peak_bytes()
+        req = {lv: self.workload.image_bytes[lv] for lv in ("rram_mlc", "rram_slc")}
+        req["sram"] = max(t.pack_bytes for t in self.workload.tasks) + self.activation_peak_bytes()
         return req
 
     def activation_peak_bytes(self) -> int:
-        """Largest (inputs + outputs) activation footprint of one node at ``max_seq_len``: SRAM working set."""
+        """SRAM activation working set at ``max_seq_len``: the peak of the activations alive between fusion
+        groups (inside a group, tiles stay in the scratchpad; hwmodel/tiling.py)."""
         shapes = self._shapes(self.max_seq_len, self._task(None))
-        weights = weight_views(self.graph, set(self.backbone) | {t["name"] for p in self.packs.values()
-                                                                for t in p["tensors"]})
-        peak = 0
-        for n in self.graph.graph.node:
-            names = [x for x in (*n.input, *n.output) if x and x not in weights and x in shapes.float_tensors]
-            peak = max(peak, sum(math.prod(shapes.shapes.get(x, ())) for x in names))
-        return int(peak * self.act_bits // 8)
+        return activation_working_set_bytes(self.fusion, shapes, self.act_bits)
+
+    @property
+    def fusion(self) -> Fusion:
+        """The graph's fusion groups (hwmodel/fusion.py), found once."""
+        if self._fusion is None:
+            names = {w.name for w in self.workload.backbone} | {w.name for t in self.workload.tasks for w in t.tensors}
+            self._fusion = fuse(self.graph, names, self.data_inputs)
+        return self._fusion
 
     def _provision(self) -> dict[str, LevelProvision]:
         req = self.requirements()
@@ -183,18 +160,17 @@ class HwModel:
             out[lv] = provision(lv, mem, self.spec.technology.node_nm, self.table, req[lv], precision=self.precision)
         return out
 
-    def _shapes(self, seq_len: int, task: str, batch: int = 1):
+    def _shapes(self, seq_len: int, task: str, batch: int = 1) -> GraphShapes:
         key = (task, seq_len, batch)
         if key not in self._shape_cache:
-            shapes = dict(self.backbone_shapes)
-            shapes.update({t["name"]: tuple(t["shape"]) for t in self.packs[task]["tensors"] if "shape" in t})
-            self._shape_cache[key] = probe_shapes(self.graph, seq_len, self.data_inputs, shapes, batch=batch)
+            weights = {name: w.shape for name, w in self.workload.weights(task).items()}
+            self._shape_cache[key] = self.shape_inference.shapes(seq_len, batch, weights)
         return self._shape_cache[key]
 
     # -- pricing --------------------------------------------------------------------------------------------------
     @property
     def tasks(self) -> list[str]:
-        return list(self.packs)
+        return self.workload.task_names
 
     def price(self, counts: ActionCounts) -> Cost:
         """Price action counts recorded elsewhere (e.g. by the runtime) on this architecture."""
@@ -202,10 +178,8 @@ class HwModel:
 
     def _task(self, task: str | None) -> str:
         if task is None:
-            return max(self.packs, key=lambda t: int(self.packs[t]["length"]))
-        if task not in self.packs:
-            raise UnknownTaskError(f"task {task!r} is not in this build (it has {self.tasks})")
-        return task
+            return self.workload.largest_task
+        return self.workload.task(task).task  # UnknownTaskError naming the build's tasks
 
     def inference(self, seq_len: int, task: str | None = None, batch: int = 1) -> InferenceCost:
         """Energy/latency of one graph execution over ``batch`` requests of ``seq_len`` tokens each;
@@ -220,21 +194,18 @@ class HwModel:
             return self._cache[key]
         if seq_len > self.max_seq_len:
             log.warning("seq_len %d exceeds the build's max_seq_len %d", seq_len, self.max_seq_len)
-        weights = dict(self.backbone)
-        for t in self.packs[task]["tensors"]:
-            weights[t["name"]] = WeightInfo(t["name"], int(t["numel"]), int(t["numel"]), int(t["format"]["bits"]),
-                                            "sram")
+        weights = self.workload.weights(task)
         shapes = self._shapes(seq_len, task, batch)
         missing = unmatched_weights(self.graph, shapes, weights, self.data_inputs)
         if missing:
             log.warning("graph inputs not in the manifest, charged as SRAM activations: %s", missing[:5])
-        charges = charge_graph(self.graph, shapes, weights, self.spec, self.precision, self.act_bits)
+        charges = charge_graph(self.graph, shapes, weights, self.spec, self.precision, self.act_bits, self.fusion,
+                               act_precision=self.workload.activation_precision)
         records = []
         total = Cost.zero()
         counts = ActionCounts()
         t = 0.0
-        for i, ch in enumerate(charges):
-            c = self.price(ch.counts)
+        for i, (ch, c) in enumerate(zip(charges, price_charges(charges, self.spec, self.levels), strict=True)):
             e = c.energy_by_component_j
             nbytes = {lv: (ch.counts.read_bits.get(lv, 0) + ch.counts.write_bits.get(lv, 0)) / 8
                       for lv in (*ON_CHIP_LEVELS, "dram")}
@@ -243,7 +214,8 @@ class HwModel:
                 cycles=ch.counts.pe_cycles + sum(ch.counts.sfu_cycles.values()),
                 bytes_by_level={k: v for k, v in nbytes.items() if v}, energy_by_component_j=dict(e),
                 energy_j=c.energy_j, compute_energy_j=e.get("pe_array", 0) + e.get("sfu", 0) + e.get("bitmask", 0),
-                latency_s=c.latency_s, start_s=t, weights=ch.weights,
+                latency_s=c.latency_s, start_s=t, weights=ch.weights, group=ch.group, group_kind=ch.group_kind,
+                tiles=ch.tiles,
             ))
             t += c.latency_s
             total = total + c
@@ -273,7 +245,7 @@ class HwModel:
         """Bytes a swap (and each ``execution.dram_pack_passes_per_inference`` pass) moves from DRAM into SRAM:
         the task's pack, or the spec's SRAM requirement override when it has one (a study's own accounting)."""
         override = self.spec.sram.required_override_bytes(self.precision)
-        return override if override is not None else int(self.packs[self._task(task)]["length"])
+        return override if override is not None else self.workload.task(self._task(task)).pack_bytes
 
     def price_swap(self, pack_bytes: int) -> Cost:
         """Moving ``pack_bytes`` from DRAM into SRAM (read DRAM, write SRAM)."""
@@ -291,8 +263,7 @@ class HwModel:
 
     def program_rram(self) -> ProgramCost:
         """One-time programming of the RRAM images (read from DRAM, written into MLC and SLC cells)."""
-        images = _get(self.manifest, "images")
-        bits = {lv: 8.0 * int(_get(images, lv, "size_bytes")) for lv in ("rram_mlc", "rram_slc")}
+        bits = {lv: 8.0 * self.workload.image_bytes[lv] for lv in ("rram_mlc", "rram_slc")}
         c = self.price(ActionCounts(read_bits={"dram": sum(bits.values())}, write_bits=bits))
         cells = {lv: int(b // self.spec.on_chip_memory(lv).bits_per_cell) for lv, b in bits.items()}
         return ProgramCost(c.energy_j, c.latency_s, c.energy_by_component_j, c.latency_by_part_s, cells)

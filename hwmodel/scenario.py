@@ -123,4 +123,4 @@ def per_inference(hw: HwModel, seq_len: int, switch_rate: float, task: str | Non
 
 
 def _largest(hw: HwModel) -> str:
-    return max(hw.tasks, key=lambda t: int(hw.packs[t]["length"]))
+    return hw.workload.largest_task

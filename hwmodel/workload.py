@@ -123,6 +123,11 @@ class Workload:
         object.__setattr__(self, "_by_task", {t.task: t for t in self.tasks})
 
     @property
+    def activation_precision(self) -> str:
+        """MAC-energy key of the activations (the SFU's operands): the value format's kind at ``activation_bits``."""
+        return precision_key("float" if self.precision.startswith("float") else "fixed", self.activation_bits)
+
+    @property
     def task_names(self) -> list[str]:
         return [t.task for t in self.tasks]
 

@@ -95,7 +95,7 @@ class Engine:
             raise ConfigError(f"seq_bucket must be an int >= 0 (0 or 1: no bucketing), got {seq_bucket!r}")
         self.seq_bucket = seq_bucket
         self._pad_id = int(tokenizer.pad_token_id)
-        self.max_seq_len = int(self.manifest.compile["max_seq_len"])
+        self.max_seq_len = self.manifest.compile.max_seq_len
         tasks = tuple(self.manifest.tasks)
         self.rules = RequestRules(tasks=tasks, pair_tasks=tuple(p.task for p in self.manifest.packs if "text_pair" in p.text_fields),
                                   overlong=overlong)
@@ -419,7 +419,7 @@ class Engine:
         """What every serve log records about this engine (build, spec, slots, faults)."""
         return {"build_id": self.build_id, "design": self.manifest.design, "synthetic": self.manifest.synthetic,
                 "backbone": self.manifest.backbone.get("name"), "tasks": list(self.rules.tasks),
-                "compile": {k: self.manifest.compile.get(k) for k in ("quant", "max_seq_len", "cumulative_sparsity")},
+                "compile": {k: getattr(self.manifest.compile, k) for k in ("quant", "max_seq_len", "cumulative_sparsity")},
                 "spec": {"name": self.spec.name, "design": self.spec.design, "path": self.spec.path,
                          "sha256": self.spec.spec_hash()},
                 "slots": self.slots.slots, "pinned": list(self.slots.pinned), "overlong": self.rules.overlong,
@@ -435,9 +435,9 @@ class Engine:
 
 def _hw_model(manifest, graph, spec: ArchSpec):
     """The hardware model of a build (one place: :meth:`Engine.open` and a task added at run time)."""
-    from edgemti.hwmodel.model import HwModel  # the hardware model is heavy to import; only here
+    from edgemti.formats.workload import hw_model  # the hardware model is heavy to import; only here
 
-    return HwModel.from_build(manifest.to_dict(), graph, spec)
+    return hw_model(manifest, graph, spec)
 
 
 def _activation_bytes(hw, manifest) -> int:

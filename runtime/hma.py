@@ -31,8 +31,9 @@ SPEC_LEVELS = {SRAM: "sram", DRAM: "dram", RRAM_SLC: "rram_slc", RRAM_MLC2: "rra
 
 
 def capacities_from_spec(spec) -> dict[str, int]:
-    """Bytes per memory level from an :class:`edgemti.hwmodel.spec.ArchSpec` (``spec.memory(level)``)."""
-    return {lv: int(spec.memory(name).capacity_bytes) for lv, name in SPEC_LEVELS.items()}
+    """``spec.capacities_bytes()`` of an :class:`edgemti.hwmodel.spec.ArchSpec`, keyed by the emulator's levels."""
+    caps = spec.capacities_bytes()
+    return {lv: caps[name] for lv, name in SPEC_LEVELS.items()}
 
 
 class Hma:
@@ -200,7 +201,7 @@ def fit_spec(build: str | Path, spec_path: str | Path | None = None) -> tuple[An
     embeddings outgrow the shipped specs, sized for ALBERT). Returns (spec, one line per change)."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
-    from edgemti.hwmodel.model import HwModel
+    from edgemti.formats.workload import hw_model
     from edgemti.hwmodel.spec import load_spec
 
     b = open_build(build, verify=False)
@@ -209,7 +210,7 @@ def fit_spec(build: str | Path, spec_path: str | Path | None = None) -> tuple[An
     roomy = spec.with_overrides({f"{lv}.capacity_bytes": max(spec.memory(lv).capacity_bytes,
                                                              4 * m.images[lv].size_bytes + (1 << 20))
                                  for lv in ("rram_mlc", "rram_slc")} | {"sram.capacity_bytes": 1 << 34})
-    req = HwModel.from_build(m.to_dict(), load_graph(b.graph_bytes()), roomy).requirements()
+    req = hw_model(m, load_graph(b.graph_bytes()), roomy).requirements()
     overrides, changes = {}, []
     for lv, need in req.items():
         cap = spec.memory(lv).capacity_bytes

@@ -88,8 +88,8 @@ def test_manifest_content(adapter_build, packs):
     pruned = [t for t in m.tensors if t.pruned]
     for t in pruned:  # stored sparsity >= target (quantization can only add zeros)
         assert t.sparsity >= t.sparsity_target - 1e-3
-    assert m.compile["cumulative_sparsity"] == pytest.approx(
-        0.5 * m.compile["prune"]["p_embedding"] + 0.3 * m.compile["prune"]["p_transformer"])
+    prune = m.compile.prune or {}
+    assert m.compile.cumulative_sparsity == pytest.approx(0.5 * prune["p_embedding"] + 0.3 * prune["p_transformer"])
     assert m.pack("mrpc").adapter["attn_bottleneck"] == 8
     assert all(p.text_fields == ("text", "text_pair") for p in m.packs)  # mnli, mrpc, stsb read sentence pairs
     assert (adapter_build / "tokenizer").is_dir() and m.backbone["tokenizer"] == "tokenizer"

@@ -20,7 +20,7 @@ from edgemti.formats.build import (
     sha256_hex,
     write_build,
 )
-from edgemti.formats.manifest import Manifest
+from edgemti.formats.manifest import CompileSection, Manifest
 from edgemti.formats.quant import fake_quantize, parse_format
 
 GRAPH = b"not-a-real-graph: the format layer only checksums it"
@@ -56,7 +56,7 @@ def _write(folder, fmt="q3.13", pfmt="q3.5"):
                  design="adapter", synthetic=True,
                  backbone={"name": "t", "family": "albert", "pretrained": False, "hash": "h" * 64, "pooling": "pooler",
                            "hf_config": {}, "tokenizer": None, "num_params": 227},
-                 compile=compile_meta, graph={"file": GRAPH_FILE, "sha256": sha256_hex(GRAPH),
+                 compile=CompileSection.from_dict(compile_meta), graph={"file": GRAPH_FILE, "sha256": sha256_hex(GRAPH),
                                               "data_inputs": ["input_ids"], "output": "logits"},
                  images=entries, tensors=tensors, packs=packs)
     folder.mkdir()

@@ -6,13 +6,15 @@ import math
 
 import onnx
 import pytest
-from hw_support import FIXED8, tiny_graph, tiny_hw, tiny_manifest
+from hw_support import tiny_graph, tiny_hw, tiny_workload
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from edgemti.errors import UnknownTaskError
 from edgemti.hwmodel import ActionCounts, HwModel, load_spec
+from edgemti.hwmodel.shapes import ShapeInference
+from edgemti.hwmodel.workload import TaskWorkload, WeightInfo, Workload
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +36,16 @@ def _matmul_build(t_in=32, n_out=48, nnz=768):
     g = helper.make_graph([helper.make_node("MatMul", ["input_ids", "w"], ["logits"], name="mm")], "g", [x, w], [y])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     numel = t_in * n_out
-    manifest = {
-        "design": "adapter", "compile": {"value_format": FIXED8, "activation_bits": 8, "max_seq_len": 20},
-        "graph": {"data_inputs": ["input_ids"]},
-        "images": {"rram_mlc": {"size_bytes": nnz}, "rram_slc": {"size_bytes": numel // 8}, "dram": {"size_bytes": 100}},
-        "tensors": [{"name": "w", "shape": [t_in, n_out], "numel": numel, "nnz": nnz, "format": FIXED8}],
-        "packs": [{"task": "t", "length": 100, "tensors": []}],
-    }
-    return manifest, model
+    workload = Workload(design="adapter", backbone=(WeightInfo("w", (t_in, n_out), nnz, 8, "rram"),),
+                        tasks=(TaskWorkload("t", 100, ()),),
+                        image_bytes={"rram_mlc": nnz, "rram_slc": numel // 8, "dram": 100}, precision="fixed8",
+                        value_bits=8, activation_bits=8, max_seq_len=20, data_inputs=("input_ids",))
+    return workload, model
 
 
 def test_one_matmul_by_hand():
-    manifest, model = _matmul_build()
-    hw = HwModel.from_build(manifest, model)
+    workload, model = _matmul_build()
+    hw = HwModel(workload, model, load_spec())
     assert {lv: p.macros for lv, p in hw.levels.items()} == {
         "sram": ((65536, 1),), "rram_slc": ((262144, 1),), "rram_mlc": ((262144, 1),)}
     c = hw.inference(20)
@@ -62,19 +61,26 @@ def test_one_matmul_by_hand():
     e_dec = 1536 / 16 * 0.02e-12
     e_sram = (x_bits * SRAM64K["read_pj"] + y_bits * SRAM64K["write_pj"]) * 1e-12
     e_mlc, e_slc = mlc_bits * MLC256K["read_pj"] * 1e-12, slc_bits * SLC256K["read_pj"] * 1e-12
-    t_sram = x_bits / 8 / SRAM64K["rbw"] + SRAM64K["read_s"] + y_bits / 8 / SRAM64K["wbw"] + SRAM64K["write_s"]
-    t_mem = max(t_sram, mlc_bits / 8 / MLC256K["rbw"] + MLC256K["read_s"],
-                slc_bits / 8 / SLC256K["rbw"] + SLC256K["read_s"])
-    latency = cycles * 1e-9 + t_mem
+    t_rram = max(mlc_bits / 8 / MLC256K["rbw"] + MLC256K["read_s"], slc_bits / 8 / SLC256K["rbw"] + SLC256K["read_s"])
+    t_x = x_bits / 8 / SRAM64K["rbw"] + SRAM64K["read_s"]
+    t_y = y_bits / 8 / SRAM64K["wbw"] + SRAM64K["write_s"]
+    # double-buffered scratchpad (the spec's default): the first tile of x (all 20 rows fit one 64 KB buffer)
+    # loads before the array starts; then the weight stream and the output write overlap the compute
+    latency = t_x + max(cycles * 1e-9, max(t_y, t_rram))
     leak = (SRAM64K["leak_w"] + MLC256K["leak_w"] + SLC256K["leak_w"]) * latency
+    assert rec.tiles == 1
     assert rec.latency_s == pytest.approx(latency, rel=1e-9)
     assert rec.energy_j == pytest.approx(e_mac + e_dec + e_sram + e_mlc + e_slc + leak, rel=1e-9)
     assert c.energy_j == pytest.approx(rec.energy_j, rel=1e-12)  # the only costing node
+    # single-buffered: load, then compute, then write back (memory after compute)
+    serial = HwModel(workload, model, load_spec().with_overrides({"scratchpad.double_buffered": False}))
+    (rec,) = [r for r in serial.inference(20).records if r.node == "mm"]
+    assert rec.latency_s == pytest.approx(cycles * 1e-9 + max(t_x + t_y, t_rram), rel=1e-9)
 
 
 def test_one_pack_swap_by_hand():
-    manifest, model = _matmul_build()
-    hw = HwModel.from_build(manifest, model)
+    workload, model = _matmul_build()
+    hw = HwModel(workload, model, load_spec())
     c = hw.swap("t")
     bits = 8 * 100
     t = max(bits / 8 / 25.6e9 + 100e-9, bits / 8 / SRAM64K["wbw"] + SRAM64K["write_s"])
@@ -87,9 +93,9 @@ def test_one_pack_swap_by_hand():
 
 
 def test_overlap_takes_the_max():
-    manifest, model = _matmul_build()
-    serial = HwModel.from_build(manifest, model)
-    over = HwModel.from_build(manifest, model, load_spec().with_overrides({"execution.overlap": True}))
+    workload, model = _matmul_build()
+    serial = HwModel(workload, model, load_spec())
+    over = HwModel(workload, model, load_spec().with_overrides({"execution.overlap": True}))
     counts = ActionCounts(read_bits={"sram": 8e6}, pe_cycles=1000)
     s, o = serial.price(counts), over.price(counts)
     parts = s.latency_by_part_s
@@ -137,15 +143,16 @@ def test_more_sparsity_never_grows_rram_footprint_or_read_energy(d1, d2):
 def test_vanilla_swaps_the_whole_transformer():
     a, v = tiny_hw("adapter"), tiny_hw("vanilla")
     q = "encoder.encoder.albert_layer_groups.0.albert_layers.0.attention.query.weight"
-    assert q in {t["name"] for t in v.packs["mnli"]["tensors"]} and q in v.backbone.keys() ^ a.backbone.keys()
-    assert v.packs["mnli"]["length"] > a.packs["mnli"]["length"]
+    names = {w.name for w in a.workload.backbone} ^ {w.name for w in v.workload.backbone}
+    assert q in {w.name for w in v.workload.task("mnli").tensors} and q in names
+    assert v.workload.task("mnli").pack_bytes > a.workload.task("mnli").pack_bytes
     assert v.swap("mnli").energy_j > a.swap("mnli").energy_j
     assert v.requirements()["rram_slc"] < a.requirements()["rram_slc"]
 
 
 def test_program_rram_counts_cells(hw):
     p = hw.program_rram()
-    mlc_bytes = hw.manifest["images"]["rram_mlc"]["size_bytes"]
+    mlc_bytes = hw.workload.image_bytes["rram_mlc"]
     assert p.cells_written["rram_mlc"] == mlc_bytes * 8 // 2
     assert p.energy_by_component_j["rram_mlc"] > 0 and p.latency_s > 0
 
@@ -159,29 +166,30 @@ def test_area_report(hw):
 def test_golden_numbers_default_spec_tiny_graph(hw):
     """Pinned figures of the default spec on albert-tiny (update deliberately when the model changes)."""
     c = hw.inference(16, "mnli")
-    assert c.energy_j == pytest.approx(3.0304188873021753e-07, rel=1e-6)
-    assert c.latency_s == pytest.approx(2.436769332188839e-05, rel=1e-6)
+    # fused groups, tiled matmuls, double-buffered overlap (hwmodel v2 dataflow): was 3.030e-07 J / 2.437e-05 s
+    assert c.energy_j == pytest.approx(1.9785456290522164e-07, rel=1e-6)
+    assert c.latency_s == pytest.approx(9.825648525408777e-06, rel=1e-6)
     assert c.macs == 844896  # mnli: 3-label classifier
 
 
 def test_weights_renamed_by_the_exporter_are_reported():
-    from edgemti.hwmodel.graph import probe_shapes, unmatched_weights
+    from edgemti.hwmodel.graph import unmatched_weights
 
-    manifest, model = _matmul_build()
+    _, model = _matmul_build()
     model.graph.input[1].name = "val_46"
     model.graph.node[0].input[1] = "val_46"
-    shapes = probe_shapes(model, 4, ("input_ids",))
+    shapes = ShapeInference(model, ("input_ids",)).shapes(4)
     assert unmatched_weights(model, shapes, {}, ("input_ids",)) == ["val_46"]
     assert isinstance(model, onnx.ModelProto)
 
 
-def test_fixture_manifest_is_consistent():
-    m = tiny_manifest()
-    assert m["images"]["rram_slc"]["size_bytes"] == sum(math.ceil(t["numel"] / 8) for t in m["tensors"])
+def test_fixture_workload_is_consistent():
+    w = tiny_workload()
+    assert w.image_bytes["rram_slc"] == sum(math.ceil(t.numel / 8) for t in w.backbone)
     names = {i.name for i in onnx.load_from_string(tiny_graph()).graph.input}
-    assert all(t["name"] in names for t in m["tensors"])
+    assert all(t.name in names for t in w.backbone)
     # every pack tensor is a graph input too (classifier shapes differ per task; the graph has 2 labels)
-    assert all(t["name"] in names for p in m["packs"] for t in p["tensors"])
+    assert all(t.name in names for p in w.tasks for t in p.tensors)
 
 
 def test_batch_scales_activations_not_weights(hw):
@@ -200,3 +208,40 @@ def test_batch_scales_activations_not_weights(hw):
     assert e2["sram"] > 1.5 * e1["sram"]
     assert two.energy_j < 2 * one.energy_j
     assert hw.inference(16, "mnli", batch=2) is two
+
+
+def _softmax_build(kind: str, bits: int) -> HwModel:
+    x = helper.make_tensor_value_info("input_ids", TensorProto.FLOAT, [1, "seq", 32])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "seq", 32])
+    g = helper.make_graph([helper.make_node("Softmax", ["input_ids"], ["logits"], name="sm", axis=-1)], "g", [x], [y])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    precision = "float32" if kind == "float" else "fixed8"
+    workload = Workload(design="adapter", backbone=(), tasks=(TaskWorkload("t", 100, ()),),
+                        image_bytes={"rram_mlc": 0, "rram_slc": 0, "dram": 100}, precision=precision,
+                        value_bits=bits, activation_bits=bits, max_seq_len=20, data_inputs=("input_ids",))
+    return HwModel(workload, model, load_spec())
+
+
+@pytest.mark.parametrize("kind,bits,key", [("float", 32, "float32"), ("fixed", 8, "fixed8")])
+def test_sfu_energy_is_priced_at_the_activation_precision(kind, bits, key):
+    """Golden: SFU energy = elements x MAC-equivalents per element x the activation precision's MAC energy (the
+    SFU has no MACs of its own, so it must not fall back to another precision: FP32 was priced as fixed8)."""
+    hw = _softmax_build(kind, bits)
+    spec = hw.spec
+    (rec,) = [r for r in hw.inference(20).records if r.energy_by_component_j.get("sfu")]
+    elems = 20 * 32
+    want = elems * spec.sfu.mac_equiv_per_element["softmax"] * spec.pe_array.mac_energy_pj[key] * 1e-12
+    assert rec.energy_by_component_j["sfu"] == pytest.approx(want, rel=1e-12)
+    counts = ActionCounts(sfu_elements={"gelu": 1000.0}, sfu_precision=key)
+    want = 1000 * spec.sfu.mac_equiv_per_element["gelu"] * spec.pe_array.mac_energy_pj[key] * 1e-12
+    assert hw.price(counts).energy_by_component_j["sfu"] == pytest.approx(want, rel=1e-12)
+
+
+def test_sfu_work_without_a_precision_is_refused():
+    from edgemti.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sfu_precision"):
+        ActionCounts(sfu_elements={"gelu": 10.0})
+    with pytest.raises(ConfigError, match="cannot add SFU work"):
+        ActionCounts(sfu_elements={"gelu": 1.0}, sfu_precision="float32") + ActionCounts(
+            sfu_elements={"gelu": 1.0}, sfu_precision="fixed8")

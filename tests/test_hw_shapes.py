@@ -1,7 +1,7 @@
 """hwmodel.shapes: every tensor's shape equals what onnxruntime computes, for graphs of both torch exporters.
 
-The oracle (``ort_shapes``) is the onnxruntime probe the hardware model used before: one run of the graph on
-zeros with every node output exposed. Symbolic preparation must hold on the exporters' graphs (that is what
+The oracle (``hw_support.ort_shapes``) is the onnxruntime probe the hardware model used before: one run of the
+graph on zeros with every node output exposed. Symbolic preparation must hold on the exporters' graphs (that is what
 makes a new sequence length cost microseconds); the concrete fallback must agree too.
 """
 
@@ -11,58 +11,17 @@ import functools
 import io
 import warnings
 
-import numpy as np
 import onnx
 import pytest
 import torch
-from hw_support import tiny_graph
+from hw_support import ort_shapes, tiny_graph
 from onnx import TensorProto, helper
 
 from edgemti.errors import ConfigError
-from edgemti.hwmodel.shapes import GraphShapes, ShapeInference
+from edgemti.hwmodel.shapes import ShapeInference
 
 DATA_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 POINTS = ((1, 5), (2, 16), (3, 33))  # (batch, seq_len)
-
-
-def ort_shapes(model: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, ...],
-               weight_shapes: dict[str, tuple[int, ...]], batch: int = 1) -> GraphShapes:
-    """Concrete shape of every tensor from one onnxruntime run on zeros (ones for the data inputs)."""
-    import onnxruntime as ort
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    for n in m.graph.node:
-        for o in n.output:
-            if o and o not in have:
-                m.graph.output.append(helper.ValueInfoProto(name=o))
-                have.add(o)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    feeds: dict[str, np.ndarray] = {}
-    for i in sess.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else (batch if k == 0 else seq_len) for k, d in enumerate(i.shape)]
-        if i.name in weight_shapes:
-            shape = list(weight_shapes[i.name])
-        dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}.get(i.type, np.float32)
-        feeds[i.name] = (np.ones if i.name in data_inputs else np.zeros)(shape, dtype=dtype)
-    gs = GraphShapes()
-    for o, v in zip(sess.get_outputs(), sess.run(None, feeds), strict=True):
-        gs.shapes[o.name] = tuple(int(x) for x in np.shape(v))
-        if np.issubdtype(np.asarray(v).dtype, np.floating):
-            gs.float_tensors.add(o.name)
-    for name, v in feeds.items():
-        gs.shapes[name] = tuple(v.shape)
-        if np.issubdtype(v.dtype, np.floating):
-            gs.float_tensors.add(name)
-    for init in model.graph.initializer:
-        gs.shapes[init.name] = tuple(int(d) for d in init.dims)
-        if init.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE):
-            gs.float_tensors.add(init.name)
-    return gs
 
 
 def weight_shapes(model: onnx.ModelProto, num_labels: int = 3) -> dict[str, tuple[int, ...]]:

@@ -65,7 +65,7 @@ def main() -> None:
             t_plain.append(t2 - t1)
             t_charge.append(r.host_charge_s)
     me, mp, mc = statistics.median(t_eng), statistics.median(t_plain), statistics.median(t_charge)
-    print(f"build {eng.build_id[:12]} ({eng.manifest.backbone['name']}, {eng.manifest.compile['quant']}), task {task}, "
+    print(f"build {eng.build_id[:12]} ({eng.manifest.backbone['name']}, {eng.manifest.compile.quant}), task {task}, "
           f"batch 1, seq {args.seq}, threads {args.threads}, {args.iters} iterations interleaved")
     print(f"max |logits engine - plain| = {max_diff:.2e}")
     print(f"engine (serve path, charged) median {me * 1e3:.3f} ms   p99 {np.percentile(t_eng, 99) * 1e3:.3f} ms")

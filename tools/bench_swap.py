@@ -43,7 +43,7 @@ def main() -> None:
     med = statistics.median(times)
     sw = eng.hw.swap(tasks[0])
     print(f"build {eng.build_id[:12]} ({eng.manifest.backbone['name']}, design {eng.manifest.design}, pack format "
-          f"{eng.manifest.compile.get('pack_format')}), packs {', '.join(f'{t} {n / 1024:.1f} KiB' for t, n in sizes.items())}")
+          f"{eng.manifest.compile.pack_format.name}), packs {', '.join(f'{t} {n / 1024:.1f} KiB' for t, n in sizes.items())}")
     print(f"host swap time over {args.iters} swaps: median {med * 1e3:.3f} ms, p99 {np.percentile(times, 99) * 1e3:.3f} ms, "
           f"max {max(times) * 1e3:.3f} ms   (target < 1 ms)")
     print(f"simulated swap of {tasks[0]}: {sw.energy_j * 1e6:.3f} uJ, {sw.latency_s * 1e6:.2f} us")

@@ -1,40 +1,89 @@
-"""Benchmark: cost of charging a request on the hardware model, first call vs cached, side by side.
+"""Benchmark: cost of pricing a request on the hardware model, the symbolic-shape path beside the old probe path.
 
-Usage: python tools/hw_bench.py BUILD [--seq-len 128] [--repeat 10000]
-Prints the first (uncached) inference pricing time, the cached time per call and their ratio; the target is
-"a cached request costs microseconds" (docs/HWMODEL.md).
+Usage: python tools/hw_bench.py BUILD [--lengths 16,37,64,100,128] [--repeat 10000]
+
+Measured in one run, on one ``HwModel`` of BUILD:
+
+* construction (``hw_model``: Workload, shape preparation, fusion, provisioning);
+* first pricing of each new (task, sequence length): its shapes (``ShapeInference.shapes``) and its total;
+* the same (task, length) priced the old way: an onnxruntime shape probe (tests/hw_support.py ``ort_shapes``,
+  the probe the model used before) then the same charging and pricing; the two costs must be equal;
+* a cached request (``inference`` + ``swap``), per call.
+
+Targets (issue 8): first pricing of a new (task, length) <= 10 ms for albert-base; a cached one ~2 us.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import sys
 import time
+from pathlib import Path
 
 from edgemti.formats.build import open_build
 from edgemti.formats.graph import load_graph
-from edgemti.hwmodel import HwModel
+from edgemti.formats.workload import hw_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from hw_support import ort_shapes  # noqa: E402  (the old path: kept in the tests as their oracle)
+
+
+def _ms(xs: list[float]) -> str:
+    return f"median {statistics.median(xs) * 1e3:.2f} ms, max {max(xs) * 1e3:.2f} ms"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
-    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--lengths", default="16,37,64,100,128")
     ap.add_argument("--repeat", type=int, default=10000)
     a = ap.parse_args()
+    lengths = [int(x) for x in a.lengths.split(",")]
     b = open_build(a.build, verify=False)
+    graph = load_graph(b.graph_bytes())
     t0 = time.perf_counter()
-    hw = HwModel.from_build(b.manifest.to_dict(), load_graph(b.graph_bytes()))
-    t1 = time.perf_counter()
+    hw = hw_model(b.manifest, graph)
+    t_build = time.perf_counter() - t0
+    si = hw.shape_inference
+    print(f"{a.build}: {len(graph.graph.node)} nodes; shapes {'symbolic' if si.symbolic else 'concrete'}; "
+          f"construction {t_build * 1e3:.1f} ms")
+
+    new_shapes, new_total, old_probe, old_total = [], [], [], []
+    for task in hw.tasks:
+        weights = {n: w.shape for n, w in hw.workload.weights(task).items()}
+        for seq in lengths:
+            if (task, seq, 1) in hw._cache:  # priced during construction (max_seq_len): not new
+                continue
+            t0 = time.perf_counter()
+            si.shapes(seq, 1, weights)
+            new_shapes.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            fast = hw.inference(seq, task)
+            new_total.append(time.perf_counter() - t0)
+            # the old path on the same model: probe, then the same charging and pricing
+            del hw._cache[(task, seq, 1)]
+            t0 = time.perf_counter()
+            hw._shape_cache[(task, seq, 1)] = ort_shapes(graph, seq, hw.data_inputs, weights)
+            old_probe.append(time.perf_counter() - t0)
+            slow = hw.inference(seq, task)
+            old_total.append(time.perf_counter() - t0)
+            assert slow.energy_j == fast.energy_j and slow.latency_s == fast.latency_s, (task, seq)
     task = hw.tasks[0]
-    hw.inference(a.seq_len, task)
-    t2 = time.perf_counter()
+    hw.inference(lengths[-1], task)
+    t0 = time.perf_counter()
     for _ in range(a.repeat):
-        hw.inference(a.seq_len, task)
+        hw.inference(lengths[-1], task)
         hw.swap(task)
-    t3 = time.perf_counter()
-    cached = (t3 - t2) / a.repeat
-    print(f"from_build {t1 - t0:.3f} s; first inference {t2 - t1:.3f} s; cached inference+swap {cached * 1e6:.2f} us "
-          f"per request; first/cached = {(t2 - t1) / cached:,.0f}x")
+    cached = (time.perf_counter() - t0) / a.repeat
+    n = len(new_total)
+    print(f"first pricing of a new (task, length), {n} of them (lengths {lengths}, tasks {hw.tasks}):")
+    print(f"  symbolic shapes: shapes {_ms(new_shapes)}; total {_ms(new_total)}")
+    print(f"  old ORT probe:   probe  {_ms(old_probe)}; total {_ms(old_total)}")
+    print(f"  speed-up of the median first pricing: {statistics.median(old_total) / statistics.median(new_total):.1f}x "
+          "(identical costs)")
+    print(f"cached inference+swap: {cached * 1e6:.2f} us per request; "
+          f"first/cached = {statistics.median(new_total) / cached:,.0f}x")
 
 
 if __name__ == "__main__":
