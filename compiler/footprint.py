@@ -60,7 +60,7 @@ def footprint(manifest: Manifest) -> Footprint:
     packs = manifest.packs
     largest = max(packs, key=lambda p: p.length) if packs else None
     return Footprint(
-        design=manifest.design, quant=str(manifest.compile["quant"]), tasks=tuple(manifest.tasks),
+        design=manifest.design, quant=manifest.compile.quant, tasks=tuple(manifest.tasks),
         mlc_bytes=sum(t.values.length for t in manifest.tensors), slc_bytes=sum(t.mask.length for t in manifest.tensors),
         sram_bytes=largest.length if largest else 0, sram_task=largest.task if largest else "",
         dram_bytes=sum(p.length for p in packs), backbone_numel=sum(t.numel for t in manifest.tensors),
@@ -82,11 +82,6 @@ def check_capacity(fp: Footprint, capacities: dict[str, int], origin: str = "arc
         raise CapacityError(f"the {fp.design} build ({fp.quant}) does not fit the memories of {origin}: "
                             + "; ".join(over) + ". Raise the sparsity, use a narrower --quant, give a larger --spec, "
                             "or compile with --no-capacity-check")
-
-
-def spec_capacities(spec) -> dict[str, int]:
-    """Capacities in bytes from an :class:`edgemti.hwmodel.spec.ArchSpec`."""
-    return {level: int(spec.memory(level).capacity_bytes) for level in ("sram", "rram_slc", "rram_mlc", "dram")}
 
 
 def table3_rows(footprints: Iterable[Footprint]) -> list[dict]:

@@ -21,7 +21,8 @@ def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path
     """Report of ``build`` at ``seq_len`` tokens (default: the build's max_seq_len) on ``spec``."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
-    from edgemti.hwmodel import HwModel, load_spec
+    from edgemti.formats.workload import hw_model
+    from edgemti.hwmodel import load_spec
     from edgemti.hwmodel.scenario import Scenario, run_scenario
     from edgemti.hwmodel.trace import write_traces
 
@@ -30,7 +31,7 @@ def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path
     arch = load_spec(spec, design=m.design)
     if overrides:
         arch = arch.with_overrides(overrides)
-    hw = HwModel.from_build(m.to_dict(), load_graph(b.graph_bytes()), arch)
+    hw = hw_model(m, load_graph(b.graph_bytes()), arch)
     seq = int(seq_len or hw.max_seq_len)
     if seq <= 0:
         raise ConfigError(f"--seq-len must be > 0, got {seq}")
@@ -39,11 +40,11 @@ def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path
     for t in tasks:
         inf = hw.inference(seq, t)
         per_task[t] = {"inference": inf.summary(), "swap": hw.swap(t).to_dict(),
-                       "pack_bytes": int(hw.packs[t]["length"])}
+                       "pack_bytes": hw.workload.task(t).pack_bytes}
     worst = hw.inference(seq, None)
     mti = run_scenario(hw, Scenario(tuple(tasks), "round_robin", n_requests=max(30, 10 * len(tasks)), seq_len=seq))
     prov = {"build_id": m.build_id, "spec": arch.path or arch.name, "spec_hash": arch.spec_hash(),
-            "design": m.design, "quant": m.compile.get("quant")}
+            "design": m.design, "quant": m.compile.quant}
     if trace_json or csv_path:
         write_traces(worst, csv_path, trace_json, prov)
     prog = hw.program_rram()
