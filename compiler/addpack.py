@@ -121,7 +121,7 @@ def add_pack(pack: str | Path, into: str | Path) -> AddPackResult:
     images = dict(m.images)
     images["dram"] = ImageEntry(dram_file, len(data), sha256_hex(data), IMAGE_MEMORY["dram"],
                                 IMAGE_BITS_PER_CELL["dram"])
-    new_id = build_id(images, m.graph["sha256"], _compile_dict(m))
+    new_id = build_id(images, m.graph["sha256"], m.compile.to_dict())
     added = list(m.provenance.get("added_packs") or [])
     added.append({"task": p.task, "pack_sha256": entry.sha256, "source": Path(pack).name,
                   "added_unix_s": round(time.time(), 3)})
@@ -131,11 +131,6 @@ def add_pack(pack: str | Path, into: str | Path) -> AddPackResult:
     log.info("added pack %s (%d B) to %s: build %s -> %s", p.task, entry.length, folder, m.build_id[:12],
              new_id[:12])
     return AddPackResult(folder, p.task, entry.length, len(data), m.build_id, new_id, version)
-
-
-def _compile_dict(m) -> dict:
-    c = m.compile
-    return c if isinstance(c, dict) else c.to_dict()
 
 
 def _write_file(path: Path, data: bytes) -> None:
