@@ -25,8 +25,10 @@ def test_csv_round_trip_and_corruption(hw):
     assert sum(float(r["energy_j"]) for r in rows) == pytest.approx(c.energy_j, rel=1e-12)
     with pytest.raises(FormatError, match="body_sha256 mismatch"):
         read_csv(text[:-20])  # truncated
+    assert {r["group_kind"] for r in rows} >= {"matmul", "attention", "adapter", "add_layernorm"}
+    assert all(int(r["tiles"]) >= 1 for r in rows if r["kind"] == "matmul")
     with pytest.raises(FormatError, match="format_version"):
-        read_csv(text.replace("# format_version: 1", "# format_version: 2"))
+        read_csv(text.replace("# format_version: 2", "# format_version: 1"))
 
 
 def test_chrome_trace_is_loadable_and_checked(hw):
@@ -34,7 +36,18 @@ def test_chrome_trace_is_loadable_and_checked(hw):
     d = to_chrome(c)
     xs = [e for e in d["traceEvents"] if e["ph"] == "X"]
     assert xs and all(e["dur"] >= 0 and "ts" in e for e in xs)
-    assert sum(e["dur"] for e in xs) == pytest.approx(c.latency_s * 1e6, rel=1e-9)
+    ops = [e for e in xs if e["cat"] not in ("group", "tile")]
+    assert sum(e["dur"] for e in ops) == pytest.approx(c.latency_s * 1e6, rel=1e-9)
+    # fused groups tile the timeline exactly once; each matmul stage is cut into its tiles
+    groups = [e for e in xs if e["cat"] == "group"]
+    assert len(groups) == len({r.group for r in c.records})
+    assert sum(e["dur"] for e in groups) == pytest.approx(c.latency_s * 1e6, rel=1e-9)
+    assert {e["args"]["kind"] for e in groups} >= {"attention", "adapter", "matmul", "add_layernorm"}
+    for r in c.records:
+        if r.kind == "matmul":
+            tiles = [e for e in xs if e["cat"] == "tile" and e["args"]["stage"] == r.node]
+            assert sum(e["args"]["tiles"] for e in tiles) == r.tiles
+            assert sum(e["dur"] for e in tiles) == pytest.approx(r.latency_s * 1e6, rel=1e-9)
     text = json.dumps(d)
     assert read_chrome(text)["otherData"]["seq_len"] == 16
     d["traceEvents"][-1]["dur"] += 1
