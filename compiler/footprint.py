@@ -2,8 +2,9 @@
 
 Footprint rules (docs/FOOTPRINT.md): MLC RRAM holds the backbone's non-zero values, SLC RRAM its bitmasks, SRAM
 the largest task pack (the worst-case task the chip must hold, paper IV-C; activations are not counted here), DRAM
-every pack. ``paper_mib`` reproduces the paper's Table III convention: MiB of data bytes, divided by the bits per
-cell for MLC (the paper's MLC column is data bytes / 2).
+every pack. ``paper_mib`` reproduces the paper's Table III conventions (``TABLE3_CONVENTIONS``): MiB throughout,
+MLC in NVSim's cell capacity (data bytes / 2 bits per cell), SLC and SRAM in data bytes (1 bit per cell).
+The paper's figures are targets read from ``hwmodel/data/paper_fu2023.toml`` (``edgemti.hwmodel.targets``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,21 @@ from edgemti.formats.manifest import Manifest
 
 MIB = 1 << 20
 
-# Targets to compare against, never results: adapter-ALBERT paper, Table III (albert-base, 3 tasks), "MB".
-PAPER_TABLE3 = {
-    ("vanilla", "fp32"): (3.73, 0.47, 9.03), ("vanilla", "q3.13"): (1.87, 0.47, 4.52),
-    ("vanilla", "q3.5"): (0.94, 0.47, 2.26), ("adapter", "fp32"): (11.13, 1.4, 0.43),
-    ("adapter", "q3.13"): (5.57, 1.4, 0.22), ("adapter", "q3.5"): (2.79, 1.4, 0.11),
-}
+TABLE3_CONVENTIONS = (
+    "MiB (2**20 B) throughout: the paper's 'MB'",
+    "MLC RRAM in NVSim's capacity convention: MiB of 2-bit cells = value bytes / 2 (3,906,048 embedding elements "
+    "x 50 % x 4 B / 2 = 3.725 -> '3.73'); NVSim sizes MLC arrays by cells, so this is its convention, not an error",
+    "SLC RRAM: one mask bit per backbone element, in bytes (1 bit per cell)",
+    "SRAM: the largest task pack in bytes (1 bit per cell; activations not included)",
+    "the paper's Q3.13 / Q3.5 rows are halvings of its rounded FP32 figure (Q3.5 zeros not removed)",
+)
+
+
+def paper_table3() -> dict[tuple[str, str], tuple[float, float, float]]:
+    """The paper's Table III (targets, never results): (design, quant) -> (MLC, SLC, SRAM) in its units."""
+    from edgemti.hwmodel.targets import paper_targets
+
+    return {tuple(k.split("_", 1)): v for k, v in paper_targets().table3_mib.items()}  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class Footprint:
         return self.mlc_bytes * 8 // self.mlc_bits_per_cell
 
     def paper_mib(self) -> tuple[float, float, float]:
-        """(MLC, SLC, SRAM) in the paper's Table III convention (see module doc)."""
+        """(MLC, SLC, SRAM) in the paper's Table III conventions (``TABLE3_CONVENTIONS``): MLC in NVSim cells."""
         return (self.mlc_bytes / self.mlc_bits_per_cell / MIB, self.slc_bytes / MIB, self.sram_bytes / MIB)
 
     def to_dict(self) -> dict:
@@ -89,7 +99,7 @@ def table3_rows(footprints: Iterable[Footprint]) -> list[dict]:
     rows = []
     for fp in footprints:
         mlc, slc, sram = fp.paper_mib()
-        paper = PAPER_TABLE3.get((fp.design, fp.quant))
+        paper = paper_table3().get((fp.design, fp.quant))
         rows.append({
             "design": fp.design, "quant": fp.quant, "tasks": list(fp.tasks),
             "mlc_mib": round(mlc, 3), "slc_mib": round(slc, 3), "sram_mib": round(sram, 3),
@@ -111,7 +121,7 @@ def format_table3(rows: list[dict]) -> str:
         lines.append(f"{r['design']:8} {r['quant']:6} | {r['mlc_mib']:>8.2f} {p(r['paper_mlc']):>8} | "
                      f"{r['slc_mib']:>7.2f} {p(r['paper_slc'])} | {r['sram_mib']:>7.2f} {p(r['paper_sram'])} | "
                      f"{r['backbone_sparsity']:.3f}")
-    lines.append("units: MiB; MLC in the paper's convention (value bytes / 2 bits per cell), SLC = mask bytes, "
+    lines.append("units: MiB; MLC in NVSim's cell capacity (value bytes / 2 bits per cell), SLC = mask bytes, "
                  "SRAM = largest task pack")
     return "\n".join(lines)
 
@@ -125,7 +135,7 @@ def plot_table3(rows: list[dict], path: str) -> str:
 
     labels = [f"{r['design']}\n{r['quant']}" for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, (key, title) in zip(axes, (("mlc", "MLC RRAM (paper convention)"), ("slc", "SLC RRAM"),
+    for ax, (key, title) in zip(axes, (("mlc", "MLC RRAM (NVSim cells)"), ("slc", "SLC RRAM"),
                                        ("sram", "SRAM (largest pack)")), strict=True):
         xs = range(len(rows))
         ours = [r[f"{key}_mib"] for r in rows]

@@ -98,3 +98,48 @@ def format_report(r: dict) -> str:
     lines.append(f"program RRAM once: {_si(p['energy_j'], 'J')}  {_si(p['latency_s'], 's')}  cells "
                  + ", ".join(f"{k} {v:,}" for k, v in p["cells_written"].items()))
     return "\n".join(lines)
+
+
+def accelergy_report(build: str | Path, out_dir: str | Path | None = None, ert: str | Path | None = None,
+                     seq_len: int | None = None, spec: str | Path | None = None) -> dict:
+    """Accelergy interop of ``build`` (``edgemti.hwmodel.accelergy``): write its action counts, ERT and ART into
+    ``out_dir`` and/or re-price one inference and one switch with the Accelergy ERT ``ert``."""
+    from edgemti.formats.build import open_build
+    from edgemti.formats.graph import load_graph
+    from edgemti.formats.workload import hw_model
+    from edgemti.hwmodel import load_spec
+    from edgemti.hwmodel.accelergy import export, reprice
+
+    b = open_build(build, verify=False)
+    arch = load_spec(spec, design=b.manifest.design)
+    hw = hw_model(b.manifest, load_graph(b.graph_bytes()), arch)
+    seq = int(seq_len or hw.max_seq_len)
+    if seq <= 0:
+        raise ConfigError(f"seq_len must be > 0, got {seq}")
+    out: dict[str, Any] = {"build": str(build), "build_id": b.manifest.build_id, "spec": arch.path or arch.name,
+                           "seq_len": seq}
+    if out_dir is not None:
+        out["export"] = export(hw, seq, out_dir)
+    if ert is not None:
+        out["reprice"] = reprice(hw, seq, ert)
+    return out
+
+
+def format_accelergy(a: dict) -> str:
+    lines = [f"{a['build']} ({a['build_id'][:12]}) on {a['spec']}, seq_len {a['seq_len']}"]
+    if "export" in a:
+        e = a["export"]
+        lines.append(f"Accelergy files (task {e['task']}): " + ", ".join(e["files"]))
+        for run, c in e["checks"].items():
+            lines.append(f"  {run}: hwmodel {_si(c['hwmodel_energy_j'], 'J')}, counts x ERT "
+                         f"{_si(c['counts_x_ert_energy_j'], 'J')}")
+    if "reprice" in a:
+        r = a["reprice"]
+        lines.append(f"re-priced with {r['ert']} ({r['overridden']} per-action energies replaced), task {r['task']}:")
+        for run in ("inference", "switch"):
+            x = r[run]
+            lines.append(f"  {run}: spec {_si(x['spec_energy_j'], 'J')} -> ERT {_si(x['ert_energy_j'], 'J')}")
+            for comp, v in x["by_component_j"].items():
+                if v["spec"] != v["ert"]:
+                    lines.append(f"    {comp:14} {_si(v['spec'], 'J')} -> {_si(v['ert'], 'J')}")
+    return "\n".join(lines)

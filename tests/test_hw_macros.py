@@ -103,3 +103,103 @@ def test_bigger_requirement_never_shrinks_capacity_or_min_area(a, b):
         assert p_hi.capacity_bytes >= p_lo.capacity_bytes >= lo
         if objective == "min_area":
             assert p_hi.area_mm2 >= p_lo.area_mm2 - 1e-12
+
+
+# -- technology nodes and the NVSim converter ----------------------------------------------------------------
+
+
+def _nvsim_rows(table):
+    return tuple(m for m in table if not m.source.startswith("[D]"))
+
+
+def test_every_node_has_every_22nm_capacity_by_the_documented_rule():
+    """28/40 nm: the CSV's [D] rows are exactly derive_node_rows of its NVSim rows (anchor: the 2 MiB macro)."""
+    from edgemti.hwmodel.macros import derive_node_rows
+
+    nvsim = _nvsim_rows(TABLE)
+    derived = [m for m in TABLE if m.source.startswith("[D]")]
+    want = [m for n in (28, 40) for m in derive_node_rows(nvsim, n)]
+    key = lambda m: (m.tech, m.node_nm, m.word_cells, m.data_cap_bytes)  # noqa: E731
+    assert sorted(map(key, derived)) == sorted(map(key, want))
+    got = {key(m): m for m in derived}
+    for w in want:
+        g = got[key(w)]
+        assert g.area_mm2 == pytest.approx(w.area_mm2, rel=1e-5) and g.leak_w == pytest.approx(w.leak_w, rel=1e-5)
+    for tech in ("SRAM", "RRAM_SLC", "RRAM_MLC2"):
+        caps22 = {m.data_cap_bytes for m in TABLE if (m.tech, m.node_nm, m.word_cells) == (tech, 22, 64)}
+        for node in (28, 40):
+            assert caps22 == {m.data_cap_bytes for m in TABLE if (m.tech, m.node_nm, m.word_cells) == (tech, node, 64)}
+    sram = {(m.node_nm, m.data_cap_bytes): m for m in TABLE if m.tech == "SRAM" and m.word_cells == 64}
+    ratio = sram[(28, 2048 * KIB)].area_mm2 / sram[(22, 2048 * KIB)].area_mm2
+    assert sram[(28, 1024 * KIB)].area_mm2 == pytest.approx(sram[(22, 1024 * KIB)].area_mm2 * ratio, rel=1e-5)
+
+
+@pytest.mark.parametrize("node", [28, 40])
+def test_older_nodes_provision_above_2mib(node):
+    for level in ("sram", "rram_mlc"):
+        spec = SPEC.on_chip_memory(level)
+        need = min(spec.capacity_bytes, 6 * 1024 * KIB)
+        p = provision(level, spec, node, TABLE, need)
+        assert p.capacity_bytes >= need and p.area_mm2 > provision(level, spec, 22, TABLE, need).area_mm2
+
+
+def test_unknown_node_is_refused_with_the_nodes_the_library_has():
+    with pytest.raises(CapacityError, match=r"at 7 nm.*\(22, 64\), \(22, 128\), \(28, 64\), \(40, 64\)"):
+        provision("sram", SPEC.sram, 7, TABLE, KIB)
+
+
+NVSIM_CFG = """-DesignTarget: RAM
+-ProcessNode: 22
+-Capacity (KB): 256
+-WordWidth (bit): 64
+-DeviceRoadmap: LOP
+"""
+NVSIM_OUT = """=============
+   RESULT
+=============
+Area:
+ - Total Area = 312.514um x 263.116um = 82927.5um^2
+ |--- Mat Area      = 312.514um x 263.116um = 82927.5um^2   (86.9%)
+Timing:
+ -  Read Latency = 730.968ps
+ |--- H-Tree Latency = 12.3ps
+ - RESET Latency = 100.012ns
+ - SET Latency   = 10.609ns
+Bandwidth:
+ - Read Bandwidth  = 16.201GB/s
+ - Write Bandwidth = 746.49MB/s
+Power:
+ -  Read Dynamic Energy = 2.145pJ
+ - RESET Dynamic Energy = 60.1pJ
+ - SET Dynamic Energy = 51.329pJ
+ - Leakage Power = 857.669uW
+"""
+
+
+def test_nvsim_report_converts_to_a_macro_row(tmp_path):
+    """The converter reads NVSim's report (units, SET as write, cells -> data) into a loadable macro CSV."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import nvsim_to_macros as conv
+
+    (tmp_path / "r.cfg").write_text(NVSIM_CFG)
+    (tmp_path / "r.nvout").write_text(NVSIM_OUT)
+    out = tmp_path / "m.csv"
+    assert conv.main(["convert", "--tech", "RRAM_MLC2", "--bits-per-cell", "2", "--source", "test run", "--out",
+                      str(out), str(tmp_path / "r.cfg"), str(tmp_path / "r.nvout")]) == 0
+    (m,) = load_macro_table(out)
+    ref = [r for r in TABLE if r.tech == "RRAM_MLC2" and r.node_nm == 22 and r.word_cells == 64
+           and r.data_cap_bytes == 512 * KIB][0]  # the same macro, transcribed by hand
+    assert m.data_cap_bytes == 512 * KIB and m.word_bits == 128 and m.source == "test run"
+    assert m.area_mm2 == pytest.approx(ref.area_mm2, rel=1e-5)
+    assert m.read_s == pytest.approx(ref.read_s, rel=1e-3) and m.write_s == pytest.approx(10.609e-9)
+    assert m.read_pj_per_access == pytest.approx(ref.read_pj_per_access) and m.write_pj_per_access == 51.329
+    assert m.leak_w == pytest.approx(857.669e-6) and m.read_bytes_per_s == pytest.approx(ref.read_bytes_per_s)
+    assert m.write_bytes_per_s == pytest.approx(ref.write_bytes_per_s, rel=1e-5)
+    (tmp_path / "bad.nvout").write_text(NVSIM_OUT.replace(" - Leakage Power = 857.669uW\n", ""))
+    with pytest.raises(FormatError, match=r"missing \['leak_w'\]"):
+        conv.macro_from_run(NVSIM_CFG, (tmp_path / "bad.nvout").read_text(), "RRAM_MLC2", 2, "x")
+    with pytest.raises(FormatError, match="lacks"):
+        conv.parse_nvsim_config("-Capacity (KB): 512\n")
