@@ -423,8 +423,11 @@ def demo_cmd(out_dir, n_requests, policy, quant, backbone) -> None:
               help="Write one inference's and one switch's action counts, ERT.yaml and ART.yaml (Accelergy) here.")
 @click.option("--ert", "ert_path", type=click.Path(exists=True, dir_okay=False),
               help="Re-price one inference and one switch with this Accelergy ERT's per-action energies.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Write a PNG of the energy by component (each task's inference, an MTI request).")
 @click.option("--json", "as_json", is_flag=True)
-def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy_dir, ert_path, as_json) -> None:
+def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy_dir, ert_path, plot_path,
+               as_json) -> None:
     """Area, energy and latency of a build on the simulated accelerator (or --paper: the paper's comparison)."""
     if paper:
         from edgemti.paper import format_paper, paper_report
@@ -442,7 +445,7 @@ def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy
         return
     from edgemti.report import build_report, format_report
 
-    r = build_report(build, seq_len=seq_len, spec=spec, trace_json=trace_path, csv_path=csv_path)
+    r = build_report(build, seq_len=seq_len, spec=spec, trace_json=trace_path, csv_path=csv_path, plot=plot_path)
     echo_json(r) if as_json else click.echo(format_report(r))
 
 

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path | None = None,
                  trace_json: str | Path | None = None, csv_path: str | Path | None = None,
-                 overrides: dict[str, Any] | None = None) -> dict:
-    """Report of ``build`` at ``seq_len`` tokens (default: the build's max_seq_len) on ``spec``."""
+                 overrides: dict[str, Any] | None = None, plot: str | Path | None = None) -> dict:
+    """Report of ``build`` at ``seq_len`` tokens (default: the build's max_seq_len) on ``spec``; ``plot``: write
+    the stacked energy breakdown (component x inference of each task, and per MTI request) as a PNG there."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
     from edgemti.formats.workload import hw_model
@@ -48,6 +49,11 @@ def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path
     if trace_json or csv_path:
         write_traces(worst, csv_path, trace_json, prov)
     prog = hw.program_rram()
+    fusion = hw.fusion
+    if plot:
+        bars = {f"{t}\ninference": per_task[t]["inference"]["energy_by_component_j"] for t in tasks}
+        bars["MTI round robin\nper request"] = {k: v / mti.n_requests for k, v in mti.energy_by_component_j.items()}
+        plot_energy_breakdown(bars, Path(plot), f"{m.design} {m.compile.quant}, seq_len {seq}")
     return {
         "build": str(build), **prov, "seq_len": seq, "synthetic": m.synthetic,
         "area": hw.area().to_dict(),
@@ -56,6 +62,9 @@ def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path
         "tasks": per_task,
         "mti_round_robin": mti.to_dict(),
         "program_rram": {**prog.to_dict(), "cells_written": prog.cells_written},
+        "layers": layer_rollup(worst),
+        "fusion": {"groups": fusion.kinds(), "folded_nodes": len(fusion.folded),
+                   "unknown_ops": [{"op_type": o, "node": n} for o, n in fusion.unknown]},
         "execution": {"overlap": arch.execution.overlap, "include_compute_energy": arch.execution.include_compute_energy,
                       "utilization": arch.pe_array.utilization, "dram_pj_per_bit": arch.dram.read_pj_per_bit},
     }
@@ -97,7 +106,100 @@ def format_report(r: dict) -> str:
     p = r["program_rram"]
     lines.append(f"program RRAM once: {_si(p['energy_j'], 'J')}  {_si(p['latency_s'], 's')}  cells "
                  + ", ".join(f"{k} {v:,}" for k, v in p["cells_written"].items()))
+    if "layers" in r:
+        lines += _format_layers(r["layers"], w)
+    if "fusion" in r:
+        f = r["fusion"]
+        lines.append("fusion groups: " + ", ".join(f"{k} {v}" for k, v in sorted(f["groups"].items()))
+                     + f"; {f['folded_nodes']} layout/control nodes folded")
+        if f["unknown_ops"]:
+            lines.append("ops the model does not know (charged as SFU 'other'): "
+                         + ", ".join(f"{u['op_type']} ({u['node']})" for u in f["unknown_ops"]))
     return "\n".join(lines)
+
+
+def layer_rollup(cost: Any) -> list[dict]:
+    """Per transformer layer pass of one inference (``InferenceCost``): MACs, energy, latency, stages.
+
+    A layer pass ends at the second residual add + LayerNorm group after its attention; every pass spans as
+    many groups as the second one (layers are alike), which places the first pass's start. Groups before it are
+    ``embeddings``, after the last ``head``. Rows sum to the inference (records are partitioned).
+    """
+    runs: list[tuple[str, list]] = []  # (group kind, records) in execution order
+    for r in cost.records:
+        if runs and r.group and runs[-1][1][0].group == r.group:
+            runs[-1][1].append(r)
+        else:
+            runs.append((r.group_kind, [r]))
+    att = [i for i, (k, _) in enumerate(runs) if k == "attention"]
+    ln = [i for i, (k, _) in enumerate(runs) if k == "add_layernorm"]
+    ends = []
+    for a in att:
+        after = [i for i in ln if i > a]
+        if len(after) < 2:
+            break
+        ends.append(after[1])
+    bounds: list[tuple[str, int, int]] = []  # (label, first run, last run)
+    if ends:
+        span = ends[1] - ends[0] if len(ends) > 1 else ends[0] - max([i for i in ln if i < att[0]], default=-1)
+        start = max(0, ends[0] - span + 1)
+        if start > 0:
+            bounds.append(("embeddings", 0, start - 1))
+        for k, e in enumerate(ends):
+            bounds.append((f"layer {k + 1}", start, e))
+            start = e + 1
+        if start < len(runs):
+            bounds.append(("head", start, len(runs) - 1))
+    else:
+        bounds.append(("all", 0, len(runs) - 1))
+    out = []
+    for label, a, b in bounds:
+        recs = [r for _, rs in runs[a:b + 1] for r in rs]
+        out.append({"pass": label, "groups": b - a + 1, "stages": len(recs), "macs": sum(r.macs for r in recs),
+                    "energy_j": sum(r.energy_j for r in recs), "latency_s": sum(r.latency_s for r in recs)})
+    return out
+
+
+def _format_layers(rows: list[dict], total: dict) -> list[str]:
+    lines = [f"per layer pass ({len([r for r in rows if r['pass'].startswith('layer')])} passes):"
+             "   groups   MMAC      energy         latency"]
+    for r in rows:
+        lines.append(f"  {r['pass']:12} {r['groups']:6} {r['macs'] / 1e6:8.2f} {_si(r['energy_j'], 'J')}"
+                     f" {_si(r['latency_s'], 's')}")
+    return lines
+
+
+def plot_energy_breakdown(bars: dict[str, dict[str, float]], path: Path, title: str = "") -> None:
+    """Stacked energy per component for each bar (a design, a task's inference, ...): joules on the left,
+    shares on the right. Components in the order of ``edgemti.hwmodel.cost.COMPONENTS``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgemti.hwmodel.cost import COMPONENTS
+
+    comps = [c for c in COMPONENTS if any(b.get(c, 0.0) > 0 for b in bars.values())]
+    comps += sorted({c for b in bars.values() for c in b if c not in COMPONENTS and b[c] > 0})
+    names = list(bars)
+    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(names) + 3), 4.6))
+    cmap = plt.get_cmap("tab20")
+    for ax, share in zip(axes, (False, True), strict=True):
+        bottom = [0.0] * len(names)
+        for ci, c in enumerate(comps):
+            vals = []
+            for n in names:
+                tot = sum(bars[n].values()) or 1.0
+                vals.append(bars[n].get(c, 0.0) * (100.0 / tot if share else 1e3))
+            ax.bar(range(len(names)), vals, bottom=bottom, color=cmap(ci % 20), label=c)
+            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+        ax.set_xticks(range(len(names)), names, fontsize=7)
+        ax.set_ylabel("share of energy (%)" if share else "energy (mJ)")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title or "energy by component", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def accelergy_report(build: str | Path, out_dir: str | Path | None = None, ert: str | Path | None = None,

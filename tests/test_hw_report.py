@@ -35,6 +35,24 @@ def test_report_cli_json_and_traces(tiny_build, tmp_path):
     assert sum(float(x["energy_j"]) for x in rows) == pytest.approx(d["inference_worst_task"]["energy_j"], rel=1e-9)
 
 
+def test_report_plot_and_layer_rollup(tiny_build, tmp_path):
+    png = tmp_path / "energy.png"
+    r = CliRunner().invoke(main, ["report", str(tiny_build), "--seq-len", "16", "--json", "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    layers = d["layers"]
+    passes = [x for x in layers if x["pass"].startswith("layer")]
+    assert len(passes) == 3  # albert-tiny: its one shared layer, three passes
+    assert len({(x["groups"], x["macs"]) for x in passes}) == 1  # the passes are alike
+    w = d["inference_worst_task"]
+    assert sum(x["energy_j"] for x in layers) == pytest.approx(w["energy_j"], rel=1e-9)
+    assert sum(x["macs"] for x in layers) == w["macs"]
+    assert d["fusion"]["unknown_ops"] == [] and d["fusion"]["groups"]["attention"] == 3
+    r = CliRunner().invoke(main, ["report", str(tiny_build), "--seq-len", "16"])
+    assert r.exit_code == 0 and "per layer pass (3 passes)" in r.output and "fusion groups:" in r.output
+
+
 def test_report_cli_text_and_errors(tiny_build, tmp_path):
     r = CliRunner().invoke(main, ["report", str(tiny_build)])
     assert r.exit_code == 0 and "area" in r.output and "rram_mlc" in r.output and "MTI round robin" in r.output
