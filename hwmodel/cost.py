@@ -51,9 +51,10 @@ class ActionCounts:
     bitmask_encode_vectors: float = 0.0
 
     def __post_init__(self) -> None:
+        if self._valid():
+            return
         problems = []
-        for name, keys in (("read_bits", LEVELS), ("write_bits", LEVELS), ("macs", PRECISIONS),
-                           ("gated_macs", PRECISIONS), ("sfu_cycles", SFU_KINDS), ("sfu_elements", SFU_KINDS)):
+        for name, keys in _KEYED_FIELDS:
             d = getattr(self, name)
             problems += [f"{name}[{k!r}] is not one of {list(keys)}" for k in d if k not in keys]
             problems += [f"{name}[{k!r}] must be >= 0, got {v}" for k, v in d.items() if not v >= 0]
@@ -70,17 +71,32 @@ class ActionCounts:
         if problems:
             raise ConfigError("ActionCounts: " + "; ".join(problems))
 
+    def _valid(self) -> bool:
+        """The common case, checked fast (pricing builds hundreds of counts per inference)."""
+        for name, keys in _KEYED_FIELDS:
+            d = self.__dict__[name]
+            if d and not (keys.issuperset(d) and all(v >= 0 for v in d.values())):
+                return False
+        if any(self.sfu_elements.values()) and self.sfu_precision not in PRECISIONS:
+            return False
+        if self.sfu_precision and self.sfu_precision not in PRECISIONS:
+            return False
+        if not (self.pe_cycles >= 0 and self.bitmask_decode_vectors >= 0 and self.bitmask_encode_vectors >= 0):
+            return False
+        return all(g <= self.macs.get(p, 0) for p, g in self.gated_macs.items())
+
     def __add__(self, other: ActionCounts) -> ActionCounts:
         if self.sfu_precision and other.sfu_precision and self.sfu_precision != other.sfu_precision:
             raise ConfigError(f"ActionCounts: cannot add SFU work at {self.sfu_precision} and {other.sfu_precision}")
-        kw: dict[str, Any] = {}
-        for f in fields(self):
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if isinstance(a, str):
-                kw[f.name] = a or b
-            else:
-                kw[f.name] = _add_dicts(a, b) if isinstance(a, dict) else a + b
-        return ActionCounts(**kw)
+        a, b = self.__dict__, other.__dict__
+        out = object.__new__(ActionCounts)  # the sum of two valid counts is valid: no re-check
+        d = out.__dict__
+        for name in _DICT_FIELDS:
+            d[name] = _add_dicts(a[name], b[name]) if b[name] else dict(a[name])
+        for name in _NUMBER_FIELDS:
+            d[name] = a[name] + b[name]
+        d["sfu_precision"] = self.sfu_precision or other.sfu_precision
+        return out
 
     def scaled(self, k: float) -> ActionCounts:
         kw: dict[str, Any] = {}
@@ -94,6 +110,14 @@ class ActionCounts:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_KEYED_FIELDS = (("read_bits", frozenset(LEVELS)), ("write_bits", frozenset(LEVELS)),
+                 ("macs", frozenset(PRECISIONS)), ("gated_macs", frozenset(PRECISIONS)),
+                 ("sfu_cycles", frozenset(SFU_KINDS)), ("sfu_elements", frozenset(SFU_KINDS)))
+_DICT_FIELDS = tuple(f.name for f in fields(ActionCounts) if f.type == "dict")
+_NUMBER_FIELDS = tuple(f.name for f in fields(ActionCounts) if f.type == "float")
+assert len(_DICT_FIELDS) + len(_NUMBER_FIELDS) + 1 == len(fields(ActionCounts))  # + sfu_precision
 
 
 @dataclass(frozen=True)
@@ -111,9 +135,13 @@ class Cost:
             raise AssertionError(f"Cost: breakdown sums to {total} J, total is {self.energy_j} J")
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(self.energy_j + other.energy_j, self.latency_s + other.latency_s,
-                    _add_dicts(self.energy_by_component_j, other.energy_by_component_j),
-                    _add_dicts(self.latency_by_part_s, other.latency_by_part_s))
+        out = object.__new__(Cost)  # two closed breakdowns add up to a closed one: no re-check
+        d = out.__dict__
+        d["energy_j"] = self.energy_j + other.energy_j
+        d["latency_s"] = self.latency_s + other.latency_s
+        d["energy_by_component_j"] = _add_dicts(self.energy_by_component_j, other.energy_by_component_j)
+        d["latency_by_part_s"] = _add_dicts(self.latency_by_part_s, other.latency_by_part_s)
+        return out
 
     @staticmethod
     def zero() -> Cost:
