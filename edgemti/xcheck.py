@@ -32,6 +32,9 @@ XCHECK_FORMAT = "edgemti-zigzag-xcheck"
 XCHECK_VERSION = 1
 ENERGY_TOL = 0.15  # |ours / zigzag_adjusted - 1| per matmul shape and for the whole inference
 LATENCY_TOL = 0.20
+# a row also passes when its absolute difference is below this fraction of the inference's matmul total (the
+# classifier's 2304 MACs: a few pJ of word rounding are a large ratio of nothing)
+ABS_FLOOR = 1e-3
 VIEW_OPS = ("Transpose", "Reshape", "Cast", "Identity", "Unsqueeze", "Squeeze", "Flatten", "CastLike")
 LEAK = ("leak_sram", "leak_rram_slc", "leak_rram_mlc")
 
@@ -45,6 +48,10 @@ ADJUSTMENTS = {
     "mac_gating": "energy: MACs whose 16 weights are all zero are clock-gated (pe_array.gating); zigzag charges "
                   "every MAC",
     "bias_operand": "energy: a Gemm's bias is read from its level; zigzag's matmul has no bias operand",
+    "fusion": "energy: an operand or output inside its fusion group (attention scores feeding the softmax, the "
+              "adapter's bottleneck, a matmul's output feeding its fused GELU) stays in the scratchpad and "
+              "accumulators; zigzag moves every operand through SRAM, so its SRAM energy for them is removed, "
+              "and its on-loading (input) / off-loading (output) time for them",
     "no_compute_energy": "energy: execution.include_compute_energy = false drops MAC energy (the paper's convention)",
     "leakage": "energy: on-chip leakage power x the op's latency; zigzag models no static power",
     "pipeline_fill": "latency: pe_array.fill_cycles per matmul (EdgeBERT datapath fill); zigzag has none",
@@ -63,9 +70,12 @@ class ZzResult:
     mac_energy_j: float
     latency_s: float
     ideal_cycles: float
-    weight_home_energy_j: float  # energy of the weight operand at its home level
+    home_energy_j: dict[str, float]  # operand ("I", "W", "O") -> its energy at its home level (SRAM / RRAM)
     bits_read: dict[str, float]  # home level -> bits read / written there
     bits_written: dict[str, float]
+    onload_s: float = 0.0  # exposed loading before compute, all operands
+    offload_s: float = 0.0  # exposed draining of the outputs after compute
+    onload_by_operand_s: dict[str, float] = field(default_factory=dict)
     loop_order: str = ""
 
 
@@ -86,6 +96,8 @@ class Row:
     latency_zz_s: float
     adjust_energy_j: dict[str, float]
     adjust_latency_s: dict[str, float]
+    traffic_ours_bits: dict[str, float] = field(default_factory=dict)  # level -> bits read + written
+    traffic_zz_bits: dict[str, float] = field(default_factory=dict)  # home level -> bits (dense weights)
     loop_order: str = ""
 
     @property
@@ -159,13 +171,22 @@ class CrossCheck:
                   for r in self.rows]
         checks.append(("whole inference (matmuls)", self.total_energy_ratio, self.total_dynamic_ratio,
                        self.total_latency_ratio, self.total("macs_ours") == self.total("macs_zz")))
+        floor_e = ABS_FLOOR * self.total("energy_ours_j")
+        floor_t = ABS_FLOOR * self.total("latency_ours_s")
+        small = {r.name for r in self.rows if abs(r.energy_ours_j - r.energy_zz_adjusted_j) <= floor_e
+                 and abs(r.energy_ours_j - r.leakage_ours_j - r.energy_zz_dynamic_j) <= floor_e}
+        quick = {r.name for r in self.rows if abs(r.latency_ours_s - r.latency_zz_adjusted_s) <= floor_t}
         for name, e, dyn, t, macs_ok in checks:
             if not macs_ok:
                 out.append(f"{name}: MACs differ")
-            if abs(e - 1) > self.energy_tol:
+            if name in small:
+                pass
+            elif abs(e - 1) > self.energy_tol:
                 out.append(f"{name}: energy ours/zigzag = {e:.3f}, outside 1 +- {self.energy_tol}")
-            if abs(dyn - 1) > self.energy_tol:
+            elif abs(dyn - 1) > self.energy_tol:
                 out.append(f"{name}: dynamic energy ours/zigzag = {dyn:.3f}, outside 1 +- {self.energy_tol}")
+            if name in quick:
+                continue
             if abs(t - 1) > self.latency_tol:
                 out.append(f"{name}: latency ours/zigzag = {t:.3f}, outside 1 +- {self.latency_tol}")
         return out
@@ -173,7 +194,8 @@ class CrossCheck:
     def to_dict(self) -> dict:
         return {"format": XCHECK_FORMAT, "format_version": XCHECK_VERSION, "design": self.design,
                 "precision": self.precision, "seq_len": self.seq_len, "task": self.task, "spec": self.spec,
-                "energy_tol": self.energy_tol, "latency_tol": self.latency_tol, "adjustments": self.adjustments,
+                "energy_tol": self.energy_tol, "latency_tol": self.latency_tol, "abs_floor": ABS_FLOOR,
+                "adjustments": self.adjustments,
                 "rows": [r.to_dict() for r in self.rows],
                 "total": {k: self.total(k) for k in ("macs_ours", "macs_zz", "energy_ours_j", "leakage_ours_j",
                                                       "energy_zz_j", "energy_zz_dynamic_j",
@@ -226,6 +248,7 @@ class _Node:
     density: float  # backbone weight non-zeros / numel (1 for dense)
     bias_bits: float  # bits of the bias operand (Gemm), 0 if none
     bias_level: str
+    internal: tuple[str, ...] = ()  # zigzag operands ("I", "W", "O") ours keeps inside its fusion group
 
 
 def _role(record: Any, index_in_layer: int) -> str:
@@ -240,11 +263,52 @@ def _role(record: Any, index_in_layer: int) -> str:
     return ("attention.scores (Q.K^T)", "attention.context (P.V)")[index_in_layer % 2]
 
 
+def _internal_operands(idx: int, group: Any, nodes: Any, producer: dict[str, int],
+                       consumers: dict[str, list[int]]) -> tuple[str, ...]:
+    """zigzag operands of matmul node ``idx`` that stay inside its fusion ``group`` (never reach SRAM): an input
+    made by a charged stage of the group (not through view/folded nodes from a group input), an output that
+    reaches no group output through view/folded nodes alone."""
+    roles = {op.node: op.role for op in group.ops}
+
+    def passes(i: int) -> bool:
+        return nodes[i].op_type in VIEW_OPS or roles.get(i) == "folded"
+
+    def made_inside(t: str) -> bool:
+        for _ in range(64):
+            p = producer.get(t)
+            if p is None or p not in roles or p == idx:
+                return False
+            if not passes(p):
+                return True
+            t = nodes[p].input[0]
+        return False
+
+    out = [op for op, t in zip(("I", "W"), [i for i in nodes[idx].input if i][:2], strict=False) if made_inside(t)]
+    t = nodes[idx].output[0]
+    for _ in range(64):
+        if t in group.outputs:
+            break
+        nxt = [c for c in consumers.get(t, []) if c in roles and passes(c)]
+        if not nxt:
+            out.append("O")
+            break
+        t = nodes[nxt[0]].output[0]
+    return tuple(out)
+
+
 def matmul_nodes(records: list, graph: onnx.ModelProto, shapes: dict[str, tuple[int, ...]],
-                 weights: dict[str, Any], act_bits: int) -> list[_Node]:
-    """Our matmul records with their zigzag shapes (from the graph node and the probed shapes)."""
+                 weights: dict[str, Any], act_bits: int, fusion: Any = None) -> list[_Node]:
+    """Our matmul records with their zigzag shapes (from the graph node and the probed shapes) and, given the
+    model's ``fusion`` groups, the operands each keeps inside its group."""
     by_name = {(n.name or f"{n.op_type}_{i}"): n for i, n in enumerate(graph.graph.node)}
+    index = {(n.name or f"{n.op_type}_{i}"): i for i, n in enumerate(graph.graph.node)}
     producer = {o: n for n in graph.graph.node for o in n.output}
+    producer_idx = {o: i for i, n in enumerate(graph.graph.node) for o in n.output if o}
+    consumers: dict[str, list[int]] = {}
+    for i, n in enumerate(graph.graph.node):
+        for t in n.input:
+            consumers.setdefault(t, []).append(i)
+    groups = {g.name: g for g in fusion.groups} if fusion is not None else {}
 
     def source(name: str) -> str:
         while name in producer and producer[name].op_type in VIEW_OPS:
@@ -286,7 +350,10 @@ def matmul_nodes(records: list, graph: onnx.ModelProto, shapes: dict[str, tuple[
                 bias_level = "rram_mlc" if bw.place == "rram" else "sram"
         mm = Matmul(role, batch if is_act else 1, rows * (1 if is_act else batch), inner, cols, level, act_bits,
                     wbits, weight_is_activation=is_act, nodes=(r.node,))
-        out.append(_Node(r, mm, density, bias_bits, bias_level))
+        group = groups.get(getattr(r, "group", ""))
+        internal = (_internal_operands(index[r.node], group, graph.graph.node, producer_idx, consumers)
+                    if group is not None else ())
+        out.append(_Node(r, mm, density, bias_bits, bias_level, internal))
     return out
 
 
@@ -344,7 +411,7 @@ def run_zigzag(folder: Path, matmuls: list[Matmul], spec: Any, levels: dict, pre
     for cme, _ in main.run():
         read: dict[str, float] = {}
         written: dict[str, float] = {}
-        w_home = 0.0
+        home: dict[str, float] = {}
         for layer_op, accesses in cme.memory_word_access.items():
             mem_op = cme.memory_operand_links.layer_to_mem_op(layer_op)
             mem_levels = cme.accelerator.memory_hierarchy.get_memory_levels(mem_op=mem_op)
@@ -356,13 +423,16 @@ def run_zigzag(folder: Path, matmuls: list[Matmul], spec: Any, levels: dict, pre
                 n = acc4.get(dd)
                 if n:
                     sink[top.name] = sink.get(top.name, 0.0) + n * (top.get_max_bandwidth(mem_op, dd) or 0)
-            if layer_op.name == "W":
-                w_home = cme.mem_energy_breakdown[layer_op][len(accesses) - 1] * 1e-12
+            home[layer_op.name] = cme.mem_energy_breakdown[layer_op][len(accesses) - 1] * 1e-12
         out[cme.layer.name] = ZzResult(
             macs=int(cme.layer.total_mac_count), energy_j=cme.energy_total * 1e-12,
             mac_energy_j=cme.mac_energy * 1e-12, latency_s=cme.latency_total2 * cycle_s,
-            ideal_cycles=float(cme.ideal_temporal_cycle), weight_home_energy_j=w_home, bits_read=read,
-            bits_written=written, loop_order=str(cme.temporal_mapping))
+            ideal_cycles=float(cme.ideal_temporal_cycle), home_energy_j=home, bits_read=read,
+            bits_written=written, onload_s=float(cme.data_onloading_cycle) * cycle_s,
+            offload_s=float(cme.data_offloading_cycle) * cycle_s,
+            onload_by_operand_s={op.name: float(sum(v)) * cycle_s
+                                 for op, v in cme.data_loading_cc_pair_combined_per_op.items()},
+            loop_order=str(cme.temporal_mapping))
     return out
 
 
@@ -377,7 +447,7 @@ def _adjust(n: _Node, zz: ZzResult, spec: Any, levels: dict) -> tuple[dict[str, 
     mac_j = zz.mac_energy_j / max(1, zz.macs)  # the spec's pJ/MAC of the run's precision, as exported
     mask_bits = 0.0
     if m.weight_level == "rram_mlc":
-        e["sparse_values"] = zz.weight_home_energy_j * (n.density - 1.0)
+        e["sparse_values"] = zz.home_energy_j.get("W", 0.0) * (n.density - 1.0)
         mask_bits = float(m.weight_numel)
         decode = math.ceil(m.weight_numel / pe.vector) * spec.bitmask.decode_pj_per_vector * 1e-12
         e["bitmask_side_channel"] = mask_bits * levels["rram_slc"].read_j_per_bit + (
@@ -385,6 +455,8 @@ def _adjust(n: _Node, zz: ZzResult, spec: Any, levels: dict) -> tuple[dict[str, 
         gated = {"none": 0.0, "ideal": 1.0 - n.density}.get(pe.gating, (1.0 - n.density) ** pe.vector)
         if gated and ex.include_compute_energy:
             e["mac_gating"] = -zz.macs * gated * (1.0 - pe.gated_energy_fraction) * mac_j
+    if n.internal:
+        e["fusion"] = -sum(zz.home_energy_j.get(op, 0.0) for op in n.internal)
     if n.bias_bits:
         lv = "rram_mlc" if n.bias_level == "rram_mlc" else "sram"
         e["bias_operand"] = n.bias_bits * levels[lv].read_j_per_bit
@@ -392,6 +464,11 @@ def _adjust(n: _Node, zz: ZzResult, spec: Any, levels: dict) -> tuple[dict[str, 
         e["no_compute_energy"] = -zz.mac_energy_j
     cycle_s = spec.cycle_s
     t["pipeline_fill"] = pe.fill_cycles * cycle_s
+    if n.internal:  # what zigzag loads before / drains after compute of an operand ours keeps in the group
+        t_fused = zz.offload_s if "O" in n.internal else 0.0
+        if "I" in n.internal:
+            t_fused += max(0.0, zz.onload_s - zz.onload_by_operand_s.get("W", 0.0))
+        t["fusion"] = -t_fused
     if not _overlapped(spec):
         t_mem = 0.0
         read = dict(zz.bits_read)
@@ -442,7 +519,12 @@ def compare(nodes: list[_Node], zz: dict[tuple, ZzResult], spec: Any, levels: di
             leakage_ours_j=sum(n.record.energy_by_component_j.get(c, 0.0) for n in group for c in LEAK) / k,
             energy_zz_j=z.energy_j,
             latency_ours_s=sum(n.record.latency_s for n in group) / k, latency_zz_s=z.latency_s,
-            adjust_energy_j=adj_e, adjust_latency_s=adj_t, loop_order=z.loop_order))
+            adjust_energy_j=adj_e, adjust_latency_s=adj_t,
+            traffic_ours_bits={lv: 8 * sum(n.record.bytes_by_level.get(lv, 0.0) for n in group) / k
+                               for lv in ("sram", "rram_slc", "rram_mlc", "dram")},
+            traffic_zz_bits={lv: z.bits_read.get(lv, 0.0) + z.bits_written.get(lv, 0.0)
+                             for lv in sorted(set(z.bits_read) | set(z.bits_written))},
+            loop_order=z.loop_order))
     return rows
 
 
@@ -462,7 +544,7 @@ def cross_check(hw: Any, graph: onnx.ModelProto, weights: dict[str, Any], precis
     levels = dict(hw.area().levels)
     step("probe shapes")
     shapes = probe_shapes(graph, seq_len, data_inputs, {k: tuple(w.shape) for k, w in weights.items()})
-    nodes = matmul_nodes(list(inf.records), graph, shapes, weights, act_bits)
+    nodes = matmul_nodes(list(inf.records), graph, shapes, weights, act_bits, getattr(hw, "fusion", None))
     if not nodes:
         raise ConfigError("xcheck: the inference has no matmul records")
     unique: dict[tuple, Matmul] = {}
@@ -520,6 +602,15 @@ def format_table(cc: CrossCheck) -> str:
                  f"{t('energy_ours_j') * 1e6:.1f} | {t('energy_zz_j') * 1e6:.1f} | {t('energy_zz_adjusted_j') * 1e6:.1f} | "
                  f"{cc.total_energy_ratio:.3f} | {cc.total_dynamic_ratio:.3f} | {t('latency_ours_s') * 1e6:.1f} | "
                  f"{t('latency_zz_s') * 1e6:.1f} | {t('latency_zz_adjusted_s') * 1e6:.1f} | {cc.total_latency_ratio:.3f} |")
+    lines += ["", "Traffic per instance, kbit read + written (zigzag's RRAM weights dense, ours bitmask-encoded: "
+              "non-zeros in MLC, masks in SLC):", "",
+              "| matmul | SRAM ours | SRAM zz | MLC ours | MLC zz | SLC ours | zigzag loop order (innermost first) |",
+              "|---|--:|--:|--:|--:|--:|---|"]
+    for r in cc.rows:
+        o, z = r.traffic_ours_bits, r.traffic_zz_bits
+        lines.append(f"| {r.name} | {o.get('sram', 0) / 1e3:.0f} | {z.get('sram', 0) / 1e3:.0f} | "
+                     f"{o.get('rram_mlc', 0) / 1e3:.0f} | {z.get('rram_mlc', 0) / 1e3:.0f} | "
+                     f"{o.get('rram_slc', 0) / 1e3:.0f} | {r.loop_order} |")
     lines += ["", f"Non-matmul ops (ours only; zigzag models no SFU op): {cc.other_energy_j * 1e6:.1f} uJ, "
               f"{cc.other_latency_s * 1e6:.1f} us of the inference.", "", "Adjustments added to zigzag, per instance:"]
     for r in cc.rows:
