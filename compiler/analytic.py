@@ -10,9 +10,10 @@ so a design-space sweep computes them in microseconds instead of compiling:
   format's threshold; both are monotone in |x|, so the survivors of both are
   ``nnz = min(numel - k, nonzero_codes)`` for *any* sparsity target ``s``: no pass over the values per sparsity.
   (Ties at the pruning boundary share one |x|, hence one zero-ness: the count is exact, not an estimate.)
-* **shapes per structure** (:class:`Structure`, once per backbone, design, adapter sizes and task label
-  counts): which tensors the backbone and a task's pack hold, and the build's weightless ``graph.onnx``
-  (exported by the compiler's own ``weightless_graph``, so it is byte-identical to a compiled build's).
+* **shapes per structure** (:class:`Structure`, once per backbone, design, adapter sizes and first task): which
+  tensors the backbone and a task's pack hold, and the build's weightless ``graph.onnx`` (exported by the
+  compiler's own ``weightless_graph``, so it is byte-identical to a compiled build's). The other tasks only
+  change the classifier's rows, a symbolic axis of the graph, so one export serves every task list.
 
 Byte counts then use the image format's own rules (``formats.quant.packed_nbytes``: values packed back to back,
 rounded up to a byte per tensor; ``formats.bitmask.mask_nbytes``: one mask bit per element, rounded up per
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -56,7 +58,7 @@ class TensorStat:
 
     @property
     def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return math.prod(self.shape)
 
     def nnz(self, fmt: QFormat, sparsity: float) -> int:
         """Stored non-zeros after magnitude pruning to ``sparsity`` (when prunable) and quantization to ``fmt``."""
@@ -163,16 +165,15 @@ def backbone_stats(backbone: str, formats: Iterable[str], checkpoint: str | None
 
 @dataclass(frozen=True)
 class Structure:
-    """Which tensors a build of (backbone, design, adapter sizes, tasks) holds where, and its graph.
+    """Which tensors a build of (backbone, design, adapter sizes, first task) holds where, and its graph.
 
-    ``task_tensors`` are one pack's (name, shape) in pack order with the classifier of ``num_labels`` rows
-    replaced per task; ``graph`` is the build's weightless ``graph.onnx`` bytes.
+    ``task_tensors`` are one pack's (name, shape) in pack order, the classifier's rows replaced per task
+    (:meth:`pack_shapes`); ``graph`` is the build's weightless ``graph.onnx`` bytes.
     """
 
     key: str
     backbone_tensors: tuple[tuple[str, tuple[int, ...]], ...]
     task_tensors: tuple[tuple[str, tuple[int, ...]], ...]
-    tasks: tuple[tuple[str, int], ...]  # (task, num_labels) in build order
     graph: bytes = field(repr=False)
 
     def pack_shapes(self, num_labels: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -180,10 +181,10 @@ class Structure:
 
 
 def structure_key(config: CompileConfig) -> str:
-    """What a build's tensor layout and graph depend on (never values, formats or sparsities)."""
+    """What a build's tensor layout and graph depend on (never values, formats, sparsities or later tasks)."""
     desc = {"backbone": config.backbone, "checkpoint": config.checkpoint, "design": config.design,
             "adapter": config.synthetic_adapter if config.design == "adapter" else None,
-            "tasks": list(config.synthetic_tasks)}
+            "first_task": config.synthetic_tasks[0] if config.synthetic_tasks else None}
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -200,8 +201,15 @@ def build_structure(config: CompileConfig, graph: bytes | None = None) -> Struct
     task_tensors = tuple((n, tuple(int(d) for d in a.shape)) for n, a in first.tensors.items())
     if graph is None:
         graph = weightless_graph(model, [t.shapes() for t in tasks])
-    return Structure(structure_key(config), backbone, task_tensors, tuple((t.task, t.num_labels) for t in tasks),
-                     graph)
+    return Structure(structure_key(config), backbone, task_tensors, graph)
+
+
+def num_labels(task: str) -> int:
+    """Rows of a synthetic pack's classifier: the GLUE task's label count (1 for regression)."""
+    from edgemti.tasks.glue import get_task
+
+    spec = get_task(task)
+    return 1 if spec.is_regression else len(spec.labels)
 
 
 @dataclass(frozen=True)
@@ -228,9 +236,9 @@ def analytic_build(config: CompileConfig, stats: BackboneStats, structure: Struc
         mlc += packed_nbytes(nnz, fmt)
         slc += mask_nbytes(st.numel)
     tasks = []
-    for task, num_labels in structure.tasks:
-        shapes = structure.pack_shapes(num_labels)
-        infos = tuple(WeightInfo(n, s, int(np.prod(s, dtype=np.int64)), pfmt.bits, "sram") for n, s in shapes)
+    for task in config.synthetic_tasks:
+        shapes = structure.pack_shapes(num_labels(task))
+        infos = tuple(WeightInfo(n, s, math.prod(s), pfmt.bits, "sram") for n, s in shapes)
         tasks.append(TaskWorkload(task, sum(packed_nbytes(w.numel, pfmt) for w in infos), infos))
     dram = sum(t.pack_bytes for t in tasks)
     workload = Workload(design=config.design, backbone=tuple(backbone), tasks=tuple(tasks),

@@ -397,13 +397,13 @@ def prepare_assets(points: list[SweepPoint], specs: dict, cache_dir: Path | None
             structures[key] = _load_structure(meta_path, graph_path, Structure)
             continue
         adapter = f" adapter {cfg.synthetic_adapter}" if cfg.design == "adapter" else ""
-        say(f"structure + graph export of {cfg.backbone} {cfg.design}{adapter} tasks {','.join(cfg.synthetic_tasks)}")
+        say(f"structure + graph export of {cfg.backbone} {cfg.design}{adapter}")
         s = build_structure(cfg)
         if meta_path and graph_path:
             _write_atomic(graph_path, s.graph)
-            meta = {"format": "edgemti-sweep-structure", "format_version": 1, "key": s.key,
+            meta = {"format": "edgemti-sweep-structure", "format_version": 2, "key": s.key,
                     "backbone_tensors": [[n, list(sh)] for n, sh in s.backbone_tensors],
-                    "task_tensors": [[n, list(sh)] for n, sh in s.task_tensors], "tasks": [list(t) for t in s.tasks],
+                    "task_tensors": [[n, list(sh)] for n, sh in s.task_tensors],
                     "graph_sha256": hashlib.sha256(s.graph).hexdigest()}
             _write_atomic(meta_path, json.dumps(meta, sort_keys=True).encode())
         structures[key] = s
@@ -415,12 +415,11 @@ def _load_structure(meta_path: Path, graph_path: Path, cls: type) -> Any:
     try:
         meta = json.loads(meta_path.read_bytes())
         graph = graph_path.read_bytes()
-        ok = (meta.get("format") == "edgemti-sweep-structure" and meta.get("format_version") == 1
+        ok = (meta.get("format") == "edgemti-sweep-structure" and meta.get("format_version") == 2
               and hashlib.sha256(graph).hexdigest() == meta.get("graph_sha256"))
         if ok:
             return cls(str(meta["key"]), tuple((str(n), tuple(int(d) for d in s)) for n, s in meta["backbone_tensors"]),
-                       tuple((str(n), tuple(int(d) for d in s)) for n, s in meta["task_tensors"]),
-                       tuple((str(t), int(k)) for t, k in meta["tasks"]), graph)
+                       tuple((str(n), tuple(int(d) for d in s)) for n, s in meta["task_tensors"]), graph)
     except (OSError, ValueError, KeyError, TypeError):
         pass
     raise FormatError(f"{meta_path}: corrupt structure cache (format, fields or graph checksum): delete "
@@ -442,7 +441,9 @@ class Evaluator:
         self._base: dict[str, Any] = {}
         self._specs: dict[tuple, Any] = {}
         self._graphs: dict[str, Any] = {}
-        self._models: dict[tuple, Any] = {}
+        self._models: dict[tuple, tuple] = {}  # -> (HwModel, requirements, activation peak, area)
+        self._pricing: dict[tuple, tuple] = {}  # spec axes -> (pricing spec, its hash)
+        self._builds: dict[tuple, tuple] = {}  # workload axes -> (structure key, AnalyticBuild)
 
     def spec(self, p: SweepPoint):
         """The point's architecture: its design's spec with the point's spec axes applied."""
@@ -496,18 +497,28 @@ class Evaluator:
     def _evaluate(self, p: SweepPoint) -> dict:
         from edgemti.compiler.analytic import analytic_build, structure_key
         from edgemti.hwmodel.cost import ActionCounts, price
-        cfg = p.compile_config()
-        skey = structure_key(cfg)
-        ab = analytic_build(cfg, self.assets.stats[p.backbone], self.assets.structures[skey])
+        bkey = (p.backbone, p.design, p.adapter, p.num_tasks, p.quant, p.sparsity_embedding, p.sparsity_transformer,
+                p.seq_len)
+        if bkey not in self._builds:
+            cfg = p.compile_config()
+            skey = structure_key(cfg)
+            if len(self._builds) >= 64:
+                self._builds.pop(next(iter(self._builds)))
+            self._builds[bkey] = (skey, analytic_build(cfg, self.assets.stats[p.backbone], self.assets.structures[skey]))
+        skey, ab = self._builds[bkey]
         spec = self.spec(p)
-        pspec = self._pricing_spec(spec)
-        mkey = (skey, p.quant, p.sparsity_embedding, p.sparsity_transformer, p.seq_len, pspec.spec_hash())
-        hw = self._models.get(mkey)
-        if hw is None:
+        skey_spec = (p.design, *(getattr(p, a) for a in SPEC_AXES))
+        if skey_spec not in self._pricing:
+            pspec = self._pricing_spec(spec)
+            self._pricing[skey_spec] = (pspec, pspec.spec_hash())
+        pspec, phash = self._pricing[skey_spec]
+        mkey = (skey, p.quant, p.sparsity_embedding, p.sparsity_transformer, p.seq_len, phash)
+        if mkey not in self._models:
             hw = hw_model(ab.workload, self.graph(skey), pspec, ab.footprint.quant)
             if len(self._models) >= self.max_models:
                 self._models.pop(next(iter(self._models)))
-            self._models[mkey] = hw
+            self._models[mkey] = (hw, hw.requirements(), int(hw.activation_peak_bytes()), hw.area())
+        hw, req, act_peak, area = self._models[mkey]
         inf = hw.inference(p.seq_len)
         largest = ab.workload.largest_task
         pack = ab.workload.task(largest).pack_bytes
@@ -517,16 +528,14 @@ class Evaluator:
         keep = CONVENTIONS[p.energy_convention]
         e_inf = math.fsum(v for k, v in inf.energy_by_component_j.items() if keep(k))
         e_swap = math.fsum(v for k, v in swap.energy_by_component_j.items() if keep(k))
-        req = hw.requirements()
         need = {"rram_mlc": int(req["rram_mlc"]), "rram_slc": int(req["rram_slc"]), "sram": int(req["sram"]),
                 "dram": ab.footprint.dram_bytes}
         cap = {lv: int(spec.memory(lv).capacity_bytes) for lv in need}
         over = [f"{lv} {need[lv]} > {cap[lv]} B" for lv in need if need[lv] > cap[lv]]
-        area = hw.area()
         return {
             "fits": not over, "overflow": "; ".join(over) or None, "cumulative_sparsity": ab.cumulative_sparsity,
             **{f"need_{lv}_bytes": n for lv, n in need.items()}, "pack_bytes": pack,
-            "activation_peak_bytes": int(hw.activation_peak_bytes()),
+            "activation_peak_bytes": act_peak,
             "area_mm2": area.total_mm2, **{f"area_{lv}_mm2": area.levels[lv].area_mm2 for lv in area.levels},
             "area_pe_mm2": area.pe_array_mm2, "area_logic_mm2": area.logic_mm2,
             "inference_energy_j": e_inf, "inference_latency_s": inf.latency_s, "macs": int(inf.macs),
