@@ -7,7 +7,8 @@ results.
 albert-base (random init: footprints, energy and latency do not depend on the weights' values beyond the Q3.5
 zero count) at FP32, Q3.13 and Q3.5 for both designs, with synthetic MNLI/MRPC/QNLI packs. No build is written:
 ``compiler.analytic`` gives each design+format's exact footprint and hardware workload from the backbone's
-statistics (one model load) and one graph export per design; each is priced on both profiles.
+statistics (one model load) and one graph export per design (cached on disk with the sweep's asset cache);
+each is priced on both profiles.
 
 Scenario: 3-task MTI, round robin (a task switch on every request, the paper's worst case): per inference =
 one inference of the task with the largest pack + one swap of it (``hwmodel.scenario.per_inference``).
@@ -71,32 +72,35 @@ def _spec(profile: str, design: str):
 
 
 def price_all(backbone: str, seq_len: int, sparsity_embedding: float, sparsity_transformer: float,
-              quants: tuple[str, ...] = QUANTS, step: Callable[[str], None] = lambda s: None) -> tuple[dict, dict]:
-    """HwModels keyed (profile, design, quant) and footprints keyed (design, quant), from analytic builds."""
-    from edgemti.compiler.analytic import analytic_build, backbone_stats, build_structure
-    from edgemti.compiler.config import CompileConfig
+              quants: tuple[str, ...] = QUANTS, step: Callable[[str], None] = lambda s: None,
+              cache_dir: str | Path | None = None) -> tuple[dict, dict]:
+    """HwModels keyed (profile, design, quant) and footprints keyed (design, quant), from analytic builds.
+
+    Backbone statistics and the two graph exports (the slow part: minutes on a busy box) come from the sweep's
+    checksummed asset cache in ``cache_dir`` when there, and are saved to it otherwise.
+    """
+    from edgemti.compiler.analytic import analytic_build, structure_key
     from edgemti.formats.graph import load_graph
     from edgemti.hwmodel import HwModel
+    from edgemti.sweep import SweepPoint, prepare_assets
 
-    step(f"backbone statistics of {backbone} ({', '.join(quants)})")
-    stats = backbone_stats(backbone, quants)
+    points = {(d, q): SweepPoint(design=d, backbone=backbone, quant=q, sparsity_embedding=sparsity_embedding,
+                                 sparsity_transformer=sparsity_transformer, num_tasks=3, seq_len=seq_len)
+              for d in DESIGNS for q in quants}
+    assets = prepare_assets(list(points.values()), {}, Path(cache_dir) if cache_dir else None, step)
+    stats = assets.stats[backbone]
     models: dict = {}
     footprints: dict = {}
-    for design in DESIGNS:
-        def cfg(q: str, design: str = design) -> CompileConfig:
-            return CompileConfig(backbone=backbone, synthetic_tasks=("mnli", "mrpc", "qnli"), design=design,
-                                 quant=q, sparsity_embedding=sparsity_embedding,
-                                 sparsity_transformer=sparsity_transformer, max_seq_len=seq_len)
-
-        step(f"structure and graph of the {design} design")
-        structure = build_structure(cfg(quants[0]))
-        graph = load_graph(structure.graph)
-        for q in quants:
-            ab = analytic_build(cfg(q), stats, structure)
-            footprints[(design, q)] = ab.footprint
-            for profile in PROFILES:
-                step(f"price {design} {q} on the {profile.replace('_', ' ')}")
-                models[(profile, design, q)] = HwModel(ab.workload, graph, _spec(profile, design))
+    graphs: dict = {}
+    for (design, q), point in points.items():
+        cfg = point.compile_config()
+        structure = assets.structures[structure_key(cfg)]
+        graph = graphs.setdefault(structure.key, load_graph(structure.graph))
+        ab = analytic_build(cfg, stats, structure)
+        footprints[(design, q)] = ab.footprint
+        for profile in PROFILES:
+            step(f"price {design} {q} on the {profile.replace('_', ' ')}")
+            models[(profile, design, q)] = HwModel(ab.workload, graph, _spec(profile, design))
     return models, footprints
 
 
@@ -230,9 +234,10 @@ def table3(footprints: dict) -> dict:
 
 def paper_report(out: str | Path, seq_len: int = 128, sparsity_embedding: float = 0.5,
                  sparsity_transformer: float = 0.5, backbone: str = "albert-base",
-                 progress: Callable[[str], None] | None = None) -> dict:
+                 progress: Callable[[str], None] | None = None, cache_dir: str | Path | None = None) -> dict:
     """Price the 6 design x format points on both profiles; write ``paper_results.json``, ``paper_table.txt``
-    and ``fig6_three_columns.png`` into ``out``; return the results document."""
+    and ``fig6_three_columns.png`` into ``out``; return the results document. ``cache_dir`` (default
+    ``out/cache``) keeps the backbone statistics and graph exports between runs."""
     from edgemti.hwmodel.targets import paper_targets
 
     step = progress or (lambda s: None)
@@ -241,7 +246,8 @@ def paper_report(out: str | Path, seq_len: int = 128, sparsity_embedding: float 
     out.mkdir(parents=True, exist_ok=True)
     if not (0 <= sparsity_embedding < 1 and 0 <= sparsity_transformer < 1):
         raise ConfigError(f"sparsities must be in [0, 1), got {sparsity_embedding}, {sparsity_transformer}")
-    models, footprints = price_all(backbone, seq_len, sparsity_embedding, sparsity_transformer, QUANTS, step)
+    models, footprints = price_all(backbone, seq_len, sparsity_embedding, sparsity_transformer, QUANTS, step,
+                                   cache_dir if cache_dir is not None else out / "cache")
     res: dict[str, dict] = {p: {} for p in PROFILES}
     specs: dict[str, dict] = {p: {} for p in PROFILES}
     for (p, d, q), hw in models.items():
