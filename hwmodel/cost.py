@@ -18,6 +18,7 @@ Composition rules (docs/HWMODEL.md):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -157,7 +158,7 @@ def mac_energy_j(spec: ArchSpec, precision: str) -> float:
     return spec.pe_array.mac_energy_pj[precision] * 1e-12
 
 
-def price(counts: ActionCounts, spec: ArchSpec, levels: dict[str, LevelProvision]) -> Cost:
+def price(counts: ActionCounts, spec: ArchSpec, levels: Mapping[str, LevelProvision]) -> Cost:
     """Price ``counts`` with the spec's tables and the provisioned on-chip ``levels`` (see module rules)."""
     ex = spec.execution
     e: dict[str, float] = {}

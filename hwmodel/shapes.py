@@ -457,7 +457,9 @@ def _expand(name: str, at: dict[str, Any], ins: list[Any]) -> list[_T]:
     x = ins[0]
     shape = _broadcast(name, x.shape, tuple(_ints(name, ins[1], "shape")))
     out = _T(shape, x.dtype)
-    return [_known(out, np.broadcast_to(x.value, shape) if x.value is not None and _all_int(shape) else None)]
+    if x.value is None or not _all_int(shape):
+        return [out]
+    return [_known(out, np.broadcast_to(x.value, tuple(int(d) for d in shape)))]
 
 
 def _constant_of_shape(name: str, at: dict[str, Any], ins: list[Any]) -> list[_T]:
