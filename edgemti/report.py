@@ -51,7 +51,7 @@ def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path
     prog = hw.program_rram()
     fusion = hw.fusion
     if plot:
-        bars = {f"{t}\ninference": per_task[t]["inference"]["energy_by_component_j"] for t in tasks}
+        bars = {f"{t}\ninference": dict(hw.inference(seq, t).energy_by_component_j) for t in tasks}
         bars["MTI round robin\nper request"] = {k: v / mti.n_requests for k, v in mti.energy_by_component_j.items()}
         plot_energy_breakdown(bars, Path(plot), f"{m.design} {m.compile.quant}, seq_len {seq}")
     return {

@@ -172,7 +172,7 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
     activations' precision; default ``precision``).
     """
     if fusion is None:
-        fusion = fuse(model, set(weights))
+        fusion = fuse(model, set(weights), ())
     nodes = model.graph.node
     vec = spec.pe_array.vector
     sram_act = spec.execution.sram_activations
@@ -263,11 +263,11 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
             elif op.role == "gather":
                 ins = [i for i in node.input if i]
                 src = fusion.sources.get(ins[0], (ins[0],))
-                w = weights.get(src[0]) if src else None
-                if w is not None:
+                table_w = weights.get(src[0]) if src else None
+                if table_w is not None:
                     rows = _numel(shapes.shapes.get(ins[1], ()))
                     table = shapes.shapes.get(ins[0], ())
-                    acc.read_weight(w, min(1.0, rows * _numel(table[1:]) / max(1, w.numel)))
+                    acc.read_weight(table_w, min(1.0, rows * _numel(table[1:]) / max(1, table_w.numel)))
             else:
                 sfu = op.role.split(":", 1)[1]
                 y = shapes.shapes[node.output[0]]
@@ -305,7 +305,7 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
     return out
 
 
-def price_charges(charges: list[OpCharge], spec: ArchSpec, levels: Mapping[str, LevelProvision]) -> list[Cost]:
+def price_charges(charges: list[OpCharge], spec: ArchSpec, levels: dict[str, LevelProvision]) -> list[Cost]:
     """Cost of each charge. A double-buffered stage takes max(compute, memory) after its prologue (the first
     tile's load, serial); the rest take compute + memory unless ``execution.overlap`` makes every unit overlap."""
     overlapped = dataclasses.replace(spec, execution=dataclasses.replace(spec.execution, overlap=True))
