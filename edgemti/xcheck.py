@@ -15,6 +15,7 @@ of the model's own shape inference, so MACs are checked too.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from collections.abc import Callable
@@ -227,7 +228,7 @@ def probe_shapes(graph: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, .
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     types = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
              "tensor(float16)": np.float16, "tensor(double)": np.float64}
-    feeds = {}
+    feeds: dict[str, np.ndarray] = {}
     for i in sess.get_inputs():
         shape = weight_shapes.get(i.name) or tuple(d if isinstance(d, int) and d > 0 else (1 if k == 0 else seq_len)
                                                    for k, d in enumerate(i.shape))
@@ -417,9 +418,8 @@ def run_zigzag(folder: Path, matmuls: list[Matmul], spec: Any, levels: dict, pre
             mem_levels = cme.accelerator.memory_hierarchy.get_memory_levels(mem_op=mem_op)
             top = mem_levels[len(accesses) - 1]
             acc4 = accesses[-1]
-            for d, sink in (("RD_OUT_TO_LOW", read), ("RD_OUT_TO_HIGH", read), ("WR_IN_BY_HIGH", written),
-                            ("WR_IN_BY_LOW", written)):
-                dd = DataDirection[d]
+            for dd, sink in ((DataDirection.RD_OUT_TO_LOW, read), (DataDirection.RD_OUT_TO_HIGH, read),
+                             (DataDirection.WR_IN_BY_HIGH, written), (DataDirection.WR_IN_BY_LOW, written)):
                 n = acc4.get(dd)
                 if n:
                     sink[top.name] = sink.get(top.name, 0.0) + n * (top.get_max_bandwidth(mem_op, dd) or 0)
@@ -506,10 +506,10 @@ def compare(nodes: list[_Node], zz: dict[tuple, ZzResult], spec: Any, levels: di
         adj_t: dict[str, float] = {}
         for n in group:
             e, t = _adjust(n, z, spec, levels)
-            for k, v in e.items():
-                adj_e[k] = adj_e.get(k, 0.0) + v / len(group)
-            for k, v in t.items():
-                adj_t[k] = adj_t.get(k, 0.0) + v / len(group)
+            for name, v in e.items():
+                adj_e[name] = adj_e.get(name, 0.0) + v / len(group)
+            for name, v in t.items():
+                adj_t[name] = adj_t.get(name, 0.0) + v / len(group)
         k = len(group)
         rows.append(Row(
             name=m.name, shape=key.split(" ")[-1], weight_level=("activation" if m.weight_is_activation
@@ -562,8 +562,8 @@ def cross_check(hw: Any, graph: onnx.ModelProto, weights: dict[str, Any], precis
                 continue
             named = {f"mm{i}_{m.name.replace(' ', '_').replace('(', '').replace(')', '').replace('.', '_')}": k
                      for i, (k, m) in enumerate(mine.items())}
-            mms = [Matmul(name, *_fields(mine[k])[:-2], count=counts[k],
-                          nodes=tuple(n.record.node for n in nodes if _shape_key(n.matmul) == k))
+            mms = [dataclasses.replace(mine[k], name=name, count=counts[k],
+                                       nodes=tuple(n.record.node for n in nodes if _shape_key(n.matmul) == k))
                    for name, k in named.items()]
             step(f"zigzag: {len(mms)} matmul shapes with weights in {level}")
             res = run_zigzag(root, mms, spec, levels, precision, level, opt=opt, lpf_limit=lpf_limit)
@@ -574,11 +574,6 @@ def cross_check(hw: Any, graph: onnx.ModelProto, weights: dict[str, Any], precis
     mm_t = sum(n.record.latency_s for n in nodes)
     return CrossCheck(design=spec.design, precision=precision, seq_len=seq_len, task=inf.task, spec=spec.name,
                       rows=tuple(rows), other_energy_j=inf.energy_j - mm_e, other_latency_s=inf.latency_s - mm_t)
-
-
-def _fields(m: Matmul) -> tuple:
-    return (m.batch, m.rows, m.inner, m.cols, m.weight_level, m.act_bits, m.weight_bits, m.weight_is_activation,
-            m.count, m.nodes)
 
 
 def format_table(cc: CrossCheck) -> str:
@@ -626,58 +621,18 @@ def format_table(cc: CrossCheck) -> str:
 # -- from a build folder ----------------------------------------------------------------------------------------
 
 
-def _workload(manifest: Any) -> Any:
-    """The build's hwmodel ``Workload`` (the typed seam; built from the manifest where the formats layer has no
-    builder yet)."""
-    try:
-        from edgemti.formats.workload import workload_of  # type: ignore[import-not-found]
-    except ImportError:
-        pass
-    else:
-        return workload_of(manifest)
-    from edgemti.hwmodel.workload import TaskWorkload, WeightInfo, Workload, precision_key
-
-    comp = manifest.compile
-    compile_dict = comp if isinstance(comp, dict) else comp.to_dict()  # typed CompileSection or its JSON object
-    from edgemti.formats.quant import QFormat
-
-    vf = QFormat.from_dict(compile_dict["value_format"])
-    backbone = tuple(WeightInfo(t.name, tuple(t.shape), int(t.nnz), int(t.format.bits), "rram")
-                     for t in manifest.tensors)
-    tasks = tuple(TaskWorkload(p.task, int(p.length), tuple(WeightInfo(t.name, tuple(t.shape), int(t.numel),
-                                                                       int(t.format.bits), "sram")
-                                                            for t in p.tensors)) for p in manifest.packs)
-    di = manifest.graph.get("data_inputs", ("input_ids", "attention_mask", "token_type_ids"))
-    return Workload(design=manifest.design, backbone=backbone, tasks=tasks,
-                    image_bytes={k: int(manifest.images[k].size_bytes) for k in ("rram_mlc", "rram_slc", "dram")},
-                    precision=precision_key(vf.kind, vf.bits), value_bits=int(vf.bits),
-                    activation_bits=int(compile_dict["activation_bits"]),
-                    max_seq_len=int(compile_dict["max_seq_len"]),
-                    data_inputs=tuple(di.values()) if isinstance(di, dict) else tuple(di))
-
-
-def _hw_model(build: Any, workload: Any, graph: onnx.ModelProto, spec: Any) -> Any:
-    import inspect
-
-    from edgemti.hwmodel import HwModel, load_spec
-
-    spec = spec or load_spec(design=workload.design)
-    if "workload" in inspect.signature(HwModel.__init__).parameters:
-        return HwModel(workload, graph, spec)
-    return HwModel.from_build(build.manifest.to_dict(), graph, spec)
-
-
 def cross_check_build(build: str | Path, seq_len: int = 128, task: str | None = None, spec: Any = None,
                       workdir: str | Path | None = None, opt: str = "energy", lpf_limit: int = 6,
                       progress: Callable[[str], None] | None = None) -> CrossCheck:
     """:func:`cross_check` of a build folder on ``spec`` (default: the shipped spec of the build's design)."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
+    from edgemti.formats.workload import hw_model
 
     b = open_build(build, verify=False)
     graph = load_graph(b.graph_bytes())
-    wl = _workload(b.manifest)
-    hw = _hw_model(b, wl, graph, spec)
+    hw = hw_model(b.manifest, graph, spec)
+    wl = hw.workload
     task = task or wl.largest_task
     return cross_check(hw, graph, wl.weights(task), wl.precision, wl.activation_bits, tuple(wl.data_inputs),
                        seq_len, task, workdir=workdir, opt=opt, lpf_limit=lpf_limit, progress=progress)
