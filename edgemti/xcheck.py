@@ -42,8 +42,9 @@ LEAK = ("leak_sram", "leak_rram_slc", "leak_rram_mlc")
 # Every modelling choice that separates the two models, by name. The cross-check adds each one's value to
 # zigzag's figure (energy J or latency s); docs/HWMODEL.md "Cross-check against zigzag" explains each.
 ADJUSTMENTS = {
-    "sparse_values": "energy: backbone weights are bitmask-encoded, RRAM MLC holds only the non-zeros "
-                     "(nnz x bits); zigzag reads a dense weight, so its MLC weight energy is scaled by the density",
+    "sparse_values": "energy: backbone weights are bitmask-encoded, RRAM MLC holds only the non-zeros; the "
+                     "export shows zigzag that stream as a dense one at the backbone's mean density (bandwidth / "
+                     "density, energy x density); this corrects each weight to its own density",
     "bitmask_side_channel": "energy: one mask bit per backbone weight read from RRAM SLC and one bitmask-decoder "
                             "vector per 16 weights; zigzag has no sparse-format side channel",
     "mac_gating": "energy: MACs whose 16 weights are all zero are clock-gated (pe_array.gating); zigzag charges "
@@ -77,6 +78,7 @@ class ZzResult:
     onload_s: float = 0.0  # exposed loading before compute, all operands
     offload_s: float = 0.0  # exposed draining of the outputs after compute
     onload_by_operand_s: dict[str, float] = field(default_factory=dict)
+    weight_density: float = 1.0  # the density the weight level was exported at (zigzag_export.accelerator)
     loop_order: str = ""
 
 
@@ -375,7 +377,7 @@ def _shape_key(m: Matmul) -> tuple:
 
 
 def run_zigzag(folder: Path, matmuls: list[Matmul], spec: Any, levels: dict, precision: str, weight_level: str,
-               opt: str = "energy", lpf_limit: int = 6) -> dict[str, ZzResult]:
+               opt: str = "energy", lpf_limit: int = 6, weight_density: float = 1.0) -> dict[str, ZzResult]:
     """Write the accelerator/mapping/workload into ``folder``, run zigzag, return one result per matmul name."""
     try:
         from zigzag.hardware.architecture.memory_port import DataDirection
@@ -398,7 +400,7 @@ def run_zigzag(folder: Path, matmuls: list[Matmul], spec: Any, levels: dict, pre
     act_bits = matmuls[0].act_bits
     wbits = max(m.weight_bits for m in matmuls)
     acc = write_accelerator(folder / f"accelerator_{weight_level}.yaml", spec, levels, precision, act_bits, wbits,
-                            weight_level)
+                            weight_level, weight_density)
     mp = write_mapping(folder / "mapping.yaml", spec)
     wl = write_workload(folder / f"workload_{weight_level}.onnx", matmuls)
     stages: list[Callable] = [ONNXModelParserStage, AcceleratorParserStage, WorkloadStage, reduce,
@@ -447,7 +449,7 @@ def _adjust(n: _Node, zz: ZzResult, spec: Any, levels: dict) -> tuple[dict[str, 
     mac_j = zz.mac_energy_j / max(1, zz.macs)  # the spec's pJ/MAC of the run's precision, as exported
     mask_bits = 0.0
     if m.weight_level == "rram_mlc":
-        e["sparse_values"] = zz.home_energy_j.get("W", 0.0) * (n.density - 1.0)
+        e["sparse_values"] = zz.home_energy_j.get("W", 0.0) * (n.density / zz.weight_density - 1.0)
         mask_bits = float(m.weight_numel)
         decode = math.ceil(m.weight_numel / pe.vector) * spec.bitmask.decode_pj_per_vector * 1e-12
         e["bitmask_side_channel"] = mask_bits * levels["rram_slc"].read_j_per_bit + (
@@ -566,9 +568,13 @@ def cross_check(hw: Any, graph: onnx.ModelProto, weights: dict[str, Any], precis
                                        nodes=tuple(n.record.node for n in nodes if _shape_key(n.matmul) == k))
                    for name, k in named.items()]
             step(f"zigzag: {len(mms)} matmul shapes with weights in {level}")
-            res = run_zigzag(root, mms, spec, levels, precision, level, opt=opt, lpf_limit=lpf_limit)
+            mine_nodes = [n for n in nodes if n.matmul.weight_level == level]
+            density = (sum(n.density * n.matmul.weight_numel for n in mine_nodes)
+                       / sum(n.matmul.weight_numel for n in mine_nodes)) if level == "rram_mlc" else 1.0
+            res = run_zigzag(root, mms, spec, levels, precision, level, opt=opt, lpf_limit=lpf_limit,
+                             weight_density=density)
             for name, k in named.items():
-                zz[k] = res[name]
+                zz[k] = dataclasses.replace(res[name], weight_density=density)
     rows = compare(nodes, zz, spec, levels)
     mm_e = sum(n.record.energy_j for n in nodes)
     mm_t = sum(n.record.latency_s for n in nodes)

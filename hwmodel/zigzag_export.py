@@ -17,7 +17,8 @@ levels, none is a literal here):
 * the activation scratchpad (``scratchpad`` section: one buffer's capacity, double buffering) holding the
   activation operand and the outputs; the weights stream from their home into the array (zigzag keeps a weight
   at the memory's output while consecutive cycles reuse it);
-* SRAM (activations, task weights), RRAM MLC (backbone non-zero values) and DRAM (off-chip) with the provisioned
+* SRAM (activations, task weights), RRAM MLC (backbone non-zero values, exported as the dense stream they
+  deliver: see :func:`accelerator`'s ``weight_density``) and DRAM (off-chip) with the provisioned
   levels' per-bit read/write energies (``LevelProvision.read_j_per_bit``) and bandwidths, as zigzag's per-access
   costs: ``r_cost = bandwidth_bits x J/bit`` (zigzag charges one access per ``bandwidth_max`` bits moved).
   Bandwidths are bits per clock cycle (``bytes/s x 8 / freq_hz``, rounded to an integer: zigzag needs ints).
@@ -27,8 +28,8 @@ zigzag binds one memory per operand and level, so the weight operand's home is a
 attention matmuls, whose second operand is an activation), ``"dram"`` (weights streamed from off chip; no
 inference matmul of either design does that, it is exported for completeness).
 
-The SLC bitmask side channel (mask bits, decoder) and sparse value storage have no zigzag equivalent; the
-cross-check adds them as named adjustments (docs/HWMODEL.md, "Cross-check against zigzag").
+The SLC bitmask side channel (mask bits, decoder) has no zigzag equivalent; the cross-check adds it as a named
+adjustment (docs/HWMODEL.md, "Cross-check against zigzag").
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ def array_dims(spec: ArchSpec) -> tuple[int, int]:
 
 
 def accelerator(spec: ArchSpec, levels: Mapping[str, LevelProvision], precision: str, act_bits: int,
-                weight_bits: int, weight_level: str) -> dict[str, Any]:
+                weight_bits: int, weight_level: str, weight_density: float = 1.0) -> dict[str, Any]:
     """The zigzag accelerator (as the dict its YAML parser reads) for matmuls whose weights live in ``weight_level``.
 
     Hierarchy, innermost first: per-MAC output accumulators; the scratchpad for activations and outputs; then
@@ -207,7 +208,14 @@ def accelerator(spec: ArchSpec, levels: Mapping[str, LevelProvision], precision:
     if precision not in spec.pe_array.mac_energy_pj:
         raise ConfigError(f"zigzag export: no MAC energy for precision {precision!r} in the spec "
                           f"(have {sorted(spec.pe_array.mac_energy_pj)})")
+    if not 0 < weight_density <= 1:
+        raise ConfigError(f"zigzag export: weight_density must be in (0, 1], got {weight_density}")
     lv = zz_levels(spec, levels)
+    if weight_level == "rram_mlc" and weight_density < 1:
+        m = lv["rram_mlc"]
+        lv["rram_mlc"] = ZzLevel(m.name, int(m.size_bits / weight_density), m.read_pj_per_bit * weight_density,
+                                 m.write_pj_per_bit * weight_density, max(1, round(m.bw_read_bits / weight_density)),
+                                 max(1, round(m.bw_write_bits / weight_density)), m.latency_cycles, m.area_mm2)
     d1, d2 = array_dims(spec)
     dims = ["D1", "D2"]
     acc_bits = 2 * act_bits  # zigzag's default partial-sum width; the registers are free, so it only sizes them
@@ -249,10 +257,12 @@ def _header(kind: str, spec: ArchSpec, extra: str = "") -> str:
 
 
 def write_accelerator(path: str | Path, spec: ArchSpec, levels: Mapping[str, LevelProvision], precision: str,
-                      act_bits: int, weight_bits: int, weight_level: str) -> Path:
+                      act_bits: int, weight_bits: int, weight_level: str, weight_density: float = 1.0) -> Path:
     path = Path(path)
-    acc = accelerator(spec, levels, precision, act_bits, weight_bits, weight_level)
-    path.write_text(_header("accelerator", spec, f", weights in {weight_level}") + yaml.safe_dump(acc, sort_keys=False))
+    acc = accelerator(spec, levels, precision, act_bits, weight_bits, weight_level, weight_density)
+    extra = f", weights in {weight_level}" + (f" (density {weight_density:.4f}, seen dense)" if weight_density < 1
+                                               else "")
+    path.write_text(_header("accelerator", spec, extra) + yaml.safe_dump(acc, sort_keys=False))
     return path
 
 

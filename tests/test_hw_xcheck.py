@@ -81,6 +81,19 @@ def test_accelerator_yaml_carries_the_spec_numbers(hw, tmp_path, weight_level):
                                                               "D2": [f"D, {oa['sizes'][1]}"]}
 
 
+def test_sparse_weights_are_exported_as_the_dense_stream_they_deliver(hw):
+    lv = _levels(hw)
+    dense = accelerator(hw.spec, lv, "fixed8", 8, 8, "rram_mlc")["memories"]["rram_mlc"]
+    half = accelerator(hw.spec, lv, "fixed8", 8, 8, "rram_mlc", weight_density=0.5)["memories"]["rram_mlc"]
+    bw = next(x for x in dense["ports"] if x["type"] == "read")["bandwidth_max"]
+    bw_half = next(x for x in half["ports"] if x["type"] == "read")["bandwidth_max"]
+    assert bw_half == 2 * bw and half["size"] == 2 * dense["size"]
+    # per dense bit: half the energy of a stored bit (one stored bit per two dense weights' worth)
+    assert half["r_cost"] / bw_half == pytest.approx(0.5 * dense["r_cost"] / bw, rel=1e-12)
+    with pytest.raises(ConfigError, match="weight_density"):
+        accelerator(hw.spec, lv, "fixed8", 8, 8, "rram_mlc", weight_density=0.0)
+
+
 def test_accelerator_refuses_unknown_levels_and_precisions(hw):
     with pytest.raises(ConfigError, match="weight_level"):
         accelerator(hw.spec, _levels(hw), "fixed8", 8, 8, "rram_slc")
