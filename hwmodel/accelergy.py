@@ -115,14 +115,14 @@ def energy_pj(rows: list[tuple[str, str, tuple, float]], entries: list[Entry]) -
     return out
 
 
-def _counts_doc(rows: list[tuple[str, str, tuple, float]], note: str) -> dict:
+def _counts_doc(rows: list[tuple[str, str, tuple, float]]) -> dict:
     comps: dict[str, list] = {}
     for comp, action, args, n in rows:
         a: dict[str, Any] = {"name": action, "counts": float(n)}
         if args:
             a["arguments"] = dict(args)
         comps.setdefault(comp, []).append(a)
-    return {"action_counts": {"version": ACCELERGY_VERSION, "note": note,
+    return {"action_counts": {"version": ACCELERGY_VERSION,
                               "local": [{"name": f"{TOP}.{c}", "action_counts": v} for c, v in comps.items()]}}
 
 
@@ -155,9 +155,9 @@ def export(hw, seq_len: int, out_dir: str | Path, task: str | None = None) -> di
     head = (f"edgemti Accelergy export: spec {hw.spec.name} ({hw.spec.spec_hash()[:12]}), task {task}, seq_len "
             f"{seq_len}\nenergy conventions: compute {hw.spec.execution.include_compute_energy}, leakage "
             f"{hw.spec.execution.include_leakage} (excluded components carry no counts)")
-    _write(out / "action_counts.yaml", _counts_doc(runs["inference"][0], f"one inference of {task}"), head)
-    _write(out / "action_counts_switch.yaml", _counts_doc(runs["switch"][0], f"one switch to {task}: its SRAM "
-           "set DRAM -> SRAM"), head)
+    _write(out / "action_counts.yaml", _counts_doc(runs["inference"][0]), head + f"\none inference of {task}")
+    _write(out / "action_counts_switch.yaml", _counts_doc(runs["switch"][0]),
+           head + f"\none switch to {task}: its SRAM set moves DRAM -> SRAM")
     ert = {"ERT": {"version": ACCELERGY_VERSION, "tables": [
         {"name": f"{TOP}.{c}", "actions": [{"name": e.action, "arguments": dict(e.arguments), "energy": e.energy_pj}
                                            for e in entries if e.component == c]}
