@@ -43,16 +43,17 @@ DISCLAIMER = ("The paper profile reproduces the paper's ASSUMPTIONS (its account
 GAP_PAPER = {
     "area": "macro menu and tie-breaks: NVSim 22 nm ReadEDP macros, closest capacity above Table III with at most 2 "
             "macros per level [abstract]; the paper's own NVMExplorer macro configs are not published",
-    "energy_per_inference": "DRAM energy per bit [inferred: LPDDR 40 pJ/bit]; {fit} pJ/bit closes this bar [fit]; "
-                            "vanilla's 12 per-layer-pass re-fetches of its SRAM set are [inferred]",
+    "energy_per_inference": "DRAM energy per bit [inferred: {p_dram:g} pJ/bit]; {fit} pJ/bit closes this bar [fit]; "
+                            "vanilla's {passes} per-inference re-fetches of its SRAM set are [inferred]",
     "latency_per_inference": "not reproducible (see bound)",
 }
 GAP_DEFAULT = {
     "area": "default provisions what the build needs (MLC in data bytes, 2x Table III's cell count; vanilla SRAM = "
-            "its whole task-specific transformer + activations, not 9.03 MiB), up to 8 macros per level, and counts "
+            "its whole task-specific transformer + activations, not Table III's {van_sram:g} MiB), up to {max_macros} "
+            "macros per level, and counts "
             "the PE array and logic (area_scope chip)",
     "energy_per_inference": "default keeps vanilla's SRAM set on chip between layer passes (no per-pass DRAM "
-                            "re-fetch), charges leakage x latency and compute, DRAM at LPDDR4 8 pJ/bit, and "
+                            "re-fetch), charges leakage x latency and compute, DRAM at {d_dram:g} pJ/bit, and "
                             "activation traffic in SRAM",
     "latency_per_inference": "default latency = per-op compute + memory time on the build's real footprint; the "
                              "paper states no latency composition",
@@ -181,6 +182,11 @@ def figures(res: dict[str, dict], models: dict) -> list[dict]:
     t = paper_targets()
     out = []
     bound = latency_bound(models)
+    pp, dd = models[("paper_profile", "vanilla", "fp32")].spec, models[("default", "vanilla", "fp32")].spec
+    ctx = {"p_dram": pp.dram.read_pj_per_bit, "passes": pp.execution.dram_pack_passes_per_inference,
+           "van_sram": t.table3_mib["vanilla_fp32"][2], "max_macros": dd.sram.max_macros,
+           "d_dram": dd.dram.read_pj_per_bit}
+    gap_default = {k: v.format(**ctx) for k, v in GAP_DEFAULT.items()}
     for design, q in [(d, q) for d in DESIGNS for q in QUANTS if (d, q) != ("vanilla", "fp32")]:
         for m in METRICS:
             vals = {p: res[p]["vanilla/fp32"][_KEY[m]] / res[p][f"{design}/{q}"][_KEY[m]] for p in PROFILES}
@@ -192,16 +198,16 @@ def figures(res: dict[str, dict], models: dict) -> list[dict]:
                 fig["bound"] = bound["text"]
             fit = (dram_fit_pj_per_bit(res["paper_profile"], q, paper)
                    if paper is not None and m == "energy_per_inference" else None)
-            fig["gap_paper_profile"] = (GAP_PAPER[m].format(fit=f"{fit:.1f}" if fit else "no positive")
+            fig["gap_paper_profile"] = (GAP_PAPER[m].format(fit=f"{fit:.1f}" if fit else "no positive", **ctx)
                                         if paper is not None else "the paper's text states no value for this bar")
-            fig["gap_default"] = GAP_DEFAULT[m]
+            fig["gap_default"] = gap_default[m]
             out.append(fig)
     for q, row in t.abstract_reduction_same_quant.items():
         for m in METRICS:
             fig = {"id": f"abstract.{m}.vanilla_{q}_over_adapter_{q}", "what": f"{m}: vanilla {q} / adapter {q} "
                    "(abstract)", "paper": row[m],
                    **{p: res[p][f"vanilla/{q}"][_KEY[m]] / res[p][f"adapter/{q}"][_KEY[m]] for p in PROFILES},
-                   "gap_default": GAP_DEFAULT[m]}
+                   "gap_default": gap_default[m]}
             if m == "energy_per_inference":
                 fig["gap_paper_profile"] = ("Fig. 6 and the abstract cannot both come from one linear model: the profile "
                                             "that reproduces Fig. 6's 682x gives this ratio; the abstract says "
@@ -210,7 +216,7 @@ def figures(res: dict[str, dict], models: dict) -> list[dict]:
                 fig["reproducible"] = False
                 fig["gap_paper_profile"] = "not reproducible: the paper names no latency composition (see the bound)"
             else:
-                fig["gap_paper_profile"] = GAP_PAPER["area"]
+                fig["gap_paper_profile"] = GAP_PAPER["area"].format(**ctx)
             out.append(fig)
     for key, row in t.abstract_footprint_mb.items():
         design, q = key.split("_", 1)
