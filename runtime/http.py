@@ -138,6 +138,9 @@ class _PooledHTTPServer(HTTPServer):
         self._threads = [threading.Thread(target=self._serve_connections, daemon=True, name=f"edgemti-http-{i}")
                          for i in range(config.workers)]
         self._threads.append(threading.Thread(target=self._reap, daemon=True, name="edgemti-http-reaper"))
+        self._refused: queue.Queue[socket.socket | None] = queue.Queue(maxsize=4 * config.backlog)
+        self._threads.append(threading.Thread(target=self._refuse_connections, daemon=True,
+                                              name="edgemti-http-refuser"))
         for t in self._threads:
             t.start()
 
@@ -145,8 +148,20 @@ class _PooledHTTPServer(HTTPServer):
         try:
             self._conns.put_nowait((request, client_address))
         except queue.Full:  # overloaded: say so at once rather than hold the connection
-            _refuse(request, self.config.retry_after_s)
-            self.shutdown_request(request)
+            try:
+                self._refused.put_nowait(request)
+            except queue.Full:
+                self.shutdown_request(request)
+
+    def _refuse_connections(self) -> None:
+        """Answer 503 to connections the backlog has no room for, then read what the client sent (briefly) before
+        closing, so it sees the answer instead of a reset."""
+        while True:
+            conn = self._refused.get()
+            if conn is None:
+                return
+            _refuse(conn, self.config.retry_after_s)
+            self.shutdown_request(conn)
 
     def _serve_connections(self) -> None:
         while True:
@@ -192,9 +207,13 @@ class _PooledHTTPServer(HTTPServer):
         for c in conns:
             _hang_up(c)
 
-    def server_close(self) -> None:
-        super().server_close()
+    def close_pool(self) -> None:
+        """Stop the handler threads, the reaper and the refuser (after the listening socket is closed)."""
         self._closed.set()
+        try:
+            self._refused.put_nowait(None)
+        except queue.Full:
+            pass
         for _ in range(self.config.workers):
             try:
                 self._conns.put_nowait(None)
@@ -217,8 +236,13 @@ def _refuse(conn: socket.socket, retry_after_s: int) -> None:
     head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             f"Retry-After: {retry_after_s}\r\nConnection: close\r\n\r\n").encode()
     try:
-        conn.settimeout(1.0)
+        conn.settimeout(0.5)
         conn.sendall(head + body)
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(0.05)  # a client sends its request at once; a silent or trickling one is not waited for
+        deadline = time.monotonic() + 0.25
+        while conn.recv(_DRAIN_CHUNK) and time.monotonic() < deadline:
+            pass
     except OSError:
         pass
 
@@ -439,13 +463,14 @@ class HttpServer:
             self._stopping = True
             self._cv.notify_all()
         self.metrics.draining.set(1)
-        self.httpd.shutdown()  # the accept loop ends: no new connection is taken
+        self.httpd.shutdown()  # the accept loop ends
+        self.httpd.server_close()  # and the listening socket closes: a new connection is refused at once
         self._worker.join()
         deadline = time.monotonic() + drain_timeout_s
         with self._cv:
             while self._inflight > 0 and time.monotonic() < deadline:
                 self._cv.wait(0.05)
-        self.httpd.server_close()
+        self.httpd.close_pool()
         self.httpd.hang_up_all()
         return self.session.finish()
 
