@@ -78,7 +78,7 @@ def parse_nvsim_output(text: str, origin: str = "<nvsim output>") -> dict[str, f
 
 def parse_nvsim_config(text: str, origin: str = "<nvsim cfg>") -> dict[str, int]:
     """``capacity_cells_bytes``, ``word_cells`` and ``node_nm`` of an NVSim input config."""
-    keys = {"Capacity": None, "WordWidth": None, "ProcessNode": None}
+    keys: dict[str, str | None] = {"Capacity": None, "WordWidth": None, "ProcessNode": None}
     unit = "KB"
     for line in text.splitlines():
         m = re.match(r"^-(\w+)\s*(?:\((\w+)\))?\s*:\s*(\S+)", line.strip())
