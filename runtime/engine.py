@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgemti.errors import ConfigError, FormatError, RequestError, UnknownTaskError
+from edgemti.errors import ConfigError, EdgemtiError, FormatError, RequestError, UnknownTaskError
 from edgemti.formats.build import open_build
 from edgemti.formats.graph import load_graph
 from edgemti.hwmodel.spec import ArchSpec, load_spec
@@ -80,7 +80,7 @@ class Engine:
 
     def __init__(self, build, spec: ArchSpec, hw, hma: Hma, session: GraphSession, tokenizer, slots: PackSlots,
                  overlong: str, fault: FaultModel | None, threads: int | None = None,
-                 seq_bucket: int = 16) -> None:
+                 seq_bucket: int = 16, spin: bool = False) -> None:
         self.build = build
         self.manifest = build.manifest
         self.spec = spec
@@ -91,6 +91,7 @@ class Engine:
         self.slots = slots
         self.fault = fault
         self._threads = threads
+        self._spin = spin
         if not isinstance(seq_bucket, int) or seq_bucket < 0:
             raise ConfigError(f"seq_bucket must be an int >= 0 (0 or 1: no bucketing), got {seq_bucket!r}")
         self.seq_bucket = seq_bucket
@@ -109,10 +110,11 @@ class Engine:
     @classmethod
     def open(cls, build: str | Path, spec: ArchSpec | str | Path | None = None, slots: int = 1,
              fault: FaultModel | None = None, pinned: tuple[str, ...] = (), threads: int | None = None,
-             overlong: str = "truncate", verify: bool = True, seq_bucket: int = 16) -> Engine:
+             overlong: str = "truncate", verify: bool = True, seq_bucket: int = 16, spin: bool = False) -> Engine:
         """Load ``build`` (a build folder) into the emulated HMA of ``spec`` (default: the shipped spec of the
         build's design) with ``slots`` SRAM pack slots (``pinned`` packs never evicted); ``seq_bucket``: requests
-        run padded to a multiple of this many tokens (0 = their exact length)."""
+        run padded to a multiple of this many tokens (0 = their exact length); ``spin``: onnxruntime's threads
+        busy-wait between parallel sections (off by default, see :func:`edgemti.runtime.session.session_options`)."""
         if overlong not in OVERLONG_POLICIES:
             raise ConfigError(f"overlong must be one of {OVERLONG_POLICIES}, got {overlong!r}")
         b = open_build(build, verify=verify)
@@ -128,10 +130,10 @@ class Engine:
         hma = Hma(m, images, capacities_from_spec(spec), activation_bytes=_activation_bytes(hw, m), fault=fault)
         backbone = hma.read_backbone()
         session = GraphSession(bind_initializers(graph, backbone), threads=threads,
-                               output=m.graph.get("output", "logits"))
+                               output=m.graph.get("output", "logits"), spin=spin)
         tokenizer = _load_tokenizer(Path(build), m)
         return cls(b, spec, hw, hma, session, tokenizer, PackSlots(slots, pinned), overlong, fault,
-                   threads, seq_bucket)
+                   threads, seq_bucket, spin)
 
     def set_fault(self, fault: FaultModel | None) -> None:
         """Re-read the backbone from RRAM through another fault model (a fault sweep's next point).
@@ -146,7 +148,7 @@ class Engine:
             self.hma.mem[lv].read_filter = active
         backbone = self.hma.read_backbone()
         self.session = GraphSession(bind_initializers(load_graph(self.build.graph_bytes()), backbone),
-                                    threads=self._threads, output=self.session.output)
+                                    threads=self._threads, output=self.session.output, spin=self._spin)
         for task, loader in self._loaders.items():
             self.session.bind_pack(task, loader.views)
 
@@ -178,6 +180,14 @@ class Engine:
             *self.rules.pair_tasks, *((task,) if "text_pair" in pack.text_fields else ())))
         log.info("task %s loaded: %d B pack in DRAM, build %s", task, pack.length, self.build_id[:12])
         return {"task": task, "loaded": True, "build_id": self.build_id, "pack_bytes": pack.length}
+
+    @property
+    def known_tasks(self) -> list[str]:
+        """Every task of the build on disk, served or not (an added pack shows here before it is loaded)."""
+        try:
+            return open_build(self.build.path, verify=False).manifest.tasks
+        except EdgemtiError:  # the folder is mid-change or gone: what this engine last read
+            return list(self.manifest.tasks)
 
     def unload_task(self, task: str) -> dict:
         """Stop serving ``task``: its SRAM slot (if resident) and DRAM region are freed; the build is unchanged, so

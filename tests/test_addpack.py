@@ -110,6 +110,7 @@ def test_running_engine_loads_the_added_task_without_writing_rram(build, tmp_pat
         eng.infer("rte", "a", "b")
     rram = {lv: eng.hma.mem[lv].counts() for lv in ("RRAM_SLC", "RRAM_MLC2")}
     add_pack(_pack(tmp_path, "bert-tiny", _adapter(build)), build)
+    assert "rte" in eng.known_tasks and "rte" not in eng.rules.tasks  # in the build, not served yet
     info = eng.load_task("rte")
     assert info["loaded"] and eng.build_id == open_build(build).manifest.build_id
     out = eng.infer_batch([Request(id=i, task="rte", text=t, text_pair="it rained") for i, t in

@@ -10,10 +10,12 @@ Throughput mode (BUILD: e.g. the README's MiniLM build of the shipped packs):
   task's pack, decoded from the build) an initializer, ``session.run`` on ready-made int64 inputs of B rows at
   the requests' sequence bucket: rows/s = B / median run time;
 * engine: ``Engine.infer_batch`` on B requests of the same texts (tokenize + pad + run + price + answers);
-* HTTP: ``HttpServer`` in-process on 127.0.0.1, N client threads POST ``/infer`` with mixed tasks for
-  ``--seconds`` (each client sends its next request when the last is answered), swap-aware scheduling, batching
-  off (max batch 1) vs on (max batch ``max(clients)``, ``--delay-ms`` queue delay): req/s, client p50/p99, mean
-  batch size. Every request must be answered ok.
+* HTTP: ``HttpServer`` in-process on 127.0.0.1 (``before``: the server as it was, batch 1 with onnxruntime's
+  threads spinning; ``off``: batch 1, no spinning; ``on``: dynamic batching), N client threads POST ``/infer`` (``--tasks``, default the
+  build's tasks mixed) for ``--seconds`` (each client sends its next request when the last is answered),
+  swap-aware scheduling, batching off (max batch 1) vs on (max batch ``max(clients)``, ``--delay-ms`` queue
+  delay), the two modes interleaved in ``--rounds`` slices so both see the same machine load: req/s, client
+  p50/p99, mean batch size (per request). Every request must be answered ok.
 
 Energy mode: the hardware model's energy per inference of one run at batch B (``hw.inference(seq, task,
 batch=B).energy_j / B``) for each build (e.g. albert-base adapter Q3.5 and vanilla FP32), and its fall vs B = 1.
@@ -51,15 +53,18 @@ def _ints(s: str) -> list[int]:
     return [int(x) for x in s.split(",") if x.strip()]
 
 
-def _median_s(fn, iters: int, warmup: int = 3) -> float:
+def _interleaved(a, b, iters: int, warmup: int = 3) -> tuple[float, float]:
+    """Median seconds of ``a`` and of ``b``, called alternately (the machine's load drifts; both see the same)."""
     for _ in range(warmup):
-        fn()
-    ts = []
+        a()
+        b()
+    ta, tb = [], []
     for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+        for fn, ts in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def bench_runs(eng: Engine, build: str, task: str, batches: list[int], iters: int, threads: int | None) -> list[dict]:
@@ -79,8 +84,8 @@ def bench_runs(eng: Engine, build: str, task: str, batches: list[int], iters: in
         out = eng.infer_batch(reqs)
         ref = plain.run(["logits"], pfeeds)[0]
         diff = float(np.max(np.abs(np.asarray([r["logits"] for r in out]) - ref)))
-        t_plain = _median_s(lambda: plain.run(["logits"], pfeeds), iters)  # noqa: B023 - used right here
-        t_eng = _median_s(lambda: eng.infer_batch(reqs), iters)  # noqa: B023
+        t_plain, t_eng = _interleaved(lambda: plain.run(["logits"], pfeeds),  # noqa: B023 - used right here
+                                      lambda: eng.infer_batch(reqs), iters)  # noqa: B023
         rows.append({"batch": n, "seq_len": int(feeds["input_ids"].shape[1]), "plain_rps": n / t_plain,
                      "engine_rps": n / t_eng, "ratio": t_plain / t_eng, "max_logit_diff": diff})
     return rows
@@ -112,11 +117,10 @@ def _client(addr, cid: int, deadline: float, tasks: list[str], pair_tasks: set[s
     conn.close()
 
 
-def bench_http(eng: Engine, clients: int, batching: BatchingConfig, seconds: float, tasks: list[str]) -> dict:
+def _http_round(eng: Engine, clients: int, batching: BatchingConfig, seconds: float, tasks: list[str],
+                lat: list, answers: list, errors: list) -> float:
+    """One timed round of ``clients`` closed-loop clients against a fresh server; returns its seconds."""
     srv = HttpServer(eng, "127.0.0.1:0", SchedulerConfig("swap-aware"), batching=batching).start()
-    lat: list[float] = []
-    answers: list[dict] = []
-    errors: list[str] = []
     pair_tasks = set(eng.rules.pair_tasks)
     t0 = time.monotonic()
     deadline = t0 + seconds
@@ -128,8 +132,25 @@ def bench_http(eng: Engine, clients: int, batching: BatchingConfig, seconds: flo
         t.join()
     elapsed = time.monotonic() - t0
     srv.stop()
+    return elapsed
+
+
+def bench_http(clients: int, modes: list[tuple[str, Engine, BatchingConfig]], seconds: float, rounds: int,
+               tasks: list[str]) -> list[dict]:
+    """Every mode for ``seconds`` in total, in ``rounds`` interleaved slices (a, b, c, a, b, c, ...)."""
+    acc: list[dict] = [{"lat": [], "answers": [], "errors": [], "elapsed": 0.0} for _ in modes]
+    for _ in range(rounds):
+        for (_, eng, m), a in zip(modes, acc, strict=True):
+            a["elapsed"] += _http_round(eng, clients, m, seconds / rounds, tasks, a["lat"], a["answers"],
+                                        a["errors"])
+    return [_http_row(label, clients, m, a["lat"], a["answers"], a["errors"], a["elapsed"])
+            for (label, _, m), a in zip(modes, acc, strict=True)]
+
+
+def _http_row(label: str, clients: int, batching: BatchingConfig, lat: list, answers: list, errors: list,
+              elapsed: float) -> dict:
     ok = [a for a in answers if a.get("ok")]
-    return {"clients": clients, "max_batch_size": batching.max_batch_size,
+    return {"mode": label, "clients": clients, "max_batch_size": batching.max_batch_size,
             "max_queue_delay_ms": batching.max_queue_delay_s * 1e3, "answered": len(answers), "ok": len(ok),
             "errors": len(errors) + len(answers) - len(ok), "rps": len(ok) / elapsed,
             "p50_ms": 1e3 * float(np.percentile(lat, 50)) if lat else None,
@@ -141,6 +162,8 @@ def bench_http(eng: Engine, clients: int, batching: BatchingConfig, seconds: flo
 def throughput(args) -> dict:
     spec = fit_spec(args.build)[0]
     eng = Engine.open(args.build, spec=spec, threads=args.threads)
+    # the server as it was before batching: one request per run, onnxruntime's threads spinning (its default)
+    before = Engine.open(args.build, spec=spec, threads=args.threads, spin=True)
     tasks = args.tasks.split(",") if args.tasks else list(eng.rules.tasks)
     batches = _ints(args.batches)
     clients = _ints(args.clients)
@@ -149,12 +172,20 @@ def throughput(args) -> dict:
         for L in (16, 32):
             for n in range(1, max([*batches, *clients]) + 1):
                 eng._inference_cost(L, t, n)
+            before._inference_cost(L, t, 1)
     priced_s = time.perf_counter() - t0
     runs = bench_runs(eng, args.build, tasks[0], batches, args.iters, args.threads)
     http_rows = []
+    on = BatchingConfig(max(clients), args.delay_ms / 1e3)
     for c in clients:
-        for batching in (BatchingConfig(), BatchingConfig(max(clients), args.delay_ms / 1e3)):
-            http_rows.append(bench_http(eng, c, batching, args.seconds, tasks))
+        modes = [("before (off, ORT spinning)", before, BatchingConfig()), ("off", eng, BatchingConfig()),
+                 (f"on (max {on.max_batch_size}, {args.delay_ms:g} ms)", eng, on)]
+        http_rows += bench_http(c, modes, args.seconds, args.rounds, tasks)
+    ceiling = {r["batch"]: r["plain_rps"] for r in runs}
+    for r in http_rows:  # plain ORT at the batch size nearest to the mean batch the server ran
+        if r["mean_batch"]:
+            near = min(ceiling, key=lambda b: abs(b - r["mean_batch"]))
+            r["plain_batch"], r["vs_plain"] = near, r["rps"] / ceiling[near]
     return {"build": args.build, "tasks": tasks, "threads": args.threads, "pricing_warmup_s": priced_s,
             "runs": runs, "http": http_rows}
 
@@ -182,10 +213,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("build", nargs="?")
     ap.add_argument("--clients", default="1,4,16")
-    ap.add_argument("--batches", default="1,4,16")
-    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--batches", default="1,4,8,16")
+    ap.add_argument("--seconds", type=float, default=8.0, help="per (clients, mode), over all rounds")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved slices per (clients, mode)")
     ap.add_argument("--delay-ms", type=float, default=2.0)
-    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--iters", type=int, default=30, help="runs per batch size, plain and engine alternated")
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (both sides)")
     ap.add_argument("--tasks", default=None, help="comma list (default: every task of the build)")
     ap.add_argument("--energy", nargs="+", default=None, metavar="BUILD")
@@ -209,12 +241,13 @@ def main() -> None:
         for r in res["runs"]:
             print(f"| {r['batch']} | {r['seq_len']} | {r['plain_rps']:.1f} | {r['engine_rps']:.1f} | "
                   f"{r['ratio']:.3f} | {r['max_logit_diff']:.1e} |")
-        print("\n| clients | batching | req/s | p50 ms | p99 ms | mean batch | ok | errors | swaps |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("\n| clients | server | req/s | p50 ms | p99 ms | mean batch | vs plain ORT at that batch | ok | "
+              "errors | swaps |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in res["http"]:
-            mode = "off" if r["max_batch_size"] == 1 else f"on (max {r['max_batch_size']}, {r['max_queue_delay_ms']:g} ms)"
-            print(f"| {r['clients']} | {mode} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                  f"{r['mean_batch']:.2f} | {r['ok']} | {r['errors']} | {r['swaps']} |")
+            vs = f"{r['vs_plain']:.2f} (B={r['plain_batch']})" if "vs_plain" in r else "n/a"
+            print(f"| {r['clients']} | {r['mode']} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                  f"{r['mean_batch']:.2f} | {vs} | {r['ok']} | {r['errors']} | {r['swaps']} |")
     if args.json_out:
         with open(args.json_out, "w") as fh:
             json.dump(res, fh, indent=1, default=str)
