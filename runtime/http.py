@@ -30,6 +30,7 @@ import json
 import logging
 import queue
 import re
+import signal
 import socket
 import threading
 import time
@@ -48,7 +49,7 @@ from edgemti.runtime.metrics import NO_TASK, ServerMetrics
 from edgemti.runtime.oip import OipError, decode_infer, encode_infer, error_body, model_metadata, split_body
 from edgemti.runtime.request import Request, RequestParseError, error_response, parse_request, response_json
 from edgemti.runtime.scheduler import SchedulerConfig
-from edgemti.runtime.server import ServeResult, ServingEngine, _Session, _stop_on_sigterm
+from edgemti.runtime.server import ServeResult, ServingEngine, _Session, _stop_on_signals
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = "ServiceUnavailable"  # error type of a request refused because the server is draining
@@ -777,11 +778,11 @@ def serve_http(engine: HttpEngine, address: str, scheduler: SchedulerConfig | No
     if ready is not None:
         ready(srv.address)
     stop_event = stop_event or threading.Event()
-    restore = _stop_on_sigterm(stop_event)
+    restore = _stop_on_signals(stop_event, (signal.SIGTERM, signal.SIGINT))  # drain, never die mid-answer
     try:
         stop_event.wait(timeout=duration_s)
-    except KeyboardInterrupt:
-        pass
+        if stop_event.is_set():
+            log.warning("stopping: draining %d queued requests (new ones get 503)", len(srv._pending))
+        return srv.stop()
     finally:
         restore()
-    return srv.stop()

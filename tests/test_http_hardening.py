@@ -216,3 +216,43 @@ def _call_or_refused(srv):
         return _call(srv, "GET", "/v2/health/ready")
     except OSError:
         return None, {}, b""
+
+
+def test_console_script_sigint_drains_and_exits_0(tmp_path_factory, tmp_path):
+    """Ctrl-C on ``serve --http``: the answered request is logged, the summary written, exit 0, no traceback."""
+    import signal
+    import subprocess
+    import sys
+
+    build = tiny_build(tmp_path_factory.getbasetemp())
+    with socket.socket() as s:  # a free loopback port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "int.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edgemti.cli", "serve", str(build), "--http",
+                             f"127.0.0.1:{port}", "--log", str(log), "--max-batch-size", "4",
+                             "--max-queue-delay-ms", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("POST", "/v2/models/sst2/infer", json.dumps(
+                    {"id": "i1", "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                                             "data": ["a fine film"]}]}))
+                r = conn.getresponse()
+                status, answer = r.status, json.loads(r.read())
+                conn.close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert status == 200 and answer["id"] == "i1"
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "swaps" in err  # the summary, and no KeyboardInterrupt
+    assert any(r.get("id") == "i1" for r in read_log(log).requests)
