@@ -15,8 +15,8 @@ from edgemti.compiler.prune import magnitude_prune
 from edgemti.formats.build import open_build
 from edgemti.formats.graph import load_graph
 from edgemti.formats.quant import parse_format, quantize
-from edgemti.formats.workload import workload_of
-from edgemti.sweep import Evaluator, SweepPoint, hw_model, prepare_assets
+from edgemti.formats.workload import hw_model, workload_of
+from edgemti.sweep import Evaluator, SweepPoint, prepare_assets
 
 FORMATS = ("fp32", "fp16", "q3.13", "q3.5", "q1.3", "q5.11")
 
@@ -71,7 +71,7 @@ def test_analytic_equals_compiled(point, tmp_path):
     row = ev.row(point)
     assert row["status"] == "ok", row["error"]
     spec = ev.spec(point)
-    hw = hw_model(workload_of(manifest), graph, spec, manifest.compile.quant)
+    hw = hw_model(manifest, graph, spec)  # the compiled build's own path
     inf = hw.inference(point.seq_len)
     swap = hw.swap(workload_of(manifest).largest_task)
     for ours, theirs in ((row["inference_energy_j"], inf.energy_j), (row["inference_latency_s"], inf.latency_s),
@@ -100,7 +100,7 @@ def test_analytic_equals_compiled_albert_base(design, quant, tmp_path):
     assert ab.footprint == footprint(manifest)
     assert ab.workload == workload_of(manifest)
     row = Evaluator(assets).row(point)
-    hw = hw_model(workload_of(manifest), graph, Evaluator(assets).spec(point), quant)
+    hw = hw_model(manifest, graph, Evaluator(assets).spec(point))
     inf = hw.inference(point.seq_len)
     assert math.isclose(row["inference_energy_j"], inf.energy_j, rel_tol=0.01)
     assert math.isclose(row["inference_latency_s"], inf.latency_s, rel_tol=0.01)

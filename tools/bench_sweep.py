@@ -66,8 +66,8 @@ def old_path(points, tmp: Path, cache: Path) -> dict:
     from edgemti.compiler.footprint import footprint
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
-    from edgemti.formats.workload import workload_of
-    from edgemti.sweep import Evaluator, hw_model, prepare_assets
+    from edgemti.formats.workload import hw_model, workload_of
+    from edgemti.sweep import Evaluator, prepare_assets
 
     assets = prepare_assets(points, {}, cache)
     ev = Evaluator(assets)
@@ -77,7 +77,7 @@ def old_path(points, tmp: Path, cache: Path) -> dict:
         out = compile_build(p.compile_config(), tmp / f"build{i}", force=True)
         b = open_build(out, verify=False)
         m = b.manifest
-        hw = hw_model(workload_of(m), load_graph(b.graph_bytes()), ev.spec(p), m.compile.quant)
+        hw = hw_model(m, load_graph(b.graph_bytes()), ev.spec(p))
         inf = hw.inference(p.seq_len)
         swap = hw.swap(workload_of(m).largest_task)
         hw.area()
