@@ -2,13 +2,18 @@
 tokenizer/, manifest.json). Steps: load and check the tasks, prune the backbone, quantize + bitmask-encode it,
 quantize the packs, check capacities, export the weightless graph, copy the tokenizer, write atomically.
 
-The build is written to a temporary folder next to ``out`` and renamed at the end: no half-written build is
-ever left behind, and an existing ``out`` is refused unless ``force``.
+The build is written to a temporary folder next to ``out``, every file and the folder fsynced, and renamed at the
+end: no half-written build is ever left behind (temporary folders of interrupted compiles are removed by the next
+compile to the same ``out``). An existing ``out`` is refused unless ``force``, and ``force`` replaces only an
+edgemti build.
 """
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -27,17 +32,19 @@ from edgemti.errors import ConfigError
 from edgemti.formats.build import (
     DATA_INPUTS,
     GRAPH_FILE,
+    MANIFEST_FILE,
     OUTPUT,
     TOKENIZER_DIR,
     ImageBuilder,
     build_id,
     encode_backbone_tensor,
     encode_pack,
+    file_entries,
     image_entries,
     sha256_hex,
     write_build,
 )
-from edgemti.formats.manifest import CompileSection, Manifest
+from edgemti.formats.manifest import BUILD_FORMAT, CompileSection, Manifest
 
 log = logging.getLogger(__name__)
 STEPS = ("load backbone and packs", "prune backbone", "quantize + bitmask-encode backbone", "quantize packs",
@@ -175,9 +182,9 @@ def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
     out = Path(out)
     if out.exists() and not force:
         raise ConfigError(f"output folder {out} exists: choose another --out or pass --force to replace it")
-    if out.exists() and not (out / "manifest.json").is_file() and any(out.iterdir()):
-        raise ConfigError(f"output folder {out} exists and is not an edgemti build: refusing to replace it even "
-                          "with --force; remove it yourself or choose another --out")
+    if out.exists():
+        _check_replaceable(out)
+    clean_stale(out)
     step = progress or (lambda s: None)
     t0 = time.perf_counter()
     plan = plan_build(config, step)
@@ -189,10 +196,11 @@ def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
     step(STEPS[5])
     graph = weightless_graph(plan.model, [t.shapes() for t in plan.tasks])
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         step(STEPS[6])
-        backbone = dict(plan.manifest.backbone, tokenizer=_save_tokenizer(plan.model, tmp))
+        tok = _save_tokenizer(plan.model, tmp)
+        backbone = dict(plan.manifest.backbone, tokenizer=tok)
         step(STEPS[7])
         gsha = sha256_hex(graph)
         images = image_entries(plan.images)
@@ -200,23 +208,84 @@ def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
         manifest = Manifest(
             edgemti_version=m.edgemti_version, build_id=build_id(images, gsha, m.compile.to_dict()), design=m.design,
             synthetic=m.synthetic, backbone=backbone, compile=m.compile, graph=dict(m.graph, sha256=gsha),
-            images=images, tensors=m.tensors, packs=m.packs,
+            images=images, tensors=m.tensors, packs=m.packs, files=file_entries(tmp, tok) if tok else {},
             provenance={"spec": spec.path or spec.name, "spec_hash": spec.spec_hash(),
                         "compile_time_s": round(time.perf_counter() - t0, 3), "footprint": fp.to_dict()})
-        write_build(tmp, manifest, plan.images, graph)
+        write_build(tmp, manifest, plan.images, graph)  # fsyncs what it writes
+        for p in sorted(tmp.rglob("*")):  # the tokenizer files too: all on disk before the rename makes them live
+            if p.is_file():
+                _fsync(p)
         tmp.chmod(0o755)  # mkdtemp makes it private; a build is an ordinary folder
+        _fsync(tmp)
         if out.exists():
-            old = out.with_name(f".{out.name}.old-{time.time_ns()}")
+            old = out.with_name(f".{out.name}.old-{os.getpid()}-{time.time_ns()}")
             out.rename(old)
             tmp.rename(out)
+            _fsync(out.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)
+            _fsync(out.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("compiled %s in %.1f s", out, time.perf_counter() - t0)
     return out
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's contents (a folder: its entries) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_replaceable(out: Path) -> None:
+    """``--force`` replaces an edgemti build (a manifest of format ``edgemti-build``, any version) or an empty
+    folder, nothing else."""
+    if not out.is_dir():
+        raise ConfigError(f"output {out} exists and is not a folder: refusing to replace it even with --force")
+    if not any(out.iterdir()):
+        return
+    try:
+        fmt = json.loads((out / MANIFEST_FILE).read_bytes()).get("format")
+    except (OSError, ValueError, AttributeError):
+        fmt = None
+    if fmt != BUILD_FORMAT:
+        raise ConfigError(f"output folder {out} exists and is not an edgemti build (no {MANIFEST_FILE} of format "
+                          f"{BUILD_FORMAT!r}): refusing to replace it even with --force; remove it yourself or "
+                          "choose another --out")
+
+
+def clean_stale(out: Path) -> list[Path]:
+    """Remove the temporary folders an interrupted compile to ``out`` left next to it (``.<out>.tmp-<pid>-*``,
+    ``.<out>.old-<pid>-*``) whose compile process is gone; returns what was removed."""
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for p in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        kind, _, rest = p.name[len(out.name) + 2:].partition("-")
+        if kind not in ("tmp", "old") or not p.is_dir() or p.is_symlink():
+            continue
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another compile to the same folder is running
+        shutil.rmtree(p, ignore_errors=True)
+        log.warning("removed %s, left by an interrupted compile", p)
+        removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def quantized_task_tensors(plan_or_manifest, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -115,7 +115,7 @@ def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, j
     result = run_serve(build, requests=requests, http=http, log_path=log_path,
                        scheduler=SchedulerConfig(policy, window, max_bypass), slots=slots, pinned=tuple(pinned),
                        overlong=overlong, spec=spec, threads=threads, duration_s=duration_s, emit=emit,
-                       stdin=None if (requests or http) else click.get_binary_stream("stdin"), ready=ready,
+                       stdin=None if (requests or http) else sys.stdin.buffer, ready=ready,
                        batching=BatchingConfig(max_batch_size, max_queue_delay_ms / 1e3),
                        seq_bucket=seq_bucket, warm=warm, fit=fit, trust=trust,
                        fault=FaultModel(fault_slc_rate, fault_mlc_rate, fault_seed)

@@ -9,7 +9,7 @@ compiler or the tasks package.
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +22,15 @@ from edgemti.formats.manifest import (
     IMAGE_BITS_PER_CELL,
     IMAGE_MEMORY,
     IMAGE_NAMES,
+    FileEntry,
     ImageEntry,
     Manifest,
     PackEntry,
     PackTensor,
     Span,
     TensorEntry,
+    derive_build_id,
+    path_problem,
 )
 from edgemti.formats.quant import (
     QFormat,
@@ -123,12 +126,22 @@ def image_entries(images: Mapping[str, bytes]) -> dict[str, ImageEntry]:
 
 
 def build_id(images: Mapping[str, ImageEntry], graph_sha256: str, compile_cfg: dict) -> str:
-    h = hashlib.sha256()
-    for n in IMAGE_NAMES:
-        h.update(images[n].sha256.encode())
-    h.update(graph_sha256.encode())
-    h.update(json.dumps(compile_cfg, sort_keys=True, default=str).encode())
-    return h.hexdigest()
+    """The build's id (re-derived and checked on every load): sha256 over the image checksums (rram_mlc, rram_slc,
+    dram), the graph's and the compile object (sorted-key JSON)."""
+    return derive_build_id(dict(images), graph_sha256, compile_cfg)
+
+
+def file_entries(folder: str | Path, sub: str) -> dict[str, FileEntry]:
+    """Size and sha256 of every file under ``folder/sub`` (the tokenizer folder), keyed by path from ``folder``."""
+    root = Path(folder)
+    out = {}
+    for p in sorted((root / sub).rglob("*")):
+        if p.is_symlink():
+            raise FormatError(f"{p}: a symlink in the build: copy the file itself")
+        if p.is_file():
+            data = p.read_bytes()
+            out[p.relative_to(root).as_posix()] = FileEntry(len(data), sha256_hex(data))
+    return out
 
 
 def write_build(folder: str | Path, manifest: Manifest, images: Mapping[str, bytes], graph: bytes) -> Path:
@@ -137,13 +150,24 @@ def write_build(folder: str | Path, manifest: Manifest, images: Mapping[str, byt
     problems = _check_images(manifest, {n: memoryview(images[n]) for n in IMAGE_NAMES}, str(folder))
     if manifest.graph["sha256"] != sha256_hex(graph):
         problems.append("graph sha256 does not match the manifest")
+    tok = manifest.backbone.get("tokenizer")
+    if (file_entries(folder, tok) if tok else {}) != manifest.files:
+        problems.append("the tokenizer files on disk are not the ones the manifest lists")
     if problems:  # a compiler bug, never user input: refuse to write an inconsistent build
         raise FormatError(f"{folder}: refusing to write an inconsistent build: " + "; ".join(problems))
     for n in IMAGE_NAMES:
-        (folder / IMAGE_FILES[n]).write_bytes(images[n])
-    (folder / GRAPH_FILE).write_bytes(graph)
-    (folder / MANIFEST_FILE).write_text(manifest.to_json())
+        _write_synced(folder / manifest.images[n].file, images[n])
+    _write_synced(folder / manifest.graph["file"], graph)
+    _write_synced(folder / MANIFEST_FILE, manifest.to_json().encode())
     return folder
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write and fsync (a build folder is renamed into place only once everything in it is on the disk)."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
@@ -158,22 +182,53 @@ class Build:
     verified: bool = True
     _cache: dict[str, bytes] = field(default_factory=dict, repr=False)
 
+    def file(self, rel: str) -> Path:
+        """``rel`` inside the build folder; a path that leaves it (``..``, absolute, a symlink out) is refused."""
+        return inside(self.path, rel)
+
     def image_bytes(self, name: str) -> bytes:
         if name not in self.manifest.images:
             raise FormatError(f"{self.path}: no image {name!r} (images: {sorted(self.manifest.images)})")
         if name not in self._cache:
             entry = self.manifest.images[name]
-            self._cache[name] = _read_checked(self.path / entry.file, entry.size_bytes, entry.sha256, self.verified)
+            self._cache[name] = _read_checked(self.file(entry.file), entry.size_bytes, entry.sha256, self.verified)
         return self._cache[name]
 
     def graph_bytes(self) -> bytes:
         g = self.manifest.graph
-        return _read_checked(self.path / g["file"], None, g["sha256"], self.verified)
+        return _read_checked(self.file(g["file"]), None, g["sha256"], self.verified)
 
     @property
     def tokenizer_path(self) -> Path | None:
         tok = self.manifest.backbone.get("tokenizer")
-        return self.path / tok if tok else None
+        return self.file(tok) if tok else None
+
+    def check_files(self, hashes: bool) -> list[str]:
+        """Problems with the build's other files (the tokenizer's): every listed file present with its size (and,
+        with ``hashes``, its sha256), inside the folder, and no unlisted file in the tokenizer folder."""
+        problems = []
+        for rel, e in self.manifest.files.items():
+            try:
+                _read_checked(self.file(rel), e.size_bytes, e.sha256, hashes)
+            except FormatError as exc:
+                problems.append(str(exc))
+        tok = self.manifest.backbone.get("tokenizer")
+        if tok:
+            try:
+                folder = self.file(tok)
+            except FormatError as exc:
+                return [*problems, str(exc)]
+            if not folder.is_dir():
+                problems.append(f"{folder}: the tokenizer folder is missing: the build is incomplete, recompile it")
+            else:
+                extra = sorted(p.relative_to(self.path.resolve()).as_posix() for p in folder.resolve().rglob("*")
+                               if p.is_file() and p.relative_to(self.path.resolve()).as_posix()
+                               not in self.manifest.files)
+                if extra:
+                    problems.append(f"{folder}: files the manifest does not list: {extra[:5]}")
+                if not any(rel.startswith(f"{tok}/") for rel in self.manifest.files):
+                    problems.append(f"manifest lists no file of the tokenizer folder {tok!r}")
+        return problems
 
     def decode_backbone(self) -> dict[str, np.ndarray]:
         return decode_backbone(self.manifest, self.image_bytes("rram_mlc"), self.image_bytes("rram_slc"))
@@ -190,16 +245,20 @@ class Build:
         images = {}
         for n, e in self.manifest.images.items():
             try:
-                images[n] = memoryview(_read_checked(self.path / e.file, e.size_bytes, e.sha256, True))
+                images[n] = memoryview(_read_checked(self.file(e.file), e.size_bytes, e.sha256, True))
                 passed.append(f"{e.file}: {e.size_bytes} bytes, sha256 {e.sha256[:12]} ok")
             except FormatError as exc:
                 problems.append(str(exc))
         try:
             self.graph_bytes() if self.verified else _read_checked(
-                self.path / self.manifest.graph["file"], None, self.manifest.graph["sha256"], True)
+                self.file(self.manifest.graph["file"]), None, self.manifest.graph["sha256"], True)
             passed.append(f"{self.manifest.graph['file']}: sha256 ok")
         except FormatError as exc:
             problems.append(str(exc))
+        more = self.check_files(hashes=True)
+        problems += more
+        if not more and self.manifest.files:
+            passed.append(f"{len(self.manifest.files)} tokenizer file(s): sizes and sha256 ok, none unlisted")
         if len(images) == len(IMAGE_NAMES):
             more = _check_images(self.manifest, images, str(self.path))
             problems += more
@@ -262,8 +321,24 @@ def _check_images(m: Manifest, images: Mapping[str, memoryview], origin: str) ->
     return problems
 
 
+def inside(folder: Path, rel: str) -> Path:
+    """``folder / rel`` when it stays inside ``folder`` after resolving symlinks; :class:`FormatError` otherwise."""
+    why = path_problem(rel)
+    if why is not None:
+        raise FormatError(f"{folder}: path {why}: the manifest was edited, recompile the build")
+    path = folder / rel
+    root = folder.resolve()
+    target = path.resolve()
+    if target != root and root not in target.parents:
+        raise FormatError(f"{path}: resolves to {target}, outside the build folder {root} (a symlink out): "
+                          "refusing to read it; recompile the build")
+    return path
+
+
 def open_build(path: str | Path, verify: bool = True) -> Build:
-    """Open a build folder: parse and check ``manifest.json``; with ``verify`` every file's sha256 is checked."""
+    """Open a build folder: parse and check ``manifest.json`` (its own digest, its build_id, every field, every
+    path inside the folder, the tokenizer files present with their sizes); with ``verify`` every file's sha256
+    is checked too (``verify=False`` trusts the file contents, never the manifest)."""
     folder = Path(path)
     mpath = folder / MANIFEST_FILE
     if not mpath.is_file():
@@ -272,6 +347,15 @@ def open_build(path: str | Path, verify: bool = True) -> Build:
     build = Build(folder, manifest, verified=verify)
     if verify:
         build.verify()
+    else:
+        problems = build.check_files(hashes=False)
+        for rel in [e.file for e in manifest.images.values()] + [manifest.graph["file"]]:
+            try:
+                build.file(rel)
+            except FormatError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise FormatError(f"{folder}: {len(problems)} problem(s): " + "; ".join(problems))
     return build
 
 

@@ -152,7 +152,20 @@ def _decode(raw: bytes | bytearray | memoryview, rules: RequestRules) -> str:
     except UnicodeDecodeError as exc:
         bad = bytes(raw)[exc.start:exc.start + 1].hex()
         raise RequestParseError(f"request is not UTF-8 text: invalid byte 0x{bad} at byte {exc.start} "
-                                f"({exc.reason}); send UTF-8 encoded JSON") from None
+                                f"({exc.reason}); send UTF-8 encoded JSON",
+                                request_id=_id_of(bytes(raw).decode("utf-8", "replace"), rules)) from None
+
+
+def _id_of(text: str, rules: RequestRules) -> Any:
+    """Best effort: the id of a request refused for its bytes, so the client can match the error answer."""
+    try:
+        obj = _loads(text, rules)
+    except RequestParseError:
+        return None
+    rid = obj.get("id") if isinstance(obj, dict) else None
+    ok = isinstance(rid, int) and not isinstance(rid, bool) and -(1 << _INT_ID_BITS) <= rid < (1 << _INT_ID_BITS)
+    ok = ok or (isinstance(rid, str) and len(rid) <= rules.max_id_chars and _surrogate_at(rid) is None)
+    return rid if ok else None
 
 
 def _surrogate_at(s: str) -> int | None:

@@ -226,9 +226,16 @@ def serve_stream(
     try:
         if live:
             q: queue.Queue[Line | None] = queue.Queue()
-            threading.Thread(target=_pump, args=(lines, q), daemon=True, name="edgemti-stdin").start()
+            threading.Thread(target=_pump, args=(lines, q, stop), daemon=True, name="edgemti-stdin").start()
             done = False
             while not done or pending:
+                if stop.is_set() and not done:  # stopped: what was read joins the queue, nothing more is read
+                    for _ in range(q.qsize()):  # what is queued now; the pump forwards nothing after the stop
+                        item = q.get_nowait()
+                        if item is not None:
+                            admit(item)
+                    done = True
+                    continue
                 if not pending and not done:
                     try:
                         item = q.get(timeout=0.1)
@@ -242,7 +249,6 @@ def serve_stream(
                     try:
                         item = q.get_nowait()
                     except queue.Empty:
-                        done = stop.is_set()  # stopped: what was read is in; read no more
                         break
                     if item is None:
                         done = True
@@ -285,9 +291,11 @@ class _Rejected:
     task: None = None
 
 
-def _pump(lines: Iterable[Line], q: queue.Queue) -> None:
+def _pump(lines: Iterable[Line], q: queue.Queue, stop: threading.Event) -> None:
     try:
         for line in lines:
+            if stop.is_set():  # read after the stop: not admitted
+                break
             q.put(line)
     except Exception as exc:  # noqa: BLE001 - a broken input stream ends the stream, it does not kill the loop
         log.error("reading requests failed (%s: %s); serving what was read", type(exc).__name__, exc)
