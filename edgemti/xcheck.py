@@ -105,7 +105,7 @@ class Row:
     adjust_energy_j: dict[str, float]
     adjust_latency_s: dict[str, float]
     traffic_ours_bits: dict[str, float] = field(default_factory=dict)  # level -> bits read + written
-    traffic_zz_bits: dict[str, float] = field(default_factory=dict)  # home level -> bits (dense weights)
+    traffic_zz_bits: dict[str, float] = field(default_factory=dict)  # home level -> bits (RRAM MLC: stored bits)
     loop_order: str = ""
 
     @property
@@ -542,7 +542,8 @@ def compare(nodes: list[_Node], zz: dict[tuple, ZzResult], spec: Any, levels: di
             adjust_energy_j=adj_e, adjust_latency_s=adj_t,
             traffic_ours_bits={lv: 8 * sum(n.record.bytes_by_level.get(lv, 0.0) for n in group) / k
                                for lv in ("sram", "rram_slc", "rram_mlc", "dram")},
-            traffic_zz_bits={lv: z.bits_read.get(lv, 0.0) + z.bits_written.get(lv, 0.0)
+            traffic_zz_bits={lv: (z.bits_read.get(lv, 0.0) + z.bits_written.get(lv, 0.0))
+                             * (sum(n.density for n in group) / k if lv == "rram_mlc" else 1.0)
                              for lv in sorted(set(z.bits_read) | set(z.bits_written))},
             loop_order=z.loop_order))
     return rows
@@ -621,8 +622,8 @@ def format_table(cc: CrossCheck) -> str:
                  f"{t('energy_ours_j') * 1e6:.1f} | {t('energy_zz_j') * 1e6:.1f} | {t('energy_zz_adjusted_j') * 1e6:.1f} | "
                  f"{cc.total_energy_ratio:.3f} | {cc.total_dynamic_ratio:.3f} | {t('latency_ours_s') * 1e6:.1f} | "
                  f"{t('latency_zz_s') * 1e6:.1f} | {t('latency_zz_adjusted_s') * 1e6:.1f} | {cc.total_latency_ratio:.3f} |")
-    lines += ["", "Traffic per instance, kbit read + written (zigzag's RRAM weights dense, ours bitmask-encoded: "
-              "non-zeros in MLC, masks in SLC):", "",
+    lines += ["", "Traffic per instance, kbit read + written at the home levels (MLC: stored non-zero bits, zigzag's "
+              "dense stream x density; SLC: our mask bits, no zigzag equivalent):", "",
               "| matmul | SRAM ours | SRAM zz | MLC ours | MLC zz | SLC ours | zigzag loop order (innermost first) |",
               "|---|--:|--:|--:|--:|--:|---|"]
     for r in cc.rows:
