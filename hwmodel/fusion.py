@@ -24,7 +24,7 @@ control nodes whose outputs do not depend on any weight (shape arithmetic, the a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import onnx
 
@@ -86,6 +86,7 @@ class Fusion:
     folded: tuple[int, ...]  # layout / constant / control nodes: no charge
     unknown: tuple[tuple[str, str], ...]  # (op_type, node name) of compute nodes the model does not know
     sources: dict[str, tuple[str, ...]]  # tensor -> the compute-produced (or input) tensors it is a layout view of
+    plans: dict = field(default_factory=dict, compare=False, repr=False)  # charging's per-graph cache (graph.py)
 
     def kinds(self) -> dict[str, int]:
         out: dict[str, int] = {}

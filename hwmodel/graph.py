@@ -118,22 +118,12 @@ def _add(d: dict, k: str, v: float) -> None:
 class _Traffic:
     """Bits moved per level by one stage, and the weights it used (once per use)."""
 
-    def __init__(self, vec: int, shapes: GraphShapes, act_bits: int, sram_tensors: set[str]) -> None:
+    def __init__(self, vec: int) -> None:
         self.vec = vec
-        self.shapes = shapes
-        self.act_bits = act_bits
-        self.sram_tensors = sram_tensors  # activations (and unnamed weights) this stage may read from SRAM
         self.read: dict[str, float] = {}
         self.write: dict[str, float] = {}
         self.decode = 0.0
         self.used: list[str] = []
-        self.reads_done: set[str] = set()
-
-    def sram_read(self, t: str, times: float = 1.0) -> None:
-        """An activation read from SRAM ``times`` times (once per stage however many of its nodes read it)."""
-        if t in self.sram_tensors and t not in self.reads_done:
-            self.reads_done.add(t)
-            _add(self.read, "sram", _numel(self.shapes.shapes.get(t, ())) * self.act_bits * times)
 
     def read_weight(self, w: _Weight, fraction: float = 1.0) -> None:
         self.used.append(w.name)
@@ -160,6 +150,98 @@ def _stages(group: FusedGroup) -> list[tuple[GroupOp, list[int]]]:
     return out
 
 
+@dataclass(frozen=True)
+class _Stage:
+    """What charging needs of one stage, found once per graph (shapes and weights vary per call)."""
+
+    node: int
+    name: str
+    op_type: str
+    role: str
+    group: str
+    group_kind: str
+    ins: tuple[str, ...]  # the node's (non-empty) inputs
+    out: str  # its first output
+    trans: tuple[int, int]  # Gemm transA, transB
+    a_ops: tuple[tuple[str, str], ...]  # matmul A / gather table: (source, "w" | "sram" | "u" unnamed weight | "")
+    b_ops: tuple[tuple[str, str], ...]  # matmul B
+    other_weights: tuple[str, ...]  # bias, gamma/beta: once per row tile
+    other_sram: tuple[str, ...]  # other activations read from SRAM (once)
+    writes: tuple[str, ...]  # group outputs this stage writes to SRAM
+
+
+def _plan(model: onnx.ModelProto, fusion: Fusion, weights: Mapping[str, _Weight], float_tensors: set[str],
+          shapes: dict[str, tuple[int, ...]]) -> tuple[_Stage, ...]:
+    """The stages of ``fusion`` with their operands classified (cached on the Fusion per weight-name set)."""
+    key = frozenset(weights)
+    if key in fusion.plans:
+        return fusion.plans[key]
+    nodes = model.graph.node
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    # float inputs/initializers no manifest tensor names (a legacy export's folded weights): SRAM reads per use
+    unmatched = {t for t in float_tensors if t not in producer and t not in weights and _numel(shapes.get(t, ())) > 1}
+
+    def through(srcs: tuple[str, ...], members: list[int]) -> tuple[str, ...]:
+        """An operand made by a folded node of the stage (a scale on Q) is that node's activation input."""
+        out = []
+        for s in srcs:
+            p = producer.get(s)
+            if p is not None and p in members and nodes[p].op_type not in MATMUL_OPS:
+                ins = [x for t in nodes[p].input if t for x in fusion.sources.get(t, (t,)) if x in float_tensors
+                       and x not in weights and x in producer]
+                out.extend(ins[:1] or [s])
+            else:
+                out.append(s)
+        return tuple(out)
+
+    stages = []
+    for group in fusion.groups:
+        sram = set(group.inputs) | unmatched
+        for op, members in _stages(group):
+            node = nodes[op.node]
+            ins = tuple(i for i in node.input if i)
+            read: list[str] = []
+
+            def classify(srcs: tuple[str, ...], read: list[str] = read, sram: set[str] = sram,
+                         group: FusedGroup = group) -> tuple:
+                out = []
+                for x in srcs:
+                    if x in weights:
+                        out.append((x, "w"))
+                    elif x in sram and x not in read:
+                        read.append(x)
+                        out.append((x, "sram" if x in group.inputs else "u"))  # u: an unnamed weight
+                    else:
+                        out.append((x, ""))
+                return tuple(out)
+
+            a_ops: tuple = ()
+            b_ops: tuple = ()
+            if op.role == "matmul":
+                a_ops = classify(through(fusion.sources.get(ins[0], (ins[0],)), members))
+                b_ops = classify(through(fusion.sources.get(ins[1], (ins[1],)), members))
+            elif op.role == "gather":
+                a_ops = tuple((x, "w") for x in fusion.sources.get(ins[0], (ins[0],))[:1] if x in weights)
+            other_w: list[str] = []
+            for i in members:
+                for t in nodes[i].input:
+                    for x in fusion.sources.get(t, (t,)) if t else ():
+                        if i == op.node and op.role in ("matmul", "gather") and t in nodes[i].input[:2]:
+                            continue  # the operands, above
+                        if x in weights:
+                            other_w.append(x)
+                        elif x in sram and x not in read:
+                            read.append(x)
+            n_ops = len([x for x, w in (*a_ops, *b_ops) if w in ("sram", "u")])
+            writes = tuple(o for i in members for o in nodes[i].output if o in group.outputs)
+            attrs = {at.name: helper.get_attribute_value(at) for at in node.attribute} if node.op_type == "Gemm" else {}
+            stages.append(_Stage(op.node, node_name(model, op.node), node.op_type, op.role, group.name, group.kind,
+                                 ins, node.output[0], (int(attrs.get("transA", 0)), int(attrs.get("transB", 0))),
+                                 a_ops, b_ops, tuple(other_w), tuple(read[n_ops:]), writes))
+    fusion.plans[key] = tuple(stages)
+    return fusion.plans[key]
+
+
 def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[str, _Weight], spec: ArchSpec,
                  precision: str, act_bits: int, fusion: Fusion | None = None,
                  act_precision: str | None = None) -> list[OpCharge]:
@@ -173,152 +255,128 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
     """
     if fusion is None:
         fusion = fuse(model, set(weights), ())
-    nodes = model.graph.node
+    shp = shapes.shapes
     vec = spec.pe_array.vector
     sram_act = spec.execution.sram_activations
     buf = spec.scratchpad.capacity_bytes
     acc_bits = min(32, 2 * act_bits)  # partial sums: EdgeBERT accumulates 8-bit operands in 16 bits
     dbuf = spec.scratchpad.double_buffered
-    # float inputs/initializers no manifest tensor names (a legacy export's folded weights): SRAM reads per use
-    produced = {o for n in nodes for o in n.output}
-    unmatched = {t for t in shapes.float_tensors if t not in produced and t not in weights
-                 and _numel(shapes.shapes.get(t, ())) > 1}
-    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
-
-    def through(srcs: tuple[str, ...], members: list[int]) -> tuple[str, ...]:
-        """An operand made by a folded node of the stage (a scale on Q) is that node's activation input."""
-        out = []
-        for s in srcs:
-            p = producer.get(s)
-            if p is not None and p in members and nodes[p].op_type not in MATMUL_OPS:
-                ins = [x for t in nodes[p].input if t for x in fusion.sources.get(t, (t,)) if x in shapes.float_tensors
-                       and x not in weights and x in producer]
-                out.extend(ins[:1] or [s])
-            else:
-                out.append(s)
-        return tuple(out)
-
     out: list[OpCharge] = []
-    for group in fusion.groups:
-        ext_in, ext_out = set(group.inputs), set(group.outputs)
-        for op, members in _stages(group):
-            node = nodes[op.node]
-            name = node_name(model, op.node)
-            acc = _Traffic(vec, shapes, act_bits, (ext_in | unmatched) if sram_act else set())
-            sram_read, read, write = acc.sram_read, acc.read, acc.write
-            macs = 0
-            gated = 0.0
-            pe_cycles = 0.0
-            sfu_cycles: dict[str, float] = {}
-            sfu_elems: dict[str, float] = {}
-            prologue: dict[str, float] = {}
-            tiles = 0
-            b_passes = 1
+    for st in _plan(model, fusion, weights, shapes.float_tensors, shp):
+        acc = _Traffic(vec)
+        read, write = acc.read, acc.write
+        macs = 0
+        gated = 0.0
+        pe_cycles = 0.0
+        sfu_cycles: dict[str, float] = {}
+        sfu_elems: dict[str, float] = {}
+        prologue: dict[str, float] = {}
+        tiles = 0
+        b_passes = 1
 
-            if op.role == "matmul":
-                ins = [i for i in node.input if i]
-                a, b = shapes.shapes[ins[0]], shapes.shapes[ins[1]]
-                y = shapes.shapes[node.output[0]]
-                if node.op_type == "Gemm":
-                    attrs = {at.name: helper.get_attribute_value(at) for at in node.attribute}
-                    n0, m = (a[1], a[0]) if attrs.get("transA", 0) else (a[0], a[1])
-                    n1 = b[0] if attrs.get("transB", 0) else b[1]
-                    batch = 1
-                else:
-                    if len(a) < 2 or len(b) < 1:
-                        raise ConfigError(f"graph node {name}: MatMul operand shapes {a} x {b} not supported")
-                    m, n1 = a[-1], (b[-1] if len(b) >= 2 else 1)
-                    if len(b) <= 2:  # a weight-like B: every row of A (all batch elements) shares it
-                        n0, batch = _numel(a) // max(1, m), 1
-                    else:
-                        n0 = a[-2]
-                        batch = _numel(y) // max(1, n0 * n1)
-                macs = int(batch * n0 * m * n1)
-                a_src = through(fusion.sources.get(ins[0], (ins[0],)), members)
-                b_src = through(fusion.sources.get(ins[1], (ins[1],)), members)
-                b_bits = float(sum(_stream_bits(weights[s]) if s in weights else m * n1 * act_bits for s in b_src))
-                til = tile_matmul(batch, n0, m, n1, act_bits, b_bits, acc_bits, buf, vec)
-                tiles, b_passes = til.tiles, til.b_passes
-                pe_cycles = batch * math.ceil(n0 / vec) * math.ceil(n1 / vec) * m / spec.pe_array.utilization
-                pe_cycles += spec.pe_array.fill_cycles
-                for s in a_src:
-                    if s in weights:
-                        acc.read_weight(weights[s])
-                    else:
-                        sram_read(s)
-                        if sram_act and s in ext_in and dbuf:  # the first tile loads before any compute
-                            prologue["sram"] = prologue.get("sram", 0.0) + til.tile_rows * til.tile_k * act_bits
-                for s in b_src:
-                    if s in weights:
-                        w = weights[s]
-                        acc.read_weight(w, b_passes)
-                        if w.place == "rram" and w.numel:
-                            gated += macs * _gated_fraction(spec, w.nnz / w.numel)
-                    else:
-                        sram_read(s, b_passes)
-                if sram_act and til.partial_sum_passes:
-                    spill = _numel(y) * acc_bits * til.partial_sum_passes
-                    _add(read, "sram", spill)
-                    _add(write, "sram", spill)
-            elif op.role == "gather":
-                ins = [i for i in node.input if i]
-                src = fusion.sources.get(ins[0], (ins[0],))
-                table_w = weights.get(src[0]) if src else None
-                if table_w is not None:
-                    rows = _numel(shapes.shapes.get(ins[1], ()))
-                    table = shapes.shapes.get(ins[0], ())
-                    acc.read_weight(table_w, min(1.0, rows * _numel(table[1:]) / max(1, table_w.numel)))
+        def sram(t: str, times: float = 1.0, read: dict[str, float] = read) -> None:
+            if sram_act:
+                _add(read, "sram", _numel(shp.get(t, ())) * act_bits * times)
+
+        if st.role == "matmul":
+            a, b = shp[st.ins[0]], shp[st.ins[1]]
+            y = shp[st.out]
+            if st.op_type == "Gemm":
+                n0, m = (a[1], a[0]) if st.trans[0] else (a[0], a[1])
+                n1 = b[0] if st.trans[1] else b[1]
+                batch = 1
             else:
-                sfu = op.role.split(":", 1)[1]
-                y = shapes.shapes[node.output[0]]
-                elems = _numel(y)
-                inner = y[-1] if y else 1
-                vectors = (elems // max(1, inner)) * math.ceil(inner / vec)
-                sfu_cycles[sfu] = vectors * spec.sfu.cycles_per_vector[sfu]
-                sfu_elems[sfu] = float(elems)
-            # the stage's other operands: weights (bias, LayerNorm gamma/beta: once per row tile) and activations
-            for i in members:
-                for t in nodes[i].input:
-                    for s in fusion.sources.get(t, (t,)) if t else ():
-                        if i == op.node and op.role in ("matmul", "gather") and t in nodes[i].input[:2]:
-                            continue  # the operands, charged above
-                        if s in weights:
-                            acc.read_weight(weights[s], b_passes)
-                        else:
-                            sram_read(s)
-                if sram_act:
-                    for o in nodes[i].output:
-                        if o in ext_out:
-                            _add(write, "sram", _numel(shapes.shapes[o]) * act_bits)
-            counts = ActionCounts(
-                read_bits=read, write_bits=write,
-                macs={precision: macs} if macs else {}, gated_macs={precision: gated} if gated else {},
-                pe_cycles=pe_cycles, sfu_cycles=sfu_cycles, sfu_elements=sfu_elems,
-                sfu_precision=(act_precision or precision) if sfu_elems else "",
-                bitmask_decode_vectors=acc.decode,
-            )
-            kind = op.role if op.role.startswith("sfu") else op.role
-            out.append(OpCharge(
-                name, node.op_type, kind, macs, counts, tuple(acc.used), group=group.name, group_kind=group.kind,
-                tiles=tiles, overlap=op.role == "matmul" and dbuf,
-                prologue=ActionCounts(read_bits=prologue) if prologue else None))
+                if len(a) < 2 or len(b) < 1:
+                    raise ConfigError(f"graph node {st.name}: MatMul operand shapes {a} x {b} not supported")
+                m, n1 = a[-1], (b[-1] if len(b) >= 2 else 1)
+                if len(b) <= 2:  # a weight-like B: every row of A (all batch elements) shares it
+                    n0, batch = _numel(a) // max(1, m), 1
+                else:
+                    n0 = a[-2]
+                    batch = _numel(y) // max(1, n0 * n1)
+            macs = int(batch * n0 * m * n1)
+            b_bits = float(sum(_stream_bits(weights[x]) if w == "w" else m * n1 * act_bits for x, w in st.b_ops))
+            til = tile_matmul(batch, n0, m, n1, act_bits, b_bits, acc_bits, buf, vec)
+            tiles, b_passes = til.tiles, til.b_passes
+            pe_cycles = batch * math.ceil(n0 / vec) * math.ceil(n1 / vec) * m / spec.pe_array.utilization
+            pe_cycles += spec.pe_array.fill_cycles
+            for x, w in st.a_ops:
+                if w == "w":
+                    acc.read_weight(weights[x])
+                elif w:
+                    sram(x)
+                    if sram_act and dbuf and w == "sram":  # the first tile loads before any compute
+                        prologue["sram"] = prologue.get("sram", 0.0) + til.tile_rows * til.tile_k * act_bits
+            for x, w in st.b_ops:
+                if w == "w":
+                    bw = weights[x]
+                    acc.read_weight(bw, b_passes)
+                    if bw.place == "rram" and bw.numel:
+                        gated += macs * _gated_fraction(spec, bw.nnz / bw.numel)
+                elif w:
+                    sram(x, b_passes)
+            if sram_act and til.partial_sum_passes:
+                spill = _numel(y) * acc_bits * til.partial_sum_passes
+                _add(read, "sram", spill)
+                _add(write, "sram", spill)
+        elif st.role == "gather":
+            for x, _ in st.a_ops:
+                tw = weights[x]
+                rows = _numel(shp.get(st.ins[1], ()))
+                acc.read_weight(tw, min(1.0, rows * _numel(shp.get(st.ins[0], ())[1:]) / max(1, tw.numel)))
+        else:
+            sfu = st.role.split(":", 1)[1]
+            y = shp[st.out]
+            elems = _numel(y)
+            inner = y[-1] if y else 1
+            vectors = (elems // max(1, inner)) * math.ceil(inner / vec)
+            sfu_cycles[sfu] = vectors * spec.sfu.cycles_per_vector[sfu]
+            sfu_elems[sfu] = float(elems)
+        for x in st.other_weights:
+            acc.read_weight(weights[x], b_passes)
+        for x in st.other_sram:
+            sram(x)
+        if sram_act:
+            for o in st.writes:
+                _add(write, "sram", _numel(shp[o]) * act_bits)
+        counts = ActionCounts(
+            read_bits=read, write_bits=write,
+            macs={precision: macs} if macs else {}, gated_macs={precision: gated} if gated else {},
+            pe_cycles=pe_cycles, sfu_cycles=sfu_cycles, sfu_elements=sfu_elems,
+            sfu_precision=(act_precision or precision) if sfu_elems else "",
+            bitmask_decode_vectors=acc.decode,
+        )
+        out.append(OpCharge(
+            st.name, st.op_type, st.role, macs, counts, tuple(acc.used), group=st.group, group_kind=st.group_kind,
+            tiles=tiles, overlap=st.role == "matmul" and dbuf,
+            prologue=ActionCounts(read_bits=prologue) if prologue else None))
     return out
 
 
 def price_charges(charges: list[OpCharge], spec: ArchSpec, levels: dict[str, LevelProvision]) -> list[Cost]:
     """Cost of each charge. A double-buffered stage takes max(compute, memory) after its prologue (the first
-    tile's load, serial); the rest take compute + memory unless ``execution.overlap`` makes every unit overlap."""
+    tile's load, serial); the rest take compute + memory unless ``execution.overlap`` makes every unit overlap.
+    Equal counts price once (a shared layer's passes repeat the same stages)."""
     overlapped = dataclasses.replace(spec, execution=dataclasses.replace(spec.execution, overlap=True))
+    memo: dict[tuple, Cost] = {}
+
+    def priced(counts: ActionCounts, sp: ArchSpec, over: bool) -> Cost:
+        key = (over, *(tuple(sorted(v.items())) if isinstance(v, dict) else v
+                       for v in (getattr(counts, f.name) for f in dataclasses.fields(counts))))
+        if key not in memo:
+            memo[key] = price(counts, sp, levels)
+        return memo[key]
+
     out = []
     for ch in charges:
         if ch.overlap and not spec.execution.overlap:
             if ch.prologue is not None:
-                main = _minus(ch.counts, ch.prologue)
-                out.append(price(ch.prologue, spec, levels) + price(main, overlapped, levels))
+                out.append(priced(ch.prologue, spec, False)
+                           + priced(_minus(ch.counts, ch.prologue), overlapped, True))
             else:
-                out.append(price(ch.counts, overlapped, levels))
+                out.append(priced(ch.counts, overlapped, True))
         else:
-            out.append(price(ch.counts, spec, levels))
+            out.append(priced(ch.counts, spec, False))
     return out
 
 
