@@ -91,8 +91,11 @@ def _task_labels(name: str) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
 
 
 def _request_fields(n_texts: int) -> tuple[str, ...]:
-    """The serving request fields of a task with ``n_texts`` input texts (1: single sentence, 2: pair)."""
-    return ("text", "text_pair") if n_texts >= 2 else ("text",)
+    """The serving request fields of a task with ``n_texts`` input texts (exactly 1: single sentence, 2: pair)."""
+    if n_texts not in (1, 2):
+        raise ConfigError(f"a task reads 1 text (single sentence) or 2 (a pair), got {n_texts}: a request has "
+                          "'text' and, for pair tasks, 'text_pair'")
+    return ("text", "text_pair") if n_texts == 2 else ("text",)
 
 
 def _pack_text_fields(pack) -> tuple[str, ...]:

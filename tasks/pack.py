@@ -163,7 +163,14 @@ def load_pack(path: str | Path) -> TaskPack:
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:
         raise FormatError(f"{jpath}: missing keys {missing}: the pack is corrupt or truncated")
-    tpath = folder / str(meta["tensors_file"])
+    problems = pack_problems(meta)
+    if problems:
+        raise FormatError(f"{jpath}: {len(problems)} problem(s): " + "; ".join(problems[:30])
+                          + ": the pack is corrupt or was edited, retrain or re-copy it")
+    tpath = folder / meta["tensors_file"]
+    if folder.resolve() not in tpath.resolve().parents:
+        raise FormatError(f"{tpath}: resolves to {tpath.resolve()}, outside the pack folder {folder.resolve()} "
+                          "(a symlink out): refusing to read it")
     if not tpath.is_file():
         raise FormatError(f"{tpath}: no such file (named by {jpath}): the pack is incomplete, re-copy it")
     digest = _sha256(tpath)
@@ -174,7 +181,7 @@ def load_pack(path: str | Path) -> TaskPack:
         raw = load_file(str(tpath))
     except Exception as exc:  # safetensors raises its own error types
         raise FormatError(f"{tpath}: unreadable safetensors file ({exc})") from None
-    listed = {t["name"]: tuple(t["shape"]) for t in meta["tensors"]}
+    listed = {t["name"]: tuple(t["shape"]) for t in meta["tensors"]}  # checked by pack_problems
     got = {n: tuple(a.shape) for n, a in raw.items()}
     if listed != got:
         diff = sorted(set(listed.items()) ^ set(got.items()))[:4]
@@ -192,6 +199,96 @@ def load_pack(path: str | Path) -> TaskPack:
         )
     except (ConfigError, TypeError) as exc:
         raise FormatError(f"{jpath}: invalid pack description: {exc}") from None
+
+
+MAX_SEQ_LEN = 1 << 16  # tokens; no model of this project has positions anywhere near this
+MAX_BOTTLENECK_PER_HIDDEN = 4  # an adapter bottleneck wider than 4x the hidden size is not a bottleneck
+MAX_BOTTLENECK = 1 << 16  # when the backbone's hidden size is not recorded
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def pack_problems(meta: dict[str, Any]) -> list[str]:
+    """Every problem of a ``pack.json`` object, by field (types, ranges, paths, sizes); empty when it is valid."""
+    problems = []
+
+    def bad(field: str, why: str) -> None:
+        problems.append(f"{field} {why}, got {_short(meta.get(field))}")
+
+    if not isinstance(meta["task"], str) or not meta["task"]:
+        bad("task", "must be a non-empty string")
+    labels = meta["labels"]
+    if not isinstance(labels, list) or any(not isinstance(x, str) or not x for x in labels) \
+            or len(set(labels)) != len(labels):
+        bad("labels", "must be a list of distinct non-empty strings")
+    if not isinstance(meta["is_regression"], bool):
+        bad("is_regression", "must be true or false")
+    if meta["design"] not in ("adapter", "vanilla"):
+        bad("design", "must be 'adapter' or 'vanilla'")
+    backbone = meta["backbone"]
+    if not isinstance(backbone, dict) or any(k not in backbone for k in _BACKBONE_KEYS):
+        bad("backbone", f"must be an object with {list(_BACKBONE_KEYS)}")
+        backbone = {}
+    elif not isinstance(backbone["hash"], str) or not isinstance(backbone["hf_config"], dict):
+        bad("backbone", "must hold a string hash and an hf_config object")
+    hidden = (backbone.get("hf_config") or {}).get("hidden_size") if isinstance(backbone, dict) else None
+    limit = MAX_BOTTLENECK_PER_HIDDEN * hidden if _is_int(hidden) and hidden > 0 else MAX_BOTTLENECK
+    adapter = meta["adapter"]
+    if adapter is not None:
+        keys = ("attn_bottleneck", "ffn_bottleneck", "per_depth", "activation")
+        if not isinstance(adapter, dict) or set(adapter) - set(keys):
+            bad("adapter", f"must be null or an object with keys {list(keys)}")
+        else:
+            for k in ("attn_bottleneck", "ffn_bottleneck"):
+                v = adapter.get(k)
+                if v is not None and (not _is_int(v) or not 1 <= v <= limit):
+                    problems.append(f"adapter.{k} must be an int in [1, {limit}] ({MAX_BOTTLENECK_PER_HIDDEN} x the "
+                                    f"hidden size), got {_short(v)}")
+            if "per_depth" in adapter and not isinstance(adapter["per_depth"], bool):
+                problems.append(f"adapter.per_depth must be true or false, got {_short(adapter['per_depth'])}")
+    rel = meta["tensors_file"]
+    if not isinstance(rel, str) or not rel or rel.startswith(("/", "\\")) or ":" in rel or "\\" in rel \
+            or ".." in rel.split("/") or "\x00" in rel:
+        bad("tensors_file", "must be a file name inside the pack folder")
+    if not isinstance(meta["tensors_sha256"], str) or len(meta["tensors_sha256"]) != 64:
+        bad("tensors_sha256", "must be a sha256 (64 hex digits)")
+    if not isinstance(meta["tensors"], list) or not meta["tensors"]:
+        bad("tensors", "must be a non-empty list of {name, shape, numel}")
+    else:
+        names = []
+        for i, t in enumerate(meta["tensors"]):
+            shape = t.get("shape") if isinstance(t, dict) else None
+            if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not t["name"]:
+                problems.append(f"tensors[{i}] must be an object with a name, got {_short(t)}")
+                continue
+            names.append(t["name"])
+            if not isinstance(shape, list) or any(not _is_int(x) or not 0 <= x < (1 << 31) for x in shape):
+                problems.append(f"tensors[{i}] ({t['name']}): shape must be a list of integers >= 0, got "
+                                f"{_short(shape)}")
+            elif "numel" in t and t["numel"] != int(np.prod(shape, dtype=np.int64)):
+                problems.append(f"tensors[{i}] ({t['name']}): numel {_short(t['numel'])} != prod(shape {shape})")
+        if len(set(names)) != len(names):
+            problems.append("tensors: duplicate names")
+    fields = meta.get("text_fields", [])
+    if not isinstance(fields, list) or len(fields) > 2 or any(not isinstance(x, str) or not x for x in fields):
+        bad("text_fields", "must be the task's 1 (single sentence) or 2 (sentence pair) input column names")
+    v = meta.get("max_seq_len", 128)
+    if not _is_int(v) or not 1 <= v <= MAX_SEQ_LEN:
+        bad("max_seq_len", f"must be an int in [1, {MAX_SEQ_LEN}]")
+    for k in ("metrics", "train_config", "frozen_check"):
+        if meta.get(k) is not None and not isinstance(meta[k], dict):
+            bad(k, "must be an object")
+    t = meta.get("train_time_s")
+    if t is not None and (not isinstance(t, (int, float)) or isinstance(t, bool)):
+        bad("train_time_s", "must be a number or null")
+    return problems
 
 
 def pack_from_model(model: AdapterModel, task: str, labels: list[str] | tuple[str, ...], is_regression: bool,
