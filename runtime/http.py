@@ -370,7 +370,15 @@ class HttpServer:
                 batch = self._next_batch()
             if batch is None:
                 return
-            self._run(batch)
+            try:
+                self._run(batch)
+            except Exception as exc:  # noqa: BLE001 - the worker never dies: every queued request is answered
+                log.error("worker: a batch of %d failed outside the engine: %s: %s", len(batch),
+                          type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                for it in batch:
+                    if not it.done.is_set():
+                        it.response = dict(error_response(it.req.id, exc), seq=it.seq, task=it.task)
+                        it.done.set()
 
     def _next_batch(self) -> list[_Pending] | None:
         """The next requests to run together (one task), waiting as the batching policy says; None: stop."""

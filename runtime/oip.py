@@ -55,11 +55,15 @@ def model_metadata(task: str, pack: Any, pair: bool) -> dict:
         inputs.append({"name": "text_pair", "datatype": "BYTES", "shape": [-1]})
     k = 1 if pack.is_regression else len(pack.labels)
     metrics = dict(pack.metrics or {})
+    # the headline metric: the first dev-set score the pack recorded (training writes the task's official metric
+    # first: f1 for mrpc, accuracy for sst2); none for a synthetic pack
+    dev = [(name[len("dev_"):], v) for name, v in metrics.items() if name.startswith("dev_")]
+    metric, value = dev[0] if dev else (None, None)
     return {"name": task, "versions": [MODEL_VERSION], "platform": "edgemti", "inputs": inputs,
             "outputs": [{"name": "label", "datatype": "BYTES", "shape": [-1]},
                         {"name": "scores", "datatype": "FP32", "shape": [-1, k]}],
             "parameters": {"labels": list(pack.labels), "is_regression": bool(pack.is_regression),
-                           "metric": next(iter(metrics), None), "metrics": metrics}}
+                           "metric": metric, "metric_dev_value": value, "metrics": metrics}}
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
