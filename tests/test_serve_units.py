@@ -119,3 +119,89 @@ def test_summary_fifo_replay_exact():
     assert s["saved_vs_fifo"]["swaps"] == 2 and s["saved_vs_fifo"]["energy_j"] == pytest.approx(20.0)
     assert s["energy_per_inference_j"] == pytest.approx((4 + 20) / 4)
     assert s["energy_by_component_j"]["sram"] == pytest.approx(4.0)
+
+
+# -- HTTP transport and Open Inference Protocol codec (no build needed) -------------------------------------------
+
+
+def test_http_routes_status_and_config():
+    from edgemti.runtime.http import HttpConfig, _route, status_of
+
+    assert _route("POST", "/infer")[0] == "infer"
+    assert _route("GET", "/infer") == (None, {}, ["POST"])  # -> 405 with Allow: POST
+    assert _route("GET", "/nope") == (None, {}, [])  # -> 404
+    assert _route("POST", "/v2/models/sst2/versions/1/infer")[:2] == ("v2_infer", {"task": "sst2"})
+    assert _route("POST", "/v2/repository/models/rte/unload")[:2] == ("v2_repository", {"task": "rte",
+                                                                                        "action": "unload"})
+    assert status_of({"ok": True}) == 200
+    for kind, code in [("RequestError", 400), ("UnknownTaskError", 404), ("ServiceUnavailable", 503),
+                       ("RuntimeError", 500), ("NonFiniteOutput", 500)]:
+        assert status_of({"ok": False, "error": {"type": kind}}) == code
+    for bad in [{"workers": 0}, {"backlog": -1}, {"read_timeout_s": 0}, {"max_texts": True}]:
+        with pytest.raises(ConfigError, match="HttpConfig"):
+            HttpConfig(**bad)
+
+
+def test_oip_decode_json_and_binary_inputs():
+    import struct
+
+    from edgemti.runtime.oip import OipError, decode_infer, split_body
+
+    head = {"id": "r", "inputs": [{"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": [["a"], ["b"]]},
+                                  {"name": "text_pair", "shape": [2], "datatype": "BYTES",
+                                   "parameters": {"binary_data_size": 10}}],
+            "outputs": [{"name": "scores", "parameters": {"binary_data": True}}]}
+    raw = b"".join(struct.pack("<I", 1) + c for c in (b"x", b"y"))
+    header = json.dumps(head).encode()
+    h, binary = split_body(header + raw, str(len(header)))
+    body = decode_infer(h, binary, pair=True, max_rows=4)
+    assert body.rows == ({"text": "a", "text_pair": "x"}, {"text": "b", "text_pair": "y"})
+    assert body.outputs == (("scores", True),) and body.id == "r"
+    cases = [
+        ({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}, True, "text_pair"),
+        ({"inputs": [{"name": "txt", "shape": [1], "datatype": "BYTES", "data": ["a"]}]}, False, "unknown input"),
+        ({"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["a"]}]}, False, "says 2"),
+        ({"inputs": [{"name": "text", "shape": [1, 2], "datatype": "BYTES", "data": ["a", "b"]}]}, False, "shape"),
+        ({"inputs": [{"name": "text", "shape": [1], "datatype": "INT64", "data": [1]}]}, False, "BYTES"),
+        ({"inputs": [{"name": "text", "shape": [5], "datatype": "BYTES", "data": ["a"] * 5}]}, False, "1..4"),
+        ({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}],
+          "outputs": [{"name": "logits"}]}, False, "unknown output"),
+    ]
+    for h, pair, needle in cases:
+        with pytest.raises(OipError, match=needle) as ei:
+            decode_infer(h, b"", pair=pair, max_rows=4)
+        assert ei.value.status == 400
+    with pytest.raises(OipError, match="not UTF-8"):
+        decode_infer({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                                  "parameters": {"binary_data_size": 5}}]}, struct.pack("<I", 1) + b"\xff",
+                     pair=False, max_rows=4)
+    with pytest.raises(OipError, match="not JSON"):
+        split_body(b"[" * 100_000, None)
+
+
+def test_oip_encode_binary_roundtrip_and_cost_parameters():
+    import struct
+
+    import numpy as np
+
+    from edgemti.runtime.oip import InferBody, cost_parameters, encode_infer
+
+    answers = [{"label": "positive", "scores": [0.25, 0.75], "energy_j": 3.0, "swapped": True, "evicted": "mrpc",
+                "swap": {"latency_s": 1.0}, "inference": {"latency_s": 4.0}, "batch_size": 2,
+                "energy_by_component_j": {"pe_array": 2.0, "dram": 1.0}},
+               {"label": "negative", "scores": [0.5, 0.5], "energy_j": 2.0, "swapped": False, "swap": None,
+                "inference": {"latency_s": 4.0}, "batch_size": 2, "energy_by_component_j": {"pe_array": 2.0}}]
+    p = cost_parameters(answers)
+    assert p["sim_energy_j"] == 5.0 and p["sim_latency_s"] == 1.0 + 4.0  # one swap + one shared run of 2
+    assert p["sim_energy_j.pe_array"] + p["sim_energy_j.dram"] == p["sim_energy_j"]
+    assert (p["swaps"], p["evicted"], p["batch_size"]) == (1, "mrpc", 2)
+    data, n = encode_infer("sst2", InferBody("q", (), (("label", True), ("scores", False))), answers)
+    assert n is not None
+    head = json.loads(data[:n])
+    assert head["id"] == "q" and head["outputs"][1]["data"] == [0.25, 0.75, 0.5, 0.5]
+    raw = data[n:]
+    assert len(raw) == head["outputs"][0]["parameters"]["binary_data_size"]
+    k = struct.unpack_from("<I", raw)[0]
+    assert raw[4:4 + k] == b"positive"
+    data, n = encode_infer("sst2", InferBody(None, (), (("scores", True),)), answers)
+    assert np.frombuffer(data[n:], "<f4").tolist() == [0.25, 0.75, 0.5, 0.5]
