@@ -873,11 +873,12 @@ def pareto_mask(values: list[tuple[float, ...]]) -> list[bool]:
     return keep.tolist()
 
 
-def _paper_reference(rows: list[dict]) -> dict | None:
+def _paper_reference(rows: list[dict], specs: dict | None = None) -> dict | None:
     """Our vanilla FP32 point closest to the paper's setting: the normalisation of its Fig. 6 ratios."""
     cands = [r for r in rows if r["design"] == "vanilla" and r["quant"] == "fp32"]
     if not cands:
         return None
+    shipped = _spec_defaults("vanilla", specs or {})
     from edgemti.hwmodel.targets import paper_targets
 
     n_tasks = len(paper_targets().tasks)
@@ -885,7 +886,8 @@ def _paper_reference(rows: list[dict]) -> dict | None:
     # sparsity 0.5 / 0.5 (its defaults), the paper's energy convention
     return min(cands, key=lambda r: (r["backbone"] != "albert-base", r["num_tasks"] != n_tasks, r["switch_rate"] != 1.0,
                                      abs(r["sparsity_embedding"] - 0.5) + abs(r["sparsity_transformer"] - 0.5),
-                                     r["seq_len"] != 128, r["energy_convention"] != "no_compute", r["id"]))
+                                     r["seq_len"] != 128, r["energy_convention"] != "no_compute",
+                                     sum(r[a] != v for a, v in shipped.items()), r["id"]))
 
 
 def plot_sweep(out: str | Path, png: str | Path | None = None) -> dict:
@@ -918,7 +920,7 @@ def plot_sweep(out: str | Path, png: str | Path | None = None) -> dict:
                           f"{rows[0]['error'] if rows else 'none'})")
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
     colors = {"adapter": "#d9534f", "vanilla": "#5b3fbf"}
-    ref = _paper_reference(ok)
+    ref = _paper_reference(ok, store.config.get("specs"))
     marks: list[tuple[str, list[float]]] = []
     ours: list[tuple[str, dict]] = []
     if ref is not None:
