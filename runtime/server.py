@@ -211,7 +211,8 @@ def serve_stream(
         head = session.scheduler.pick(pending, resident)
         item = pending[head]
         if isinstance(item, _Rejected):
-            session.respond(pending.pop(head).response)
+            del pending[head]
+            session.respond(item.response)
         elif not batching.enabled:
             session.run_one(cast(Request, pending.pop(head)))
         else:  # the head and its task's queued requests (a rejected line has no task: never gathered)
