@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,8 @@ def _cost_dict(cost: Any) -> dict:
 class EngineStats:
     requests: int = 0
     batches: int = 0
-    host_swap_s: list[float] = field(default_factory=list)
+    # the most recent swaps' host times only: a long-running server's memory stays flat
+    host_swap_s: deque[float] = field(default_factory=lambda: deque(maxlen=1024))
 
 
 class Engine:
