@@ -79,27 +79,3 @@ def test_excluded_conventions_carry_no_counts(tmp_path):
     c = r["checks"]["inference"]
     assert c["counts_x_ert_energy_j"] == pytest.approx(c["hwmodel_energy_j"], rel=1e-9)
 
-
-def test_report_cli_accelergy_and_ert(tmp_path):
-    import json
-
-    from click.testing import CliRunner
-
-    from edgemti.cli import main
-    from edgemti.compiler import CompileConfig, compile_build
-
-    build = compile_build(CompileConfig(backbone="albert-tiny", synthetic_tasks=("mrpc", "mnli"), quant="q3.5",
-                                        sparsity_embedding=0.5, sparsity_transformer=0.5, max_seq_len=32),
-                          tmp_path / "build")
-    out = tmp_path / "acc"
-    r = CliRunner().invoke(main, ["report", str(build), "--seq-len", "16", "--accelergy", str(out), "--json"])
-    assert r.exit_code == 0, r.output
-    d = json.loads(r.output)
-    assert sorted(p.rsplit("/", 1)[-1] for p in d["export"]["files"]) == [
-        "ART.yaml", "ERT.yaml", "action_counts.yaml", "action_counts_switch.yaml"]
-    r = CliRunner().invoke(main, ["report", str(build), "--seq-len", "16", "--ert", str(out / "ERT.yaml")])
-    assert r.exit_code == 0 and "re-priced with" in r.output, r.output  # our own ERT re-prices to itself
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("ERT: {version: '0.4', tables: [{name: x.sram, actions: [{name: read, energy: nan}]}]}")
-    r = CliRunner().invoke(main, ["report", str(build), "--ert", str(bad)])
-    assert r.exit_code == 1 and "FormatError" in r.output and "energy must be a number >= 0" in r.output

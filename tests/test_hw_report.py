@@ -62,3 +62,20 @@ def test_report_cli_text_and_errors(tiny_build, tmp_path):
     bad.write_text('format = "edgemti-arch-spec"\nformat_version = 1\nname = "x"\ndesign = "adapter"\n')
     r = CliRunner().invoke(main, ["report", str(tiny_build), "--spec", str(bad)])
     assert r.exit_code == 1 and "SpecError" in r.output and "clock section is missing" in r.output
+
+
+def test_report_cli_accelergy_and_ert(tiny_build, tmp_path):
+    """--accelergy writes Accelergy's files; --ert re-prices with an ERT (ours re-prices to itself); a bad ERT
+    is one FormatError (the format is tested in test_hw_accelergy.py)."""
+    out = tmp_path / "acc"
+    r = CliRunner().invoke(main, ["report", str(tiny_build), "--seq-len", "16", "--accelergy", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert sorted(p.rsplit("/", 1)[-1] for p in d["export"]["files"]) == [
+        "ART.yaml", "ERT.yaml", "action_counts.yaml", "action_counts_switch.yaml"]
+    r = CliRunner().invoke(main, ["report", str(tiny_build), "--seq-len", "16", "--ert", str(out / "ERT.yaml")])
+    assert r.exit_code == 0 and "re-priced with" in r.output, r.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ERT: {version: '0.4', tables: [{name: x.sram, actions: [{name: read, energy: nan}]}]}")
+    r = CliRunner().invoke(main, ["report", str(tiny_build), "--ert", str(bad)])
+    assert r.exit_code == 1 and "FormatError" in r.output and "energy must be a number >= 0" in r.output
