@@ -21,6 +21,7 @@ hwmodel provisioned and its compute units; a memory action is one access of the 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,11 @@ from edgemti.errors import FormatError
 from edgemti.hwmodel.cost import ActionCounts
 from edgemti.hwmodel.spec import ON_CHIP_LEVELS, PRECISIONS
 
+log = logging.getLogger(__name__)
 ACCELERGY_VERSION = "0.4"
+# actions Accelergy's tables carry that this model does not count for some components (DRAM leak, buffer update,
+# idle MACs): a user's ERT may list them; they are ignored (logged) instead of refused
+UNPRICED = ("update", "idle", "mac_reused", "leak")
 TOP = "edgemti_hma"
 DRAM_WORD_BITS = 64
 COMPUTE = ("pe_array", "sfu", "bitmask_codec")
@@ -180,6 +185,7 @@ def read_ert(path: str | Path, known: list[Entry]) -> list[Entry]:
     A table's name matches a component by its last dotted part without the instance range (``system.DRAM[1..1]``
     -> ``dram``, case-insensitive). A row's arguments select among our variants by the ones we price by
     (``precision``, ``kind``; others are Accelergy's own and ignored); without them it applies to every variant.
+    Actions in ``UNPRICED`` that a component has no row for (a DRAM ``leak``, a buffer ``update``) are ignored.
     Every problem (not YAML, wrong shape, unknown component or action, a negative or non-numeric energy) is
     collected into one FormatError. Returns the matched rows (pJ per action).
     """
@@ -221,6 +227,10 @@ def read_ert(path: str | Path, known: list[Entry]) -> list[Entry]:
             targs = {str(k): str(v) for k, v in args.items() if str(k) in ours}
             hits = [k for k in known if k.component == comp and k.action == a["name"]
                     and all(dict(k.arguments).get(n) == v for n, v in targs.items())]
+            if not hits and a["name"] in UNPRICED and not any(k.component == comp and k.action == a["name"]
+                                                             for k in known):
+                log.info("ERT %s: %s.%s is not an action this model counts; ignored", path, comp, a["name"])
+                continue
             if not hits:
                 acts = sorted({f"{k.action} {dict(k.arguments) or ''}".strip() for k in known if k.component == comp})
                 problems.append(f"{where}: {comp} has no action {a['name']!r} {args or ''} (known: {acts})")

@@ -41,7 +41,8 @@ def test_ert_overrides_reprice_exactly(hw, tmp_path):
     f = tmp_path / "ERT.yaml"
     f.write_text(yaml.safe_dump({"ERT": {"version": "0.4", "tables": [
         {"name": "system_top_level.DRAM[1..1]", "actions": [
-            {"name": "read", "arguments": {"global_cycle_seconds": 1e-9}, "energy": 2 * ours[("dram", "read")]}]},
+            {"name": "read", "arguments": {"global_cycle_seconds": 1e-9}, "energy": 2 * ours[("dram", "read")]},
+            {"name": "leak", "arguments": {"global_cycle_seconds": 1e-9}, "energy": 0.0}]},  # Timeloop's: ignored
         {"name": "system.pe_array", "actions": [{"name": "mac_random", "arguments": {"precision": "float32"},
                                                   "energy": 0.0}]}]}}))
     r = reprice(hw, 16, f)
