@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_runtime_engine import tiny_build
 
 from edgemti.cli import main
 from edgemti.compiler.addpack import add_pack
@@ -19,7 +20,6 @@ from edgemti.runtime.request import Request
 from edgemti.tasks.backbones import build_model
 from edgemti.tasks.model import AdapterSpec
 from edgemti.tasks.pack import pack_from_model, save_pack
-from tests.test_runtime_engine import tiny_build
 
 RTE = ("entailment", "not_entailment")
 

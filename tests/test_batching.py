@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from test_runtime_engine import tiny_build
 
 from edgemti.errors import ConfigError
 from edgemti.formats.build import open_build, reference_logits
 from edgemti.runtime.batcher import BatchDecision, BatchingConfig, decide, same_task
 from edgemti.runtime.engine import Engine
 from edgemti.runtime.request import Request
-from tests.test_runtime_engine import tiny_build
 
 # -- the policy ---------------------------------------------------------------------------------------------------
 

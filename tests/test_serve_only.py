@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_runtime_engine import tiny_build
 
 from edgemti.runtime.tokenize import BuildTokenizer
 from edgemti.tasks.glue import get_task
-from tests.test_runtime_engine import tiny_build
 
 REPO = Path(__file__).resolve().parent.parent
 TRAINING = ("torch", "transformers")
