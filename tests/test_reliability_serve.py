@@ -192,3 +192,43 @@ def test_serve_reads_requests_file_as_bytes(build, tmp_path):
     assert p.returncode == 0, p.stderr.decode()
     assert [json.loads(x)["ok"] for x in p.stdout.decode().splitlines()] == [True, False, True]
     assert os.path.getsize(req) > 0
+
+
+def test_nan_weights_give_an_error_answer_never_bare_nan(tmp_path_factory, tmp_path):
+    """A consistent build whose fp16 pack holds a NaN (what an fp16 edit of the issue produced): the answer is an
+    ok: false NonFiniteOutput in strict JSON, the log too."""
+    import hashlib
+
+    import numpy as np
+
+    from edgemti.formats.build import build_id
+    from edgemti.formats.manifest import DIGEST_KEY, ImageEntry, manifest_digest
+    from edgemti.runtime.engine import Engine
+    from edgemti.runtime.server import serve_stream
+
+    src = tiny_build(tmp_path_factory.getbasetemp(), name="fp16", pack_quant="fp16")
+    folder = tmp_path / "nan"
+    import shutil
+
+    shutil.copytree(src, folder)
+    d = json.loads((folder / "manifest.json").read_text())
+    pack = next(p for p in d["packs"] if p["task"] == "sst2")
+    bias = next(t for t in pack["tensors"] if t["name"] == "classifier.bias")
+    dram = bytearray((folder / "dram.bin").read_bytes())
+    at = pack["offset"] + bias["offset"]
+    dram[at:at + bias["length"]] = np.full(bias["numel"], np.nan, dtype=np.float16).tobytes()
+    (folder / "dram.bin").write_bytes(bytes(dram))
+    pack["sha256"] = hashlib.sha256(dram[pack["offset"]:pack["offset"] + pack["length"]]).hexdigest()
+    d["images"]["dram"]["sha256"] = hashlib.sha256(dram).hexdigest()
+    images = {k: ImageEntry(**v) for k, v in d["images"].items()}
+    d["build_id"] = build_id(images, d["graph"]["sha256"], d["compile"])
+    d[DIGEST_KEY] = manifest_digest(d)
+    (folder / "manifest.json").write_text(json.dumps(d))
+    out = []
+    res = serve_stream(Engine.open(folder), [_good(1), _good(2, "stsb")], log_path=tmp_path / "n.jsonl",
+                       emit=out.append)
+    assert [a["ok"] for a in out] == [False, True] and out[0]["error"]["type"] == "NonFiniteOutput"
+    assert res.summary["errors"] == 1
+    text = (tmp_path / "n.jsonl").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert read_log(tmp_path / "n.jsonl").requests[0]["error"]["type"] == "NonFiniteOutput"
