@@ -232,3 +232,69 @@ def test_nan_weights_give_an_error_answer_never_bare_nan(tmp_path_factory, tmp_p
     text = (tmp_path / "n.jsonl").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert read_log(tmp_path / "n.jsonl").requests[0]["error"]["type"] == "NonFiniteOutput"
+
+
+def test_summary_counters_are_bounded_and_exact():
+    """The session keeps counters, not responses (failure 8): 30,000 records in, bounded state, same summary."""
+    import random
+
+    import numpy as np
+
+    from edgemti.runtime.summary import SummaryAccumulator
+
+    rng = random.Random(0)
+    recs = []
+    for seq in range(30_000):
+        ok = rng.random() < 0.8
+        task = rng.choice("abc")
+        swapped = rng.random() < 0.3
+        recs.append({"ok": ok, "seq": seq, "task": task, "swapped": swapped,
+                     "swap": {"energy_j": 2.0, "latency_s": 0.1} if swapped else None,
+                     "inference": {"energy_j": 1.0, "latency_s": 0.01}, "energy_j": 1.0 + 2.0 * swapped,
+                     "latency_s": rng.lognormvariate(-5, 1), "host_s": rng.lognormvariate(-6, 1),
+                     "energy_by_component_j": {"sram": 1.0}})
+    served = recs[:]
+    for i in range(0, len(served) - 8, 8):  # served out of arrival order, as under swap-aware
+        served[i:i + 8] = rng.sample(served[i:i + 8], 8)
+    acc = SummaryAccumulator(swap_cost=lambda t: (2.0, 0.1), policy="swap-aware")
+    peak = 0
+    for r in served:
+        acc.add(r)
+        peak = max(peak, len(acc._held))
+    s = acc.result()
+    ok = [r for r in recs if r["ok"]]
+    assert s["requests"] == 30_000 and s["ok"] == len(ok) and peak <= 8
+    assert acc.sim_latency._hist is not None and len(acc.sim_latency._exact) == 0  # past 10,000: a histogram
+    for q in (50, 99):
+        exact = float(np.percentile([r["latency_s"] for r in ok], q))
+        assert s["sim_latency_s"][f"p{q}"] == pytest.approx(exact, rel=2e-3)
+    fifo = 0  # the fifo replay in arrival order, by hand
+    resident = None
+    for r in ok:
+        fifo += 1.0 + (2.0 if r["task"] != resident else 0.0)
+        resident = r["task"]
+    assert s["fifo_baseline"]["energy_j_total"] == pytest.approx(fifo)
+    gap = SummaryAccumulator(swap_cost=lambda t: (2.0, 0.1), hold=100)  # a seq that never gets a record
+    for r in recs[1:1000]:
+        gap.add(r)
+    assert len(gap._held) <= 100
+
+
+def test_requests_file_mode_stops_on_sigterm(build, tmp_path):
+    req = tmp_path / "many.jsonl"
+    req.write_bytes(b"".join(_good(i) + b"\n" for i in range(20_000)))
+    log = tmp_path / "f.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edgemti.cli", "serve", str(build), "--requests", str(req),
+                             "--log", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.readline()  # serving has begun
+        assert first, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    n = 1 + len(out.splitlines())
+    got = read_log(log)
+    assert n < 20_000 and got.summary["requests"] == n == len(got.requests)
