@@ -22,12 +22,17 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgemti.errors import ConfigError, EdgemtiError, FormatError
+
+if TYPE_CHECKING:
+    import onnx
+
+    from edgemti.hwmodel.spec import ArchSpec
 
 log = logging.getLogger(__name__)
 
@@ -440,14 +445,14 @@ class Evaluator:
     def __init__(self, assets: SweepAssets, max_models: int = 8) -> None:
         self.assets = assets
         self.max_models = max_models
-        self._base: dict[str, Any] = {}
-        self._specs: dict[tuple, Any] = {}
-        self._graphs: dict[str, Any] = {}
+        self._base: dict[str, ArchSpec] = {}
+        self._specs: dict[tuple, ArchSpec] = {}
+        self._graphs: dict[str, onnx.ModelProto] = {}
         self._models: dict[tuple, tuple] = {}  # -> (HwModel, requirements, activation peak, area)
         self._pricing: dict[tuple, tuple] = {}  # spec axes -> (pricing spec, its hash)
         self._builds: dict[tuple, tuple] = {}  # workload axes -> (structure key, AnalyticBuild)
 
-    def spec(self, p: SweepPoint):
+    def spec(self, p: SweepPoint) -> ArchSpec:
         """The point's architecture: its design's spec with the point's spec axes applied."""
         from edgemti.hwmodel.spec import load_spec
 
@@ -463,18 +468,18 @@ class Evaluator:
             self._specs[key] = self._base[p.design].with_overrides(ov)
         return self._specs[key]
 
-    def _pricing_spec(self, spec):
+    def _pricing_spec(self, spec: ArchSpec) -> ArchSpec:
         """``spec`` with auto-provisioned capacities lifted, and (when inference never touches DRAM) DRAM fixed,
         so points that differ only in DRAM share one hardware model: DRAM then only prices task switches."""
         ov: dict[str, Any] = {f"{lv}.capacity_bytes": _EVAL_CAPACITY_BYTES for lv in ("sram", "rram_slc", "rram_mlc")
                               if spec.on_chip_memory(lv).provision == "auto"}
-        if getattr(spec.execution, "dram_pack_passes_per_inference", 0) == 0:
+        if spec.execution.dram_pack_passes_per_inference == 0:
             base = self._base[spec.design]
             ov.update({f"dram.{k}": getattr(base.dram, k) for k in ("read_pj_per_bit", "write_pj_per_bit",
                                                                     "bandwidth_bytes_per_s")})
         return spec.with_overrides(ov)
 
-    def graph(self, key: str):
+    def graph(self, key: str) -> onnx.ModelProto:
         if key not in self._graphs:
             from edgemti.formats.graph import load_graph
 
@@ -500,6 +505,7 @@ class Evaluator:
         from edgemti.compiler.analytic import analytic_build, structure_key
         from edgemti.hwmodel import HwModel
         from edgemti.hwmodel.cost import ActionCounts, price
+
         bkey = (p.backbone, p.design, p.adapter, p.num_tasks, p.quant, p.sparsity_embedding, p.sparsity_transformer,
                 p.seq_len)
         if bkey not in self._builds:
@@ -854,7 +860,7 @@ def _run_ray(chunks: list[list[SweepPoint]], assets: SweepAssets, address: str,
 OBJECTIVES = ("area_mm2", "energy_per_inference_j", "latency_per_inference_s")
 
 
-def pareto_mask(values: list[tuple[float, ...]]) -> list[bool]:
+def pareto_mask(values: Sequence[Sequence[float]]) -> list[bool]:
     """True for each point no other point dominates (<= in every objective, < in one); all minimised."""
     import numpy as np
 
@@ -945,8 +951,8 @@ def plot_sweep(out: str | Path, png: str | Path | None = None) -> dict:
             ax.scatter([r[kx] * sx for r in pts if not r["fits"]], [r[ky] * sy for r in pts if not r["fits"]],
                        s=4, color=c, alpha=0.08, lw=0, marker="x")
         for design, c in colors.items():  # the 2-D front of each design in this projection
-            pts = [(r[kx] * sx, r[ky] * sy) for r in fit if r["design"] == design]
-            line = sorted(xy for xy, m in zip(pts, pareto_mask(pts), strict=True) if m)
+            xys = [(r[kx] * sx, r[ky] * sy) for r in fit if r["design"] == design]
+            line = sorted(xy for xy, m in zip(xys, pareto_mask(xys), strict=True) if m)
             if line:
                 ax.plot(*zip(*line, strict=True), drawstyle="steps-post", color=c, lw=1.2, alpha=0.9,
                         label=f"{design}: 2-D front")
