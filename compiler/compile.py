@@ -262,7 +262,7 @@ def _check_replaceable(out: Path) -> None:
 def clean_stale(out: Path) -> list[Path]:
     """Remove the temporary folders an interrupted compile to ``out`` left next to it (``.<out>.tmp-<pid>-*``,
     ``.<out>.old-<pid>-*``) whose compile process is gone; returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     if not out.parent.is_dir():
         return removed
     for p in out.parent.glob(f".{glob.escape(out.name)}.*-*"):

@@ -239,7 +239,9 @@ def pack_problems(meta: dict[str, Any]) -> list[str]:
     elif not isinstance(backbone["hash"], str) or not isinstance(backbone["hf_config"], dict):
         bad("backbone", "must hold a string hash and an hf_config object")
     hidden = (backbone.get("hf_config") or {}).get("hidden_size") if isinstance(backbone, dict) else None
-    limit = MAX_BOTTLENECK_PER_HIDDEN * hidden if _is_int(hidden) and hidden > 0 else MAX_BOTTLENECK
+    limit = MAX_BOTTLENECK
+    if isinstance(hidden, int) and not isinstance(hidden, bool) and hidden > 0:
+        limit = MAX_BOTTLENECK_PER_HIDDEN * hidden
     adapter = meta["adapter"]
     if adapter is not None:
         keys = ("attn_bottleneck", "ffn_bottleneck", "per_depth", "activation")
