@@ -265,6 +265,7 @@ class HttpServer:
         self._seq = 0
         self._stopping = False
         self._inflight = 0  # handlers between taking a request and writing its answer
+        self.running = 0  # requests taken off the queue by the worker and not yet answered
         self._engine_lock = threading.Lock()  # the engine is not thread-safe: runs, loads and unloads take turns
         self.ready = threading.Event()
         self.metrics = ServerMetrics(engine.rules.tasks, queue_depth=lambda: len(self._pending))
@@ -368,6 +369,7 @@ class HttpServer:
         while True:
             with self._cv:
                 batch = self._next_batch()
+                self.running = len(batch or ())
             if batch is None:
                 return
             try:
@@ -379,6 +381,8 @@ class HttpServer:
                     if not it.done.is_set():
                         it.response = dict(error_response(it.req.id, exc), seq=it.seq, task=it.task)
                         it.done.set()
+            with self._cv:
+                self.running = 0
 
     def _next_batch(self) -> list[_Pending] | None:
         """The next requests to run together (one task), waiting as the batching policy says; None: stop."""
