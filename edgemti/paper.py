@@ -276,7 +276,13 @@ def paper_report(out: str | Path, seq_len: int = 128, sparsity_embedding: float 
     (out / "paper_table.txt").write_text(text + "\n")
     step("plot")
     plot_three_columns(doc, out / "fig6_three_columns.png")
-    doc["files"] = [str(out / f) for f in ("paper_results.json", "paper_table.txt", "fig6_three_columns.png")]
+    from edgemti.report import plot_energy_breakdown
+
+    plot_energy_breakdown({k.replace("/", "\n"): r["energy_by_component_j"] for k, r in res["default"].items()
+                           if not k.startswith("_")}, out / "energy_breakdown.png",
+                          f"{backbone} seq {seq_len}: energy per MTI request by component (default profile)")
+    doc["files"] = [str(out / f) for f in ("paper_results.json", "paper_table.txt", "fig6_three_columns.png",
+                                           "energy_breakdown.png")]
     doc["wall_s"] = time.perf_counter() - t0
     return doc
 
