@@ -385,9 +385,8 @@ def sweep_cmd(target, out, plot_only, ray_address, workers, no_progress, as_json
         return
     if out is None:
         raise click.UsageError("give --out RESULTS (or --plot RESULTS)")
-    summary = run_sweep(target, out, ray_address=ray_address, workers=workers, progress=not no_progress,
-                        step=lambda s: click.echo(f"prepare: {s}", err=True))
-    res = {**summary.to_dict(), "plot": plot_sweep(out)["png"]}
+    res = run_sweep(target, out, ray_address=ray_address, workers=workers, progress=not no_progress,
+                    step=lambda s: click.echo(f"prepare: {s}", err=True)).to_dict()
     if as_json:
         echo_json(res)
         return

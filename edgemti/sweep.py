@@ -723,6 +723,7 @@ class SweepSummary:
     workers: int
     prepare_s: float
     evaluate_s: float
+    plot: str | None = None  # the Pareto PNG (None: not drawn, or no point to draw)
 
     @property
     def points_per_min(self) -> float:
@@ -773,13 +774,14 @@ def _chunks(points: list[SweepPoint], workers: int, max_chunk: int = 64) -> list
 def run_sweep(grid: SweepConfig | str | Path, out: str | Path, ray_address: str | None = None,
               workers: int | None = None, progress: bool = False, flush_rows: int = 1000,
               step: Callable[[str], None] | None = None, storage: str | None = None,
-              cache_dir: str | Path | None = None) -> SweepSummary:
+              cache_dir: str | Path | None = None, plot: bool = True) -> SweepSummary:
     """Evaluate every point of ``grid`` not yet in ``out``; rows stream to ``out/parts`` as they come.
 
     ``ray_address``: None = a local process pool of ``workers`` (default: the CPU count; 1 = in this process);
     ``"auto"`` / ``"HOST:PORT"`` = that Ray cluster, ``"local"`` = a Ray instance on this machine (an already
     initialised Ray is used as it is). ``storage``: "parquet" (default with pyarrow) or "csv", for a new folder.
     ``cache_dir``: backbone statistics and graph exports (default ``out/cache``; share it between sweeps).
+    ``plot``: redraw ``out/pareto.png`` from every row at the end.
     """
     config = grid if isinstance(grid, SweepConfig) else load_sweep(grid)
     out = Path(out)
@@ -833,8 +835,14 @@ def run_sweep(grid: SweepConfig | str | Path, out: str | Path, ray_address: str 
         if bar is not None:
             bar.close()
     t2 = time.perf_counter()
+    png = None
+    if plot:
+        try:
+            png = plot_sweep(out)["png"]
+        except ConfigError as exc:  # nothing evaluated without an error: the rows say why
+            log.warning("no Pareto plot: %s", exc)
     return SweepSummary(str(out), len(points), len(points) - len(todo), len(todo), n_err, executor, workers,
-                        t1 - t0, t2 - t1)
+                        t1 - t0, t2 - t1, png)
 
 
 def _run_ray(chunks: list[list[SweepPoint]], assets: SweepAssets, address: str,
