@@ -386,11 +386,11 @@ def serve(
         if fit:
             raise
         raise CapacityError(f"{exc}; or serve with --fit-spec to size the on-chip memories to this build") from None
+    if http is not None:  # the HTTP server warms on its worker: live at once, ready (/v2/health/ready) after it
+        return serve_http(engine, http, scheduler, log_path, emit, duration_s=duration_s, ready=ready,
+                          batching=batching, warm=warm)
     if warm:
         engine.warm()
-    if http is not None:
-        return serve_http(engine, http, scheduler, log_path, emit, duration_s=duration_s, ready=ready,
-                          batching=batching)
     limit = engine.rules.max_request_bytes
     if requests is not None:
         with open(requests, "rb") as fh:

@@ -234,12 +234,18 @@ def test_console_script_sigint_drains_and_exits_0(tmp_path_factory, tmp_path):
     log = tmp_path / "int.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "edgemti.cli", "serve", str(build), "--http",
                              f"127.0.0.1:{port}", "--log", str(log), "--max-batch-size", "4",
-                             "--max-queue-delay-ms", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--max-queue-delay-ms", "2", "--warm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("GET", "/v2/health/ready")  # 503 while --warm prices the cost table, then 200
+                ready = conn.getresponse()
+                ready.read()
+                if ready.status != 200:
+                    raise ConnectionError("not ready yet")
                 conn.request("POST", "/v2/models/sst2/infer", json.dumps(
                     {"id": "i1", "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
                                              "data": ["a fine film"]}]}))
