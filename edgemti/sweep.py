@@ -78,6 +78,7 @@ class SweepPoint:
         problems = _point_problems(self)
         if problems:
             raise ConfigError("SweepPoint: " + "; ".join(problems))
+        _canonical(self)
 
     @property
     def point_id(self) -> str:
@@ -103,6 +104,18 @@ _POINT_TYPES = {"design": str, "backbone": str, "quant": str, "sparsity_embeddin
                 "sparsity_transformer": float, "adapter": str, "num_tasks": int, "switch_rate": float, "seq_len": int,
                 "node_nm": int, "macro_objective": str, "dram_pj_per_bit": float, "dram_bandwidth_bytes_per_s": float,
                 "pe_vector": int, "clock_hz": float, "energy_convention": str}
+
+
+def _canonical(p: SweepPoint) -> None:
+    """One spelling per value (``Q3.5`` -> ``q3.5``, ``64,64`` -> ``64``), so equal points share one id."""
+    from edgemti.formats.quant import parse_format
+    from edgemti.tasks.model import AdapterSpec
+
+    object.__setattr__(p, "quant", parse_format(p.quant).name)
+    if p.design == "adapter":
+        a = AdapterSpec.parse(p.adapter)
+        object.__setattr__(p, "adapter", str(a.attn_bottleneck) if a.attn_bottleneck == a.ffn_bottleneck
+                           else f"{a.attn_bottleneck},{a.ffn_bottleneck}")
 
 
 def _point_problems(p: SweepPoint) -> list[str]:

@@ -85,6 +85,7 @@ def test_points_grid_random_lhs():
     assert sorted(int(p.sparsity_transformer / 0.09) for p in lhs) == list(range(10))  # one sample per stratum
     with pytest.raises(ConfigError, match="switch_rate"):
         SweepPoint(switch_rate=1.5)
+    assert SweepPoint(quant="Q3.5", adapter="64,64").point_id == SweepPoint(quant="q3.5", adapter="64").point_id
 
 
 def test_run_resume_extend_and_errors(tmp_path, cache):
