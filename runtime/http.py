@@ -9,9 +9,9 @@ Routes (query strings are ignored):
 * ``GET /metrics``: Prometheus text (:mod:`edgemti.runtime.metrics`).
 
 Status codes: 200 answered; 400 a request that cannot be served as sent; 404 an unknown route or model (task);
-405 a known route with the wrong method (``Allow`` names the right one); 411 a body without Content-Length;
-413 a body over the size limit; 500 an engine fault; 503 with ``Retry-After`` while draining (or the connection
-backlog is full).
+405 a known route with the wrong method (``Allow`` names the right one); 411 a chunked body (send Content-Length);
+413 a body over the size limit; 415 a compressed body; 500 an engine fault; 503 with ``Retry-After`` while
+draining (or while the connection backlog is full).
 
 Threads: the listener accepts; a bounded pool of ``HttpConfig.workers`` handler threads serves connections (a
 bounded backlog waits for them, beyond it a connection gets 503 and is closed); each connection has a read
@@ -579,11 +579,13 @@ def _handler(server: HttpServer) -> type[BaseHTTPRequestHandler]:
             """The request body, or None after answering 411/413/415 (the connection then closes)."""
             limit = int(server.engine.rules.max_request_bytes)
             raw = self.headers.get("Content-Length")
-            if raw is None or self.headers.get("Transfer-Encoding"):
+            if self.headers.get("Transfer-Encoding"):
                 self.close_connection = True
                 self._send(411, error_response(None, RequestParseError(
-                    "a request body needs a Content-Length header (chunked transfer is not accepted)")))
+                    "send the body with a Content-Length header (chunked transfer is not accepted)")))
                 return None
+            if raw is None:  # RFC 9112: a request with neither Content-Length nor Transfer-Encoding has no body
+                raw = "0"
             try:
                 length = int(raw)
             except ValueError:

@@ -93,6 +93,9 @@ def test_status_code_table(server, engine):
     # no Content-Length on a POST: 411, and the connection closes (its body cannot be framed)
     out = _raw(server, b"POST /infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 411")
+    # neither Content-Length nor Transfer-Encoding: an empty body (RFC 9112), answered 400 like any empty request
+    out = _raw(server, b"POST /infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400")
 
 
 def test_engine_fault_is_500_and_the_next_request_is_served(server, engine, monkeypatch):
