@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from edgemti.errors import CapacityError, ConfigError, EdgemtiError
 from edgemti.runtime.batcher import BatchingConfig, decide, same_task
@@ -37,6 +37,9 @@ from edgemti.runtime.request import (
 )
 from edgemti.runtime.scheduler import Scheduler, SchedulerConfig
 from edgemti.runtime.summary import SummaryAccumulator
+
+if TYPE_CHECKING:  # http imports this module; the config type only for annotations
+    from edgemti.runtime.http import HttpConfig
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +359,7 @@ def serve(
     fault: Any = None,
     trust: bool = False,
     batching: BatchingConfig | None = None,
+    http_config: HttpConfig | None = None,
 ) -> ServeResult:
     """Open ``build`` and serve requests from a file (``requests``), HTTP (``http``) or ``stdin`` (a file
     descriptor, read as bytes line by line, or an iterable of lines).
@@ -388,7 +392,7 @@ def serve(
         raise CapacityError(f"{exc}; or serve with --fit-spec to size the on-chip memories to this build") from None
     if http is not None:  # the HTTP server warms on its worker: live at once, ready (/v2/health/ready) after it
         return serve_http(engine, http, scheduler, log_path, emit, duration_s=duration_s, ready=ready,
-                          batching=batching, warm=warm)
+                          batching=batching, config=http_config, warm=warm)
     if warm:
         engine.warm()
     limit = engine.rules.max_request_bytes

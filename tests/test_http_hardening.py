@@ -237,8 +237,8 @@ def test_console_script_sigint_drains_and_exits_0(tmp_path_factory, tmp_path):
     log = tmp_path / "int.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "edgemti.cli", "serve", str(build), "--http",
                              f"127.0.0.1:{port}", "--log", str(log), "--max-batch-size", "4",
-                             "--max-queue-delay-ms", "2", "--warm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                             "--max-queue-delay-ms", "2", "--warm", "--http-workers", "4", "--http-read-timeout", "5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while True:
