@@ -1,7 +1,7 @@
 """Dynamic batching, side by side in one run: HTTP throughput/latency with batching off vs on, the engine's batched
 run vs plain onnxruntime at the same batch size (the ceiling), and the simulated energy per inference at batch B.
 
-    python tools/bench_batching.py BUILD [--clients 1,4,16] [--batches 1,4,16] [--seconds 8] [--delay-ms 2]
+    python tools/bench_batching.py BUILD [--clients 1,4,16] [--batches 1,4,8,16] [--seconds 8] [--delay-ms 0]
     python tools/bench_batching.py --energy BUILD [BUILD ...] [--seq 128] [--batches 1,4,16]
 
 Throughput mode (BUILD: e.g. the README's MiniLM build of the shipped packs):
@@ -216,7 +216,7 @@ def main() -> None:
     ap.add_argument("--batches", default="1,4,8,16")
     ap.add_argument("--seconds", type=float, default=8.0, help="per (clients, mode), over all rounds")
     ap.add_argument("--rounds", type=int, default=4, help="interleaved slices per (clients, mode)")
-    ap.add_argument("--delay-ms", type=float, default=2.0)
+    ap.add_argument("--delay-ms", type=float, default=0.0)
     ap.add_argument("--iters", type=int, default=30, help="runs per batch size, plain and engine alternated")
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (both sides)")
     ap.add_argument("--tasks", default=None, help="comma list (default: every task of the build)")
