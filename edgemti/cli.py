@@ -346,7 +346,7 @@ def inspect_cmd(build, verify, table3, plot, show_map, show_tensors, check_logit
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 def faults_cmd(build, data_dir, rates, slc_rate, tasks, max_examples, seeds, plot_path, spec, as_json) -> None:
     """Task accuracy under RRAM bit errors: bitmask in SLC (the paper) vs in MLC, against the fault-free build."""
-    from edgemti.faults import FaultSweepConfig, sweep_faults
+    from edgemti.studies.faults import FaultSweepConfig, sweep_faults
 
     try:
         cfg = FaultSweepConfig(rates=tuple(float(r) for r in rates.split(",")), slc_rate=slc_rate, tasks=tuple(tasks),
@@ -382,7 +382,7 @@ def faults_cmd(build, data_dir, rates, slc_rate, tasks, max_examples, seeds, plo
 @click.option("--json", "as_json", is_flag=True)
 def sweep_cmd(target, out, plot_only, ray_address, workers, no_progress, as_json) -> None:
     """Design-space sweep: evaluate every point of the grid file TARGET into --out, then plot (docs/SWEEP.md)."""
-    from edgemti.sweep import plot_sweep, run_sweep
+    from edgemti.studies.sweep import plot_sweep, run_sweep
 
     if plot_only:
         res = plot_sweep(target)
@@ -412,7 +412,7 @@ def sweep_cmd(target, out, plot_only, ray_address, workers, no_progress, as_json
               help="Backbone preset (the shipped packs are MiniLM's; others get synthetic packs).")
 def demo_cmd(out_dir, n_requests, policy, quant, backbone) -> None:
     """Offline demo: compile MiniLM + shipped packs, serve a mixed stream, compare with vanilla."""
-    from edgemti.demo import run_demo
+    from edgemti.studies.demo import run_demo
 
     run_demo(out_dir=out_dir, n_requests=n_requests, policy=policy, quant=quant, backbone=backbone, emit=click.echo)
 
@@ -436,7 +436,7 @@ def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy
                as_json) -> None:
     """Area, energy and latency of a build on the simulated accelerator (or --paper: the paper's comparison)."""
     if paper:
-        from edgemti.paper import format_paper, paper_report
+        from edgemti.studies.paper import format_paper, paper_report
 
         doc = paper_report(out, seq_len=seq_len or 128, progress=lambda s: click.echo(f"paper: {s}", err=True))
         echo_json(doc) if as_json else click.echo(format_paper(doc) + "\n\nwrote " + ", ".join(doc["files"]))
@@ -444,12 +444,12 @@ def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy
     if build is None:
         raise click.UsageError("give a BUILD folder (from edgemti compile), or --paper")
     if accelergy_dir or ert_path:
-        from edgemti.report import accelergy_report, format_accelergy
+        from edgemti.studies.report import accelergy_report, format_accelergy
 
         a = accelergy_report(build, out_dir=accelergy_dir, ert=ert_path, seq_len=seq_len, spec=spec)
         echo_json(a) if as_json else click.echo(format_accelergy(a))
         return
-    from edgemti.report import build_report, format_report
+    from edgemti.studies.report import build_report, format_report
 
     r = build_report(build, seq_len=seq_len, spec=spec, trace_json=trace_path, csv_path=csv_path, plot=plot_path)
     echo_json(r) if as_json else click.echo(format_report(r))

@@ -2,7 +2,7 @@
 
 zigzag (github.com/KULeuven-MICAS/zigzag) is a mapping-aware cost model: given an accelerator YAML (a MAC array
 and a memory hierarchy with per-access energies and port bandwidths), a mapping YAML (the spatial unrolling)
-and an ONNX workload, it searches loop orders and reports energy and latency per layer. ``edgemti.xcheck``
+and an ONNX workload, it searches loop orders and reports energy and latency per layer. ``edgemti.studies.xcheck``
 runs it on what this module writes and compares the result with this package's own per-matmul costs.
 
 Nothing here imports zigzag: the files are plain YAML/ONNX, so the export is testable without the optional

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from test_runtime_engine import tiny_build
 
 from edgemti.cli import main
-from edgemti.faults import FaultSweepConfig, sweep_faults
+from edgemti.studies.faults import FaultSweepConfig, sweep_faults
 from edgemti.tasks.backbones import default_data_dir
 
 GLUE = default_data_dir() / "glue"

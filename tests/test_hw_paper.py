@@ -12,7 +12,7 @@ from edgemti.errors import CapacityError, SpecError
 from edgemti.hwmodel import load_macro_table, load_spec, provision
 from edgemti.hwmodel.spec import ON_CHIP_LEVELS, SPECS_DIR
 from edgemti.hwmodel.targets import paper_targets
-from edgemti.paper import dram_fit_pj_per_bit, paper_spec_path
+from edgemti.studies.paper import dram_fit_pj_per_bit, paper_spec_path
 
 PREC = {"fp32": "float32", "q3.13": "fixed16", "q3.5": "fixed8"}
 TAG = re.compile(r"\[(paper [^\]]+|abstract|inferred: [^\]]+|fit)\]")
@@ -110,7 +110,7 @@ def test_dram_fit_closed_form_solves_the_ratio():
 
 @pytest.fixture(scope="module")
 def paper_doc(tmp_path_factory):
-    from edgemti.paper import paper_report
+    from edgemti.studies.paper import paper_report
 
     return paper_report(tmp_path_factory.mktemp("paper"))
 

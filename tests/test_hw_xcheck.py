@@ -152,7 +152,7 @@ def test_zigzag_parses_the_exports(hw, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_check(hw):
     pytest.importorskip("zigzag")
-    from edgemti.xcheck import cross_check
+    from edgemti.studies.xcheck import cross_check
 
     wl = hw.workload
     task = wl.largest_task
@@ -162,7 +162,7 @@ def tiny_check(hw):
 
 
 def test_tiny_build_agrees_with_zigzag(tiny_check, tmp_path):
-    from edgemti.xcheck import ADJUSTMENTS, XCHECK_FORMAT, format_table, write_json
+    from edgemti.studies.xcheck import ADJUSTMENTS, XCHECK_FORMAT, format_table, write_json
 
     cc = tiny_check
     assert cc.failures() == [], format_table(cc)
@@ -201,7 +201,7 @@ def test_albert_base_agrees_with_zigzag(tmp_path):
     """The documented run (docs/HWMODEL.md): albert-base adapter Q3.5 at seq 128, compiled here (minutes)."""
     pytest.importorskip("zigzag")
     from edgemti.compiler import CompileConfig, compile_build
-    from edgemti.xcheck import cross_check_build, format_table
+    from edgemti.studies.xcheck import cross_check_build, format_table
 
     cfg = CompileConfig(backbone="albert-base", synthetic_tasks=("mnli", "mrpc", "qnli"), design="adapter",
                         quant="q3.5", sparsity_embedding=0.5, sparsity_transformer=0.5, max_seq_len=128)

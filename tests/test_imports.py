@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FORBIDDEN = {
     "hwmodel": ("edgemti.tasks", "edgemti.compiler", "edgemti.formats", "edgemti.runtime", "edgemti.cli",
-                "edgemti.demo", "edgemti.paper", "edgemti.faults"),
-    "runtime": ("edgemti.compiler", "edgemti.tasks", "edgemti.cli", "edgemti.demo", "edgemti.paper"),
+                "edgemti.studies"),
+    "runtime": ("edgemti.compiler", "edgemti.tasks", "edgemti.cli", "edgemti.studies"),
     "formats": ("edgemti.compiler", "edgemti.runtime", "edgemti.tasks", "edgemti.cli"),
     "tasks": ("edgemti.compiler", "edgemti.runtime", "edgemti.formats", "edgemti.hwmodel", "edgemti.cli"),
     "compiler": ("edgemti.runtime", "edgemti.cli"),

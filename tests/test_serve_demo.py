@@ -4,8 +4,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgemti.cli import main
-from edgemti.demo import demo_stream, run_demo
 from edgemti.runtime.log import read_log
+from edgemti.studies.demo import demo_stream, run_demo
 
 
 def test_demo_stream_mixes_tasks():

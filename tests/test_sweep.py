@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from edgemti.cli import main
 from edgemti.errors import ConfigError, FormatError
-from edgemti.sweep import (
+from edgemti.studies.sweep import (
     INDEX_FILE,
     PARTS_DIR,
     ResultStore,

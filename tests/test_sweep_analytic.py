@@ -16,7 +16,7 @@ from edgemti.formats.build import open_build
 from edgemti.formats.graph import load_graph
 from edgemti.formats.quant import parse_format, quantize
 from edgemti.formats.workload import hw_model, workload_of
-from edgemti.sweep import Evaluator, SweepPoint, prepare_assets
+from edgemti.studies.sweep import Evaluator, SweepPoint, prepare_assets
 
 FORMATS = ("fp32", "fp16", "q3.13", "q3.5", "q1.3", "q5.11")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgemti.sweep import ResultStore, run_sweep
+from edgemti.studies.sweep import ResultStore, run_sweep
 
 ray = pytest.importorskip("ray")
 

@@ -51,7 +51,7 @@ def _fresh(path: Path) -> Path:
 
 
 def _run(name: str, grid, out: Path, cache: Path, **kw) -> dict:
-    from edgemti.sweep import run_sweep
+    from edgemti.studies.sweep import run_sweep
 
     s = run_sweep(grid, _fresh(out), cache_dir=cache, **kw)
     d = s.to_dict()
@@ -67,7 +67,7 @@ def old_path(points, tmp: Path, cache: Path) -> dict:
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
     from edgemti.formats.workload import hw_model, workload_of
-    from edgemti.sweep import Evaluator, prepare_assets
+    from edgemti.studies.sweep import Evaluator, prepare_assets
 
     assets = prepare_assets(points, {}, cache)
     ev = Evaluator(assets)
@@ -111,7 +111,7 @@ def main() -> int:
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     from edgemti.hwmodel.spec import tomllib
-    from edgemti.sweep import load_sweep, plot_sweep, prepare_assets, sweep_from_dict, sweep_points
+    from edgemti.studies.sweep import load_sweep, plot_sweep, prepare_assets, sweep_from_dict, sweep_points
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,7 @@ def main() -> None:
                   f"{d['mti_latency_per_request_s'] * 1e3:.2f} ms / request")
             print("    above 1: " + ", ".join(f"{k} {v:+.3f}" for k, v in d["above_roofline"].items()))
     if a.plot:
-        from edgemti.report import plot_energy_breakdown
+        from edgemti.studies.report import plot_energy_breakdown
 
         plot_energy_breakdown({k.replace("/", "\n"): v["energy_by_component_j"] for k, v in out.items()}, a.plot,
                               f"albert-base seq {a.seq_len}, one inference (mnli), by component")

@@ -11,6 +11,7 @@ mkdir -p "$tmp/edgemti"
 for f in "$root"/edgemti/*.py; do
   ln -s "$f" "$tmp/edgemti/"
 done
+ln -s "$root/edgemti/studies" "$tmp/edgemti/studies"
 for d in compiler runtime hwmodel tasks formats; do
   ln -s "$root/$d" "$tmp/edgemti/$d"
 done

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgemti.xcheck import cross_check_build, format_table, write_json
+from edgemti.studies.xcheck import cross_check_build, format_table, write_json
 
 
 def main() -> int:

@@ -83,7 +83,7 @@ def price_all(backbone: str, seq_len: int, sparsity_embedding: float, sparsity_t
     from edgemti.compiler.analytic import analytic_build, structure_key
     from edgemti.formats.graph import load_graph
     from edgemti.hwmodel import HwModel
-    from edgemti.sweep import SweepPoint, prepare_assets
+    from edgemti.studies.sweep import SweepPoint, prepare_assets
 
     points = {(d, q): SweepPoint(design=d, backbone=backbone, quant=q, sparsity_embedding=sparsity_embedding,
                                  sparsity_transformer=sparsity_transformer, num_tasks=3, seq_len=seq_len)
@@ -276,7 +276,7 @@ def paper_report(out: str | Path, seq_len: int = 128, sparsity_embedding: float 
     (out / "paper_table.txt").write_text(text + "\n")
     step("plot")
     plot_three_columns(doc, out / "fig6_three_columns.png")
-    from edgemti.report import plot_energy_breakdown
+    from edgemti.studies.report import plot_energy_breakdown
 
     plot_energy_breakdown({k.replace("/", "\n"): r["energy_by_component_j"] for k, r in res["default"].items()
                            if not k.startswith("_")}, out / "energy_breakdown.png",
