@@ -69,11 +69,15 @@ class Plan:
 
 
 def _backbone_meta(model, config: CompileConfig) -> dict:
+    """The manifest's backbone object; no machine paths in it (a build is copied between machines, as a pack is)."""
+    from edgemti.tasks.pack import portable_hf_config, portable_source
+
     info = model.info
     state = model.backbone_state()
     return {"name": info.name, "family": info.family, "pretrained": info.pretrained, "hash": model.backbone_hash(),
-            "pooling": info.pooling, "hf_config": info.hf_config, "tokenizer": None,
-            "num_params": int(sum(t.numel() for t in state.values())), "source": info.source,
+            "pooling": info.pooling, "hf_config": portable_hf_config(info.name, info.hf_config), "tokenizer": None,
+            "num_params": int(sum(t.numel() for t in state.values())),
+            "source": portable_source(info.name, info.source),
             "warning": info.warning}
 
 
