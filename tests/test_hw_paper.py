@@ -140,3 +140,13 @@ def test_paper_profile_energy_ratios_within_10_percent_and_report_shape(paper_do
 
 def test_paper_specs_live_beside_the_shipped_ones():
     assert paper_spec_path("adapter").parent == SPECS_DIR / "paper"
+
+
+def test_shipped_specs_are_named_inside_the_package_not_by_install_path(tmp_path):
+    from edgemti.hwmodel.spec import SPECS_DIR
+    from edgemti.studies.paper import _spec_label
+
+    assert _spec_label(str(SPECS_DIR / "paper" / "adapter.toml")) == "edgemti.hwmodel/specs/paper/adapter.toml"
+    own = str(tmp_path / "my_spec.toml")
+    assert _spec_label(own) == own  # a user's own file keeps the path it was given
+    assert _spec_label("") == ""  # a spec built in code has no file

@@ -258,7 +258,7 @@ def paper_report(out: str | Path, seq_len: int = 128, sparsity_embedding: float 
     specs: dict[str, dict] = {p: {} for p in PROFILES}
     for (p, d, q), hw in models.items():
         res[p][f"{d}/{q}"] = evaluate(hw, seq_len)
-        specs[p][d] = {"name": hw.spec.name, "path": hw.spec.path, "spec_hash": hw.spec.spec_hash()}
+        specs[p][d] = {"name": hw.spec.name, "path": _spec_label(hw.spec.path), "spec_hash": hw.spec.spec_hash()}
     for p in PROFILES:
         res[p]["_dram_pj_per_bit"] = models[(p, "adapter", "fp32")].spec.dram.read_pj_per_bit
     payload = {
@@ -314,6 +314,19 @@ def format_paper(doc: dict) -> str:
     lines += ["", "profiles: " + "; ".join(f"{p}: " + ", ".join(s["path"] or s["name"] for s in v.values())
                                             for p, v in doc["specs"].items())]
     return "\n".join(lines)
+
+
+def _spec_label(path: str | None) -> str | None:
+    """A shipped spec named inside the package (``edgemti.hwmodel/specs/paper/adapter.toml``), not by this machine's
+    install path; a user's own spec file keeps the path it was given."""
+    from edgemti.hwmodel.spec import SPECS_DIR
+
+    if path is None:
+        return None
+    try:
+        return "edgemti.hwmodel/" + Path(path).resolve().relative_to(SPECS_DIR.parent).as_posix()
+    except ValueError:
+        return path
 
 
 def plot_three_columns(doc: dict, path: Path) -> None:
