@@ -332,12 +332,6 @@ class Engine:
         """Serve one already-tokenized request (int64 ``[1, L]`` inputs): swap if needed, run, charge."""
         return self._run_batch(task, feeds, [truncated], t0)[0]
 
-    def _inference_cost(self, seq_len: int, task: str, batch: int):
-        """The hardware model's cost of one run of ``batch`` sequences of ``seq_len`` tokens (cached there)."""
-        if batch == 1:
-            return self.hw.inference(seq_len, task)
-        return self.hw.inference(seq_len, task, batch=batch)
-
     def _run_batch(self, task: str, feeds: dict[str, np.ndarray], truncated: Sequence[bool],
                    t0: float | None = None) -> list[InferResult]:
         """One onnxruntime run over ``B`` rows of ``task`` (int64 ``[B, L]`` inputs), charged at batch ``B``.
@@ -351,22 +345,23 @@ class Engine:
         t1 = time.perf_counter()
         logits = self.session.run(task, feeds)
         t2 = time.perf_counter()
+        from edgemti.hwmodel.cost import Cost
+
         n_rows, seq_len = (int(x) for x in feeds["input_ids"].shape)
-        run = _cost_dict(self._inference_cost(seq_len, task, n_rows))
-        inf = {"energy_j": run["energy_j"] / n_rows, "latency_s": run["latency_s"],
-               "energy_by_component_j": {k: v / n_rows for k, v in run["energy_by_component_j"].items()}}
-        swap = _cost_dict(self.price_swap_counts(*self._swap_counts)) if swapped else None
+        run = self.hw.inference(seq_len, task, batch=n_rows)  # cached per (task, seq_len, batch)
+        share = Cost(run.energy_j / n_rows, run.latency_s,
+                     {k: v / n_rows for k, v in run.energy_by_component_j.items()})
+        swap_cost = self.price_swap_counts(*self._swap_counts) if swapped else None
+        # the first row carries the swap (swap, then run: serial); the others the run's share alone
+        first = share + swap_cost if swap_cost is not None else share
+        inf, swap = _cost_dict(share), (_cost_dict(swap_cost) if swap_cost is not None else None)
         pack = self.manifest.pack(task)
         tokens = feeds["attention_mask"].sum(axis=1)
         out = []
         for i in range(n_rows):
-            row_swap = swap if i == 0 else None
-            comp = dict(inf["energy_by_component_j"])
-            if row_swap is not None:
-                for k, v in row_swap["energy_by_component_j"].items():
-                    comp[k] = comp.get(k, 0.0) + v
-            energy = inf["energy_j"] + (row_swap["energy_j"] if row_swap else 0.0)
-            latency = inf["latency_s"] + (row_swap["latency_s"] if row_swap else 0.0)  # swap, then run: serial
+            row_swap, total = (swap, first) if i == 0 else (None, share)
+            energy, latency = float(total.energy_j), float(total.latency_s)
+            comp = {k: float(v) for k, v in total.energy_by_component_j.items()}
             row = logits[i]
             if pack.is_regression:
                 label: str | float = float(row[0])

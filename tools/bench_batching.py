@@ -171,8 +171,8 @@ def throughput(args) -> dict:
     for t in tasks:  # steady state: the cost table (batch 1 and every batch size up to the largest) is priced
         for L in (16, 32):
             for n in range(1, max([*batches, *clients]) + 1):
-                eng._inference_cost(L, t, n)
-            before._inference_cost(L, t, 1)
+                eng.hw.inference(L, t, batch=n)
+            before.hw.inference(L, t)
     priced_s = time.perf_counter() - t0
     runs = bench_runs(eng, args.build, tasks[0], batches, args.iters, args.threads)
     http_rows = []
