@@ -185,7 +185,8 @@ def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
     """Compile ``config`` into the build folder ``out`` (see module doc); returns ``out``."""
     out = Path(out)
     if out.exists() and not force:
-        raise ConfigError(f"output folder {out} exists: choose another --out or pass --force to replace it")
+        raise ConfigError(f"output folder {out} exists: choose another output folder or replace it",
+                          options=("out", "force"))
     if out.exists():
         _check_replaceable(out)
     clean_stale(out)
@@ -247,10 +248,11 @@ def _fsync(path: Path) -> None:
 
 
 def _check_replaceable(out: Path) -> None:
-    """``--force`` replaces an edgemti build (a manifest of format ``edgemti-build``, any version) or an empty
+    """``force=True`` replaces an edgemti build (a manifest of format ``edgemti-build``, any version) or an empty
     folder, nothing else."""
     if not out.is_dir():
-        raise ConfigError(f"output {out} exists and is not a folder: refusing to replace it even with --force")
+        raise ConfigError(f"output {out} exists and is not a folder: refusing to replace it, even when forced",
+                          options=("out",))
     if not any(out.iterdir()):
         return
     try:
@@ -259,8 +261,8 @@ def _check_replaceable(out: Path) -> None:
         fmt = None
     if fmt != BUILD_FORMAT:
         raise ConfigError(f"output folder {out} exists and is not an edgemti build (no {MANIFEST_FILE} of format "
-                          f"{BUILD_FORMAT!r}): refusing to replace it even with --force; remove it yourself or "
-                          "choose another --out")
+                          f"{BUILD_FORMAT!r}): refusing to replace it, even when forced; remove it yourself or "
+                          "choose another output folder", options=("out",))
 
 
 def clean_stale(out: Path) -> list[Path]:

@@ -44,8 +44,8 @@ class CompileConfig:
         object.__setattr__(self, "synthetic_tasks", tuple(str(t).strip().lower() for t in self.synthetic_tasks))
         problems = []
         if bool(self.packs) == bool(self.synthetic_tasks):
-            problems.append("give either packs (--pack DIR, repeatable) or synthetic_tasks (--synthetic-tasks "
-                            f"mnli,mrpc,...), not {'both' if self.packs else 'neither'}")
+            problems.append("give either packs (pack folders) or synthetic_tasks (task names such as "
+                            f"mnli,mrpc), not {'both' if self.packs else 'neither'}")
         if len(set(self.synthetic_tasks)) != len(self.synthetic_tasks):
             problems.append(f"synthetic_tasks has duplicates: {list(self.synthetic_tasks)}")
         if self.design not in DESIGNS:

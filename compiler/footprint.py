@@ -90,8 +90,9 @@ def check_capacity(fp: Footprint, capacities: dict[str, int], origin: str = "arc
                         f"{(n - cap) / MIB:.3f} MiB ({n - cap} bytes)")
     if over:
         raise CapacityError(f"the {fp.design} build ({fp.quant}) does not fit the memories of {origin}: "
-                            + "; ".join(over) + ". Raise the sparsity, use a narrower --quant, give a larger --spec, "
-                            "or compile with --no-capacity-check")
+                            + "; ".join(over) + ". Raise the sparsity, use a narrower value format, give a larger spec, "
+                            "or compile without the capacity check",
+                            options=("sparsity_embedding", "sparsity_transformer", "quant", "spec", "capacity_check"))
 
 
 def table3_rows(footprints: Iterable[Footprint]) -> list[dict]:

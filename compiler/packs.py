@@ -58,8 +58,9 @@ def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
     first = packs[0]
     for p in packs:
         if p.design != config.design:
-            raise ConfigError(f"pack '{p.task}' ({p.path}) is design {p.design!r} but the compile is --design "
-                              f"{config.design}: compile with --design {p.design} or use {config.design} packs")
+            raise ConfigError(f"pack '{p.task}' ({p.path}) is design {p.design!r} but the compile is design "
+                              f"{config.design!r}: compile design {p.design!r} or use {config.design} packs",
+                              options=("design",))
         if p.backbone["hash"] != first.backbone["hash"]:
             raise BackboneMismatchError(
                 f"packs of different backbones: '{first.task}' pins {first.backbone['hash'][:12]} "
@@ -74,7 +75,8 @@ def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
     if here != first.backbone["hash"]:
         raise BackboneMismatchError(
             f"pack '{first.task}' was trained on backbone {first.backbone['hash'][:12]} ({first.backbone['name']}), "
-            f"--backbone {config.backbone} is {here[:12]}: give the pack's backbone (and --checkpoint) or retrain")
+            f"backbone {config.backbone!r} is {here[:12]}: give the pack's backbone (and checkpoint) or retrain",
+            options=("backbone", "checkpoint"))
     apply_pack(model, first)
     tasks = [TaskTensors(p.task, tuple(p.labels), p.is_regression, p.adapter, p.backbone["hash"], False,
                          {n: np.asarray(a, dtype=np.float32) for n, a in p.tensors.items()}, dict(p.metrics),

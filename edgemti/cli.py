@@ -15,13 +15,31 @@ import click
 from edgemti import __version__
 from edgemti.errors import EdgemtiError
 
+# The library's parameter names (EdgemtiError.options) as this CLI spells them: the one place flags meet errors.
+_FLAG_OF = {
+    "backbone": "--backbone", "capacity_check": "--no-capacity-check", "checkpoint": "--checkpoint",
+    "data_dir": "--data-dir", "design": "--design", "dev_file": "--dev-file", "fit": "--fit-spec",
+    "force": "--force", "http": "--http", "label_column": "--label-column", "out": "--out",
+    "overlong": "--overlong", "packs": "--pack", "quant": "--quant", "regression": "--regression",
+    "requests": "--requests", "seq_len": "--seq-len", "sparsity_embedding": "--sparsity-embedding",
+    "sparsity_transformer": "--sparsity-transformer", "spec": "--spec", "text_column": "--text-column",
+    "text_pair_column": "--text-pair-column", "train_file": "--train-file",
+}
+
+
+def error_message(exc: EdgemtiError) -> str:
+    """``exc`` as the CLI prints it: its class, its message, and the flags that change what it names."""
+    flags = [_FLAG_OF.get(o, o) for o in exc.options]
+    hint = f" [see {', '.join(flags)}]" if flags else ""
+    return f"{type(exc).__name__}: {exc}{hint}"
+
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except EdgemtiError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+            raise click.ClickException(error_message(exc)) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -2,7 +2,16 @@
 
 
 class EdgemtiError(Exception):
-    """Base of every error edgemti raises on purpose. The message names the problem and the fix."""
+    """Base of every error edgemti raises on purpose. The message names the problem and the fix.
+
+    The message speaks the library's language, never a front end's: ``options`` names the library parameters
+    (keyword names such as ``"fit_spec"``, ``"data_dir"``, ``"force"``) whose change fixes the problem, and a
+    front end (the CLI) maps them to its own spelling (``--fit-spec``) in one place.
+    """
+
+    def __init__(self, *args: object, options: tuple[str, ...] = ()) -> None:
+        super().__init__(*args)
+        self.options: tuple[str, ...] = tuple(options)
 
 
 class ConfigError(EdgemtiError):

@@ -298,7 +298,8 @@ class Manifest:
                 return p
         from edgemti.errors import UnknownTaskError
 
-        raise UnknownTaskError(f"task {task!r} is not in this build (it has {self.tasks}): compile it in with --pack")
+        raise UnknownTaskError(f"task {task!r} is not in this build (it has {self.tasks}): compile its pack in",
+                               options=("packs",))
 
     def tensor(self, name: str) -> TensorEntry:
         for t in self.tensors:

@@ -257,7 +257,7 @@ class Engine:
             return enc, False
         if self.rules.overlong == "reject":
             raise RequestError(f"text is {n} tokens, over the build's max_seq_len {self.max_seq_len}: shorten "
-                               "it or serve with --overlong truncate")
+                               "it, or serve with overlong texts truncated", options=("overlong",))
         return self.tokenizer.encode(text, text_pair, max_length=self.max_seq_len), True
 
     def _pad(self, rows: Sequence[Encoded], length: int) -> dict[str, np.ndarray]:

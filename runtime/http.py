@@ -87,8 +87,8 @@ def parse_address(address: str) -> tuple[str, int]:
     except ValueError:
         ok = False
     if not ok:
-        raise ConfigError(f"--http {address!r}: give a loopback HOST:PORT such as 127.0.0.1:8080 (the server "
-                          "never listens beyond this machine)")
+        raise ConfigError(f"HTTP address {address!r}: give a loopback HOST:PORT such as 127.0.0.1:8080 (the server "
+                          "never listens beyond this machine)", options=("http",))
     return host, int(port)
 
 

@@ -372,11 +372,12 @@ def serve(
     from edgemti.runtime.http import parse_address, serve_http
 
     if requests is not None and http is not None:
-        raise ConfigError("give either --requests FILE or --http HOST:PORT, not both")
+        raise ConfigError("give either a requests file or an HTTP address, not both", options=("requests", "http"))
     if http is not None:
         parse_address(http)  # refuse a bad address before spending time loading the build
     if requests is not None and not Path(requests).is_file():
-        raise ConfigError(f"--requests {requests}: no such file (give a JSON-lines file, one request per line)")
+        raise ConfigError(f"requests file {requests}: no such file (give a JSON-lines file, one request per line)",
+                          options=("requests",))
     if fit:
         from edgemti.runtime.hma import fit_spec
 
@@ -389,7 +390,8 @@ def serve(
     except CapacityError as exc:
         if fit:
             raise
-        raise CapacityError(f"{exc}; or serve with --fit-spec to size the on-chip memories to this build") from None
+        raise CapacityError(f"{exc}; or let serve size the on-chip memories to this build",
+                            options=("fit",)) from None
     if http is not None:  # the HTTP server warms on its worker: live at once, ready (/v2/health/ready) after it
         return serve_http(engine, http, scheduler, log_path, emit, duration_s=duration_s, ready=ready,
                           batching=batching, config=http_config, warm=warm)
@@ -401,7 +403,8 @@ def serve(
             return serve_stream(engine, split_lines(iter(lambda: fh.read(1 << 16), b""), limit), scheduler,
                                 log_path, emit, live=False, batching=batching)
     if stdin is None:
-        raise ConfigError("no request source: give --requests FILE, --http HOST:PORT, or pipe JSON lines to stdin")
+        raise ConfigError("no request source: give a requests file, an HTTP address, or JSON lines on stdin",
+                          options=("requests", "http"))
     return serve_stream(engine, _input_lines(stdin, limit), scheduler, log_path, emit, live=True,
                         batching=batching)
 

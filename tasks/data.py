@@ -57,8 +57,8 @@ def read_glue_tsv(task: TaskSpec, path: str | Path) -> list[Example]:
     """Read one GLUE TSV file of ``task`` (train or dev layout)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file: give --data-dir the GLUE folder holding {task.folder}/ "
-                        f"(default: $EDGEMTI_DATA/glue)")
+        raise DataError(f"{path}: no such file: give the GLUE data folder holding {task.folder}/ "
+                        f"(default: $EDGEMTI_DATA/glue)", options=("data_dir",))
     examples: list[Example] = []
     with open(path, encoding="utf-8-sig", newline="") as f:
         rows = csv.reader(f, delimiter="\t", quotechar=None)
@@ -97,8 +97,8 @@ def load_glue(task: TaskSpec, split: str, data_dir: str | Path | None = None) ->
     """Examples of a GLUE task split (``train``/``dev``) from the standard GLUE folder layout."""
     root = glue_dir(data_dir)
     if not root.is_dir():
-        raise DataError(f"GLUE data folder {root} does not exist: pass --data-dir (the folder holding CoLA/, SST-2/, "
-                        "...) or set EDGEMTI_DATA")
+        raise DataError(f"GLUE data folder {root} does not exist: give the folder holding CoLA/, SST-2/, ... "
+                        "or set EDGEMTI_DATA", options=("data_dir",))
     folder = root / task.folder
     if not folder.is_dir():
         raise DataError(f"{folder} does not exist: the GLUE folder {root} has no {task.folder}/ for task "
@@ -112,7 +112,7 @@ def load_hf(task: TaskSpec, split: str) -> list[Example]:  # pragma: no cover - 
         import datasets
     except ImportError:
         raise ConfigError("loading from Hugging Face needs the `datasets` package: pip install datasets, or use "
-                          "the GLUE TSV folder (--data-dir)") from None
+                          "the GLUE TSV folder", options=("data_dir",)) from None
     if task.hf_name is None:
         raise ConfigError(f"task {task.name} has no Hugging Face dataset")
     hf_split = {"train": "train", "dev": task.hf_dev_split}.get(split)
@@ -122,7 +122,8 @@ def load_hf(task: TaskSpec, split: str) -> list[Example]:  # pragma: no cover - 
         ds = datasets.load_dataset(*task.hf_name, split=hf_split)
     except Exception as exc:
         raise DataError(f"could not load {'/'.join(task.hf_name)} [{hf_split}] from Hugging Face "
-                        f"({type(exc).__name__}: {exc}); check your network or use --data-dir") from None
+                        f"({type(exc).__name__}: {exc}); check your network or use the GLUE TSV folder",
+                        options=("data_dir",)) from None
     cols = task.hf_text_columns
     return [Example(r[cols[0]], r[cols[1]] if len(cols) > 1 else None,
                     float(r["label"]) if task.is_regression else int(r["label"])) for r in ds]
@@ -164,8 +165,9 @@ def load_custom(path: str | Path, text_column: str = "text", text_pair_column: s
     for line, rec in records:
         missing = [c for c in cols if c not in rec or rec[c] is None]
         if missing:
-            raise DataError(f"{path}:{line}: missing column(s) {missing} (has {sorted(rec)}): set "
-                            "--text-column/--text-pair-column/--label-column")
+            raise DataError(f"{path}:{line}: missing column(s) {missing} (has {sorted(rec)}): name the text, "
+                            "text-pair and label columns", options=("text_column", "text_pair_column",
+                                                                    "label_column"))
     if regression:
         names: tuple[str, ...] = ()
     elif labels is not None:
@@ -174,7 +176,7 @@ def load_custom(path: str | Path, text_column: str = "text", text_pair_column: s
         names = tuple(sorted({str(rec[label_column]).strip() for _, rec in records}))
     if not regression and len(names) < 2:
         raise DataError(f"{path}: a classification task needs >= 2 distinct labels in column {label_column!r}, "
-                        f"found {list(names)} (use --regression for a numeric target)")
+                        f"found {list(names)} (a numeric target is a regression task)", options=("regression",))
     spec = custom_task(path.stem, names, text_pair_column is not None)
     out = []
     for line, rec in records:

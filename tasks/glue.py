@@ -142,8 +142,8 @@ def get_task(name: str) -> TaskSpec:
     key = name.strip().lower().replace("_", "-")
     key = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli-mismatched": "mnli-mm"}.get(key, key)
     if key not in GLUE_TASKS:
-        raise UnknownTaskError(f"unknown task {name!r}: use one of {', '.join(GLUE_TASKS)}, or a custom task with "
-                               "--train-file/--dev-file")
+        raise UnknownTaskError(f"unknown task {name!r}: use one of {', '.join(GLUE_TASKS)}, or a custom task from "
+                               "a train file and a dev file", options=("train_file", "dev_file"))
     return GLUE_TASKS[key]
 
 

@@ -91,7 +91,8 @@ class TrainConfig:
         if self.source not in ("tsv", "hf"):
             raise ConfigError(f"TrainConfig: source must be 'tsv' or 'hf', got {self.source!r}")
         if (self.train_file is None) != (self.dev_file is None):
-            raise ConfigError("TrainConfig: a custom task needs both --train-file and --dev-file")
+            raise ConfigError("TrainConfig: a custom task needs both train_file and dev_file",
+                              options=("train_file", "dev_file"))
 
     @property
     def resolved_lr(self) -> float:

@@ -124,14 +124,14 @@ def test_odd_formats_decode_exactly_without_export():
 
 
 def test_bad_inputs_are_clear_errors(adapter_build, packs, tmp_path):
-    with pytest.raises(ConfigError, match="exists.*--force"):
+    with pytest.raises(ConfigError, match="exists: choose another output folder or replace it"):
         compile_build(CompileConfig(backbone="albert-tiny", synthetic_tasks=("sst2",)), adapter_build)
     with pytest.raises(ConfigError, match="unknown value format 'q9'"):
         CompileConfig(backbone="albert-tiny", synthetic_tasks=("sst2",), quant="q9")
     other = _pack(tmp_path, "bert-tiny", "rte", ("entailment", "not_entailment"), False, AdapterSpec(16, 16), 4)
     with pytest.raises(BackboneMismatchError, match="different backbones"):
         compile_build(CompileConfig(backbone="albert-tiny", packs=(packs[0], other)), tmp_path / "x")
-    with pytest.raises(BackboneMismatchError, match="--backbone bert-tiny"):
+    with pytest.raises(BackboneMismatchError, match="backbone 'bert-tiny'"):
         compile_build(CompileConfig(backbone="bert-tiny", packs=(packs[0],)), tmp_path / "x")
     with pytest.raises(ConfigError, match="design 'adapter'"):
         compile_build(CompileConfig(backbone="albert-tiny", packs=(packs[0],), design="vanilla"), tmp_path / "x")

@@ -71,7 +71,7 @@ def test_malformed_row_names_file_and_line(tmp_path):
 
 
 def test_missing_folders_are_clear(tmp_path):
-    with pytest.raises(DataError, match="does not exist: pass --data-dir"):
+    with pytest.raises(DataError, match="does not exist: give the folder holding"):
         load_glue(get_task("rte"), "dev", tmp_path / "nope")
     with pytest.raises(DataError, match="has no QQP/"):
         load_glue(get_task("qqp"), "dev", tmp_path)

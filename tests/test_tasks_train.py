@@ -167,7 +167,7 @@ def test_bad_config_is_a_clear_error(glue, tmp_path):
         train_task(TrainConfig(task="rte", backbone="nope", data_dir=str(glue)), tmp_path / "x")
     with pytest.raises(ConfigError, match="epochs must be a positive int, got 0"):
         TrainConfig(task="rte", epochs=0)
-    with pytest.raises(ConfigError, match="both --train-file and --dev-file"):
+    with pytest.raises(ConfigError, match="both train_file and dev_file"):
         TrainConfig(task="x", train_file="a.csv")
 
 

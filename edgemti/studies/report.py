@@ -35,7 +35,7 @@ def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path
     hw = hw_model(m, load_graph(b.graph_bytes()), arch)
     seq = int(seq_len or hw.max_seq_len)
     if seq <= 0:
-        raise ConfigError(f"--seq-len must be > 0, got {seq}")
+        raise ConfigError(f"seq_len must be > 0, got {seq}", options=("seq_len",))
     tasks = hw.tasks
     per_task = {}
     for t in tasks:
