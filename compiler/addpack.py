@@ -1,7 +1,8 @@
 """``add_pack``: a new task for an existing build, without touching its backbone (the paper's point: the backbone
 in RRAM is write-once; a new task is a new pack in DRAM).
 
-The pack is checked against the build (same backbone tensors by hash, same design and adapter structure, tensor
+The pack is checked against the build (same backbone tensors by hash, and for a pack trained on a compressed backbone
+the same backbone image hash and pack format; same design and adapter structure, tensor
 names and shapes the build's graph takes), quantized with the build's pack format and appended to a copy of the
 DRAM image. The build is then switched over atomically: the new DRAM image is written under a new file name
 (``dram.v<N>.bin``), then ``manifest.json`` is replaced in one rename, then the superseded DRAM file is removed.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemti.compiler.packs import _pack_text_fields
+from edgemti.compiler.packs import _pack_text_fields, check_trained_on
 from edgemti.errors import BackboneMismatchError, ConfigError
 from edgemti.formats.build import (
     MANIFEST_FILE,
@@ -35,6 +36,7 @@ from edgemti.formats.build import (
     sha256_hex,
 )
 from edgemti.formats.graph import load_graph
+from edgemti.formats.image_hash import manifest_image_hash
 from edgemti.formats.manifest import IMAGE_BITS_PER_CELL, IMAGE_MEMORY, ImageEntry
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ def add_pack(pack: str | Path, into: str | Path) -> AddPackResult:
             f"pack '{p.task}' ({pack}) was trained on backbone {p.backbone.get('hash')} ({p.backbone.get('name')}), "
             f"the build {folder} holds backbone {here} ({m.backbone.get('name')}): add packs trained on the build's "
             "backbone, or compile a new build for this one")
+    check_trained_on(p.task, p.trained_on, manifest_image_hash(m), m.pack_format.name, f"the build {folder}")
     if p.task in m.tasks:
         raise ConfigError(f"build {folder} already serves task {p.task!r} (tasks {m.tasks}): a task is added once; "
                           "compile a new build to replace its pack")

@@ -26,8 +26,9 @@ import numpy as np
 from edgemti import __version__
 from edgemti.compiler.config import CompileConfig
 from edgemti.compiler.footprint import Footprint, check_capacity, footprint
-from edgemti.compiler.packs import TaskTensors, load_tasks
-from edgemti.compiler.prune import PruneReport, group_of, prune_backbone
+from edgemti.compiler.packs import TaskTensors, check_trained_on, load_tasks
+from edgemti.compiler.prune import PruneReport
+from edgemti.compiler.served import Compression, encode_backbone, float_backbone
 from edgemti.errors import ConfigError
 from edgemti.formats.build import (
     DATA_INPUTS,
@@ -37,13 +38,13 @@ from edgemti.formats.build import (
     TOKENIZER_DIR,
     ImageBuilder,
     build_id,
-    encode_backbone_tensor,
     encode_pack,
     file_entries,
     image_entries,
     sha256_hex,
     write_build,
 )
+from edgemti.formats.image_hash import backbone_image_hash
 from edgemti.formats.manifest import BUILD_FORMAT, CompileSection, Manifest
 
 log = logging.getLogger(__name__)
@@ -87,19 +88,18 @@ def plan_build(config: CompileConfig, progress: Progress | None = None) -> Plan:
     step(STEPS[0])
     model, tasks = load_tasks(config)
     step(STEPS[1])
-    backbone = {n: t.cpu().numpy() for n, t in model.backbone_state().items()}
-    pruned, report = prune_backbone(backbone, config.sparsity_embedding, config.sparsity_transformer)
-    step(STEPS[2])
+    step(STEPS[2])  # pruning and encoding are one function, shared with compression-aware training
     fmt, pfmt = config.value_format, config.pack_format
-    mlc, slc, dram = ImageBuilder("rram_mlc"), ImageBuilder("rram_slc"), ImageBuilder("dram")
-    rows = {r.name: r for r in report.tensors}
-    tensors = tuple(encode_backbone_tensor(n, x, fmt, group_of(n), rows[n].pruned, rows[n].target, mlc, slc)
-                    for n, x in pruned.items())
+    tensors, mlc_bytes, slc_bytes, report = encode_backbone(float_backbone(model), Compression.of_config(config))
+    image_hash = backbone_image_hash(tensors, sha256_hex(mlc_bytes), sha256_hex(slc_bytes))
+    for t in tasks:
+        check_trained_on(t.task, t.trained_on, image_hash, pfmt.name, "this compile")
+    dram = ImageBuilder("dram")
     step(STEPS[3])
     packs = tuple(encode_pack(t.task, t.labels, t.is_regression, t.adapter.to_dict() if t.adapter else None,
                               t.backbone_hash, t.synthetic, t.tensors, pfmt, dram, t.metrics, t.text_fields)
                   for t in tasks)
-    images = {"rram_mlc": mlc.getvalue(), "rram_slc": slc.getvalue(), "dram": dram.getvalue()}
+    images = {"rram_mlc": mlc_bytes, "rram_slc": slc_bytes, "dram": dram.getvalue()}
     compile_meta = {
         "quant": fmt.name, "value_format": fmt.to_dict(), "pack_quant": pfmt.name, "pack_format": pfmt.to_dict(),
         "activation_bits": config.resolved_activation_bits, "sparsity_embedding": float(config.sparsity_embedding),

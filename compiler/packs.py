@@ -14,6 +14,7 @@ import torch
 from edgemti.compiler.config import CompileConfig
 from edgemti.errors import BackboneMismatchError, ConfigError
 from edgemti.tasks.model import AdapterModel, AdapterSpec
+from edgemti.tasks.served import TrainedOn
 
 SYNTHETIC_SEED = 1234
 
@@ -31,6 +32,7 @@ class TaskTensors:
     tensors: dict[str, np.ndarray]
     metrics: dict = field(default_factory=dict)
     text_fields: tuple[str, ...] = ("text",)
+    trained_on: TrainedOn | None = None  # the compressed backbone the pack was trained on; None: float-trained
 
     @property
     def num_labels(self) -> int:
@@ -80,9 +82,24 @@ def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
     apply_pack(model, first)
     tasks = [TaskTensors(p.task, tuple(p.labels), p.is_regression, p.adapter, p.backbone["hash"], False,
                          {n: np.asarray(a, dtype=np.float32) for n, a in p.tensors.items()}, dict(p.metrics),
-                         _pack_text_fields(p))
+                         _pack_text_fields(p), p.trained_on)
              for p in packs]
     return model, tasks
+
+
+def check_trained_on(task: str, trained_on: TrainedOn | None, image_hash: str, pack_format: str, where: str) -> None:
+    """A pack trained on a compressed backbone goes only into a build whose backbone image is that one, with the
+    pack format it was quantized at in training (a float-trained pack, ``trained_on`` None, goes anywhere)."""
+    if trained_on is None:
+        return
+    if trained_on.image_hash != image_hash:
+        raise BackboneMismatchError(
+            f"pack '{task}' was trained on backbone image {trained_on.image_hash} ({trained_on.describe()}), "
+            f"{where} holds backbone image {image_hash}: compile with the pack's compression settings or retrain "
+            "the pack on this build")
+    if trained_on.pack_format != pack_format:
+        raise ConfigError(f"pack '{task}' was trained with its tensors quantized at {trained_on.pack_format}, "
+                          f"{where} stores packs at {pack_format}: use the pack format it was trained at or retrain")
 
 
 def _task_labels(name: str) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:

@@ -190,13 +190,30 @@ def params(as_json: bool) -> None:
 @click.option("--text-pair-column", default=None)
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--regression", is_flag=True, help="Custom task: the label is a number.")
+@click.option("--on-build", "on_build", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Train on the backbone this build serves (decoded from its RRAM images), the pack quantized at "
+                   "its pack format in the forward pass; the pack then fits only this build's backbone image.")
+@click.option("--sparsity-embedding", type=float, default=None,
+              help="Train on the backbone compressed as compile would: embedding sparsity [default 0].")
+@click.option("--sparsity-transformer", type=float, default=None, help="... transformer sparsity [default 0].")
+@click.option("--quant", default=None, help="... backbone value format, as compile's --quant [default q3.13].")
+@click.option("--pack-quant", default=None, help="... pack value format, as compile's --pack-quant [default --quant].")
 @click.option("--no-progress", is_flag=True)
-def train(out_dir, config_file, no_progress, **opts) -> None:
-    """Train a task pack: adapters on the frozen backbone (proven unchanged), or --full-finetune."""
+def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, sparsity_transformer, quant, pack_quant,
+          **opts) -> None:
+    """Train a task pack: adapters on the frozen backbone (proven unchanged), or --full-finetune.
+
+    With --on-build BUILD, or any of --sparsity-embedding/--sparsity-transformer/--quant/--pack-quant, the frozen
+    backbone is the compressed one a build serves (bit for bit) and the pack records that backbone image."""
     from click.core import ParameterSource
 
     from edgemti.tasks.train import TrainConfig, train_task
 
+    settings = {k: v for k, v in (("sparsity_embedding", sparsity_embedding),
+                                  ("sparsity_transformer", sparsity_transformer), ("quant", quant),
+                                  ("pack_quant", pack_quant)) if v is not None}
+    if on_build is not None and settings:
+        raise click.UsageError("--on-build takes the build's compression; drop --sparsity-*/--quant/--pack-quant")
     ctx = click.get_current_context()
     given = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     full, use_hf = opts.pop("full_finetune"), opts.pop("use_hf")
@@ -208,12 +225,21 @@ def train(out_dir, config_file, no_progress, **opts) -> None:
         if values["task"] is None:
             raise click.UsageError("give --task (or --config FILE naming one)")
         cfg = TrainConfig.from_dict(values)
-    result = train_task(cfg, out_dir, progress=not no_progress)
+    if on_build is not None or settings:
+        from edgemti.compiler.retrain import train_on_served
+        from edgemti.compiler.served import Compression
+
+        result = train_on_served(cfg, out_dir, compression=Compression(**settings) if settings else None,
+                                 build=on_build, progress=not no_progress)
+    else:
+        result = train_task(cfg, out_dir, progress=not no_progress)
     pack = result.pack
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in pack.metrics.items() if k.startswith("dev_"))
     click.echo(f"wrote {result.path} ({pack.task}, {pack.design}, {pack.num_params:,} task-specific params, "
                f"{pack.size_bytes / 1024:.1f} KiB): {metrics}; train {pack.train_time_s:.0f}s; "
                f"backbone {pack.backbone['hash'][:8]} unchanged")
+    if pack.trained_on is not None:
+        click.echo(f"trained on the served backbone: {pack.trained_on.describe()}")
     if not pack.backbone["pretrained"]:
         click.echo(f"WARNING: backbone '{pack.backbone['name']}' is RANDOMLY INITIALISED: accuracy is meaningless",
                    err=True)

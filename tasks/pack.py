@@ -2,11 +2,14 @@
 
 A pack is a folder::
 
-    pack.json          format "edgemti-pack", format_version 1 (see docs/TASKS.md)
+    pack.json          format "edgemti-pack", format_version 2 (1 still reads; see docs/TASKS.md)
     pack.safetensors   the task-specific tensors, float32, names = the model's PyTorch parameter names
 
 ``pack.json`` records the backbone the pack was trained on (its ``tensors_hash``), so a pack is never applied to
 another backbone, and the sha256 of ``pack.safetensors``, so a corrupt file is rejected before it is read.
+A pack trained on a compressed backbone (format 2) also records ``trained_on`` (:class:`TrainedOn`: the backbone
+image hash, formats and sparsities); a float-trained pack has ``trained_on: null``. Format 1 packs (no
+``trained_on``) load as float-trained packs.
 The compiler reads packs with :func:`load_pack`; :func:`apply_pack` / :func:`model_for_pack` rebuild the model.
 """
 
@@ -26,9 +29,11 @@ from edgemti import __version__
 from edgemti.errors import BackboneMismatchError, ConfigError, FormatError
 from edgemti.tasks.backbones import build_model
 from edgemti.tasks.model import AdapterModel, AdapterSpec
+from edgemti.tasks.served import TrainedOn
 
 PACK_FORMAT = "edgemti-pack"
-PACK_FORMAT_VERSION = 1
+PACK_FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before trained_on (read as trained_on = None)
 PACK_JSON = "pack.json"
 PACK_TENSORS = "pack.safetensors"
 _BACKBONE_KEYS = ("name", "family", "hash", "hf_config", "pooling", "pretrained")
@@ -58,6 +63,7 @@ class TaskPack:
     train_config: dict[str, Any] = field(default_factory=dict)
     train_time_s: float | None = None
     frozen_check: dict[str, Any] = field(default_factory=dict)
+    trained_on: TrainedOn | None = None  # None: trained on the float backbone
     edgemti_version: str = __version__
     path: Path | None = None
 
@@ -118,6 +124,7 @@ class TaskPack:
                         for n, a in sorted(self.tensors.items())],
             "metrics": self.metrics,
             "frozen_check": self.frozen_check,
+            "trained_on": self.trained_on.to_dict() if self.trained_on is not None else None,
             "train_config": self.train_config,
             "train_time_s": self.train_time_s,
         }
@@ -157,10 +164,11 @@ def load_pack(path: str | Path) -> TaskPack:
     if not isinstance(meta, dict) or meta.get("format") != PACK_FORMAT:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise FormatError(f"{jpath}: format is {got!r}, expected {PACK_FORMAT!r}: not a task pack")
-    if meta.get("format_version") != PACK_FORMAT_VERSION:
-        raise FormatError(f"{jpath}: format_version {meta.get('format_version')!r} is not supported (this edgemti "
-                          f"{__version__} reads version {PACK_FORMAT_VERSION}): retrain the pack or upgrade edgemti")
-    missing = [k for k in _REQUIRED if k not in meta]
+    version = meta.get("format_version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise FormatError(f"{jpath}: format_version {version!r} is not supported (this edgemti {__version__} reads "
+                          f"versions {list(READABLE_VERSIONS)}): retrain the pack or upgrade edgemti")
+    missing = [k for k in _REQUIRED + (("trained_on",) if version >= 2 else ()) if k not in meta]
     if missing:
         raise FormatError(f"{jpath}: missing keys {missing}: the pack is corrupt or truncated")
     problems = pack_problems(meta)
@@ -188,6 +196,7 @@ def load_pack(path: str | Path) -> TaskPack:
         raise FormatError(f"{tpath}: tensors differ from the list in {PACK_JSON} (e.g. {diff}): the pack is corrupt")
     try:
         adapter = AdapterSpec(**meta["adapter"]) if meta["adapter"] is not None else None
+        trained_on = TrainedOn.from_dict(meta["trained_on"]) if meta.get("trained_on") is not None else None
         return TaskPack(
             task=str(meta["task"]), labels=tuple(str(x) for x in meta["labels"]),
             is_regression=bool(meta["is_regression"]), design=str(meta["design"]), adapter=adapter,
@@ -195,7 +204,7 @@ def load_pack(path: str | Path) -> TaskPack:
             text_fields=tuple(meta.get("text_fields", ())), max_seq_len=int(meta.get("max_seq_len", 128)),
             metrics=dict(meta.get("metrics") or {}), train_config=dict(meta.get("train_config") or {}),
             train_time_s=meta.get("train_time_s"), frozen_check=dict(meta.get("frozen_check") or {}),
-            edgemti_version=str(meta.get("edgemti_version", "?")), path=folder,
+            trained_on=trained_on, edgemti_version=str(meta.get("edgemti_version", "?")), path=folder,
         )
     except (ConfigError, TypeError) as exc:
         raise FormatError(f"{jpath}: invalid pack description: {exc}") from None
@@ -284,7 +293,7 @@ def pack_problems(meta: dict[str, Any]) -> list[str]:
     v = meta.get("max_seq_len", 128)
     if not _is_int(v) or not 1 <= v <= MAX_SEQ_LEN:
         bad("max_seq_len", f"must be an int in [1, {MAX_SEQ_LEN}]")
-    for k in ("metrics", "train_config", "frozen_check"):
+    for k in ("metrics", "train_config", "frozen_check", "trained_on"):
         if meta.get(k) is not None and not isinstance(meta[k], dict):
             bad(k, "must be an object")
     t = meta.get("train_time_s")
@@ -294,10 +303,14 @@ def pack_problems(meta: dict[str, Any]) -> list[str]:
 
 
 def pack_from_model(model: AdapterModel, task: str, labels: list[str] | tuple[str, ...], is_regression: bool,
-                    **provenance: Any) -> TaskPack:
-    """A :class:`TaskPack` holding ``model``'s task-specific tensors (``provenance``: metrics, train_config, ...)."""
+                    backbone_hash: str | None = None, **provenance: Any) -> TaskPack:
+    """A :class:`TaskPack` holding ``model``'s task-specific tensors (``provenance``: metrics, train_config, ...).
+
+    ``backbone_hash`` (default: ``model.backbone_hash()``) is the float backbone's hash; a model that holds a
+    compressed backbone passes the float one it was decoded from (the pack applies to that backbone)."""
     info = model.info
-    backbone = {"name": info.name, "family": info.family, "hash": model.backbone_hash(),
+    backbone = {"name": info.name, "family": info.family,
+                "hash": backbone_hash if backbone_hash is not None else model.backbone_hash(),
                 "hf_config": portable_hf_config(info.name, info.hf_config), "pooling": info.pooling,
                 "pretrained": info.pretrained, "source": portable_source(info.name, info.source)}
     tensors = {n: t.cpu().float().numpy() for n, t in model.task_state().items()}

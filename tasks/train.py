@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from edgemti.tasks.glue import TaskSpec, custom_task, get_task
 from edgemti.tasks.metrics import compute_metrics
 from edgemti.tasks.model import AdapterModel, AdapterSpec
 from edgemti.tasks.pack import TaskPack, load_pack, model_for_pack, pack_from_model, save_pack
+from edgemti.tasks.served import BackboneOverride, load_into
 
 log = logging.getLogger(__name__)
 DEFAULT_LR = {"adapter": 1e-3, "vanilla": 3e-5}
@@ -190,14 +192,16 @@ def load_task_data(cfg: TrainConfig, splits: tuple[str, ...] = ("train", "dev"))
 
 
 def predict(model: AdapterModel, items: list[Encoded], pad_id: int, regression: bool, batch_size: int = 64,
-            progress: bool = False) -> np.ndarray:
-    """Label indices (or regression scores) of ``items``, in order."""
+            progress: bool = False, forward: Callable[..., torch.Tensor] | None = None) -> np.ndarray:
+    """Label indices (or regression scores) of ``items``, in order; ``forward`` (default: the model itself) is
+    what computes the logits, e.g. :meth:`BackboneOverride.forward_fn` (the pack quantized as served)."""
     model.eval()
+    run = forward or model
     out = []
     with torch.no_grad():
         for b in tqdm(batches(items, batch_size, pad_id, regression), total=num_batches(len(items), batch_size),
                       desc="eval", disable=not progress, leave=False):
-            logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+            logits = run(b["input_ids"], b["attention_mask"], b["token_type_ids"])
             out.append(logits[:, 0] if regression else logits.argmax(-1))
     return torch.cat(out).numpy() if out else np.zeros(0)
 
@@ -211,8 +215,14 @@ def _scheduler(opt: torch.optim.Optimizer, total: int, warmup: int) -> torch.opt
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
 
-def train_task(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> TrainResult:
-    """Train ``cfg`` and write its task pack to ``out_dir``; returns the pack and the per-epoch dev metrics."""
+def train_task(cfg: TrainConfig, out_dir: str | Path, progress: bool = True,
+               override: BackboneOverride | None = None) -> TrainResult:
+    """Train ``cfg`` and write its task pack to ``out_dir``; returns the pack and the per-epoch dev metrics.
+
+    With ``override`` (from ``edgemti.compiler.served``) the frozen backbone is the compressed one the chip serves
+    (loaded bit for bit), the pack's tensors are fake-quantized at the pack format in every forward pass
+    (straight-through estimator), dev scores are of that served model, and the pack records ``trained_on``; its
+    ``backbone.hash`` stays the float backbone's (the backbone the build is compiled from)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = load_task_data(cfg)
@@ -235,6 +245,10 @@ def train_task(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> 
     dev_items = encode(tok, dev_ex, cfg.max_seq_len)
 
     model.freeze_backbone()
+    float_hash = model.backbone_hash()
+    task_names = model.task_names()
+    if override is not None:
+        load_into(model, model.backbone_names(), override.tensors)
     hash_before = model.backbone_hash()
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
@@ -247,14 +261,18 @@ def train_task(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> 
 
     history: list[dict[str, Any]] = []
     train_s = 0.0
-    bar = tqdm(total=total, desc=f"train {spec.name} ({cfg.design})", disable=not progress)
+    bar = tqdm(total=total, desc=f"train {spec.name} ({cfg.design}{', served backbone' if override else ''})",
+               disable=not progress)
+    step = 0
     for epoch in range(cfg.epochs):
         model.train()
         t0 = time.perf_counter()
         losses = []
         for b in batches(train_items, cfg.batch_size, pad_id, spec.is_regression, shuffle=True,
                          seed=cfg.seed * 1000 + epoch):
-            logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+            run = model if override is None else override.forward_fn(model, task_names, step=step)
+            logits = run(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+            step += 1
             if spec.is_regression:
                 loss = F.mse_loss(logits[:, 0], b["labels"])
             else:
@@ -268,7 +286,8 @@ def train_task(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> 
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         train_s += time.perf_counter() - t0
-        pred = predict(model, dev_items, pad_id, spec.is_regression)
+        served = None if override is None else override.forward_fn(model, task_names)
+        pred = predict(model, dev_items, pad_id, spec.is_regression, forward=served)
         gold = np.array([e.label for e in dev_items])
         metrics = compute_metrics(spec, pred, gold)
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None,
@@ -285,12 +304,15 @@ def train_task(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> 
     n_backbone = sum(p.numel() for p in model.parameters()) - n_task
     frozen = {"backbone_hash_before": hash_before, "backbone_hash_after": hash_after, "bit_identical": True,
               "trainable_params": int(n_task), "frozen_params": int(n_backbone)}
+    if override is not None:
+        frozen["float_backbone_hash"] = float_hash  # the before/after hashes are of the served backbone
     pack = pack_from_model(
         model, task=spec.name, labels=spec.labels, is_regression=spec.is_regression,
         text_fields=tuple(str(c) for c in spec.text_columns), max_seq_len=cfg.max_seq_len,
         metrics={**(history[-1] if history else {}), "num_dev_examples": len(dev_items),
                  "num_train_examples": len(train_items)},
-        train_config=cfg.to_dict(), train_time_s=round(train_s, 2), frozen_check=frozen)
+        train_config=cfg.to_dict(), train_time_s=round(train_s, 2), frozen_check=frozen, backbone_hash=float_hash,
+        trained_on=override.trained_on if override is not None else None)
     path = save_pack(pack, out_dir)
     return TrainResult(pack=load_pack(path), path=path, history=history)
 
