@@ -80,8 +80,9 @@ def echo_json(obj) -> None:
               help="Dynamic batching: up to this many queued requests of one task run together (1: off).")
 @click.option("--max-queue-delay-ms", type=float, default=0.0, show_default=True,
               help="Dynamic batching over HTTP: how long a partial batch waits for more requests of its task.")
-@click.option("--http-workers", type=int, default=32, show_default=True,
-              help="--http: connection handler threads (a bounded pool; more connections wait in a backlog).")
+@click.option("--http-max-connections", type=int, default=512, show_default=True,
+              help="--http: open connections at most (half of them from one address); over it, the longest-idle "
+                   "one is closed, or the new one gets 503.")
 @click.option("--http-read-timeout", "http_read_timeout_s", type=float, default=10.0, show_default=True,
               help="--http: seconds a connection has to deliver its next request before it is closed.")
 @click.option("--json-summary", is_flag=True, help="Print the end-of-run summary as one JSON object (stderr).")
@@ -107,7 +108,7 @@ def echo_json(obj) -> None:
 @click.option("--trust", is_flag=True,
               help="Skip the image and graph sha256 checks at start (the manifest's own digest is always checked).")
 @click.option("--debug", is_flag=True, help="Log a traceback for every request that fails unexpectedly.")
-def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, http_workers, http_read_timeout_s,
+def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, http_max_connections, http_read_timeout_s,
           json_summary, policy, window,
           max_bypass, slots, pinned, overlong, spec, threads, duration_s, seq_bucket, warm, fit, fault_mlc_rate,
           fault_slc_rate, fault_seed, trust, debug) -> None:
@@ -141,7 +142,9 @@ def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, h
                        overlong=overlong, spec=spec, threads=threads, duration_s=duration_s, emit=emit,
                        stdin=None if (requests or http) else sys.stdin.buffer, ready=ready,
                        batching=BatchingConfig(max_batch_size, max_queue_delay_ms / 1e3),
-                       http_config=HttpConfig(workers=http_workers, read_timeout_s=http_read_timeout_s),
+                       http_config=HttpConfig(max_connections=http_max_connections,
+                                              max_connections_per_address=max(1, http_max_connections // 2),
+                                              read_timeout_s=http_read_timeout_s),
                        seq_bucket=seq_bucket, warm=warm, fit=fit, trust=trust,
                        fault=FaultModel(fault_slc_rate, fault_mlc_rate, fault_seed)
                        if (fault_mlc_rate or fault_slc_rate) else None)

@@ -39,7 +39,7 @@ from edgemti.runtime.scheduler import Scheduler, SchedulerConfig
 from edgemti.runtime.summary import SummaryAccumulator
 
 if TYPE_CHECKING:  # http imports this module; the config type only for annotations
-    from edgemti.runtime.http import HttpConfig
+    from edgemti.runtime.http_wire import HttpConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class ServeResult:
     responses: list[dict] = field(default_factory=list)
 
 
-class _Session:
+class Session:
     """Shared bookkeeping of one run: served order, log, response sink, summary counters (bounded memory)."""
 
     def __init__(self, engine: ServingEngine, scheduler: SchedulerConfig, log_path: str | Path | None,
@@ -188,7 +188,7 @@ def serve_stream(
     """
     scheduler = scheduler or SchedulerConfig()
     batching = batching or BatchingConfig()
-    session = _Session(engine, scheduler, log_path, emit, keep_responses)
+    session = Session(engine, scheduler, log_path, emit, keep_responses)
     pending: list[Request | _Rejected] = []
     seq = 0
     stop = stop or threading.Event()
@@ -226,7 +226,7 @@ def serve_stream(
                 del pending[i]
             session.run_batch(batch)
 
-    restore = _stop_on_signals(stop, (signal.SIGTERM, signal.SIGINT))
+    restore = stop_on_signals(stop, (signal.SIGTERM, signal.SIGINT))
     try:
         if live:
             q: queue.Queue[Line | None] = queue.Queue()
@@ -313,7 +313,7 @@ def stdin_lines(fd: int = 0, max_bytes: int = 1 << 20) -> Iterator[bytes | Reque
     return split_lines(iter(lambda: os.read(fd, 1 << 16), b""), max_bytes)
 
 
-def _stop_on_signals(stop: threading.Event, signums: tuple[int, ...]) -> Callable[[], None]:
+def stop_on_signals(stop: threading.Event, signums: tuple[int, ...]) -> Callable[[], None]:
     """Make ``signums`` set ``stop`` (a service manager's SIGTERM, a user's Ctrl-C) instead of killing the run.
     Returns a function that restores the previous handlers; a no-op off the main thread."""
     if threading.current_thread() is not threading.main_thread():
@@ -332,7 +332,7 @@ def _stop_on_signals(stop: threading.Event, signums: tuple[int, ...]) -> Callabl
 def _stop_on_sigterm(stop: threading.Event) -> Callable[[], None]:
     """SIGTERM (how a service manager stops a server) ends serving like Ctrl-C: the requests already queued
     are answered and logged, and the summary is written. Returns a function that restores the old handler."""
-    return _stop_on_signals(stop, (signal.SIGTERM,))
+    return stop_on_signals(stop, (signal.SIGTERM,))
 
 
 # -- the one entry point the CLI calls ----------------------------------------------------------------------

@@ -125,7 +125,8 @@ def test_summary_fifo_replay_exact():
 
 
 def test_http_routes_status_and_config():
-    from edgemti.runtime.http import HttpConfig, _route, status_of
+    from edgemti.runtime.http import HttpConfig, status_of
+    from edgemti.runtime.http_routes import route as _route
 
     assert _route("POST", "/infer")[0] == "infer"
     assert _route("GET", "/infer") == (None, {}, ["POST"])  # -> 405 with Allow: POST
@@ -137,7 +138,7 @@ def test_http_routes_status_and_config():
     for kind, code in [("RequestError", 400), ("UnknownTaskError", 404), ("ServiceUnavailable", 503),
                        ("RuntimeError", 500), ("NonFiniteOutput", 500)]:
         assert status_of({"ok": False, "error": {"type": kind}}) == code
-    for bad in [{"workers": 0}, {"backlog": -1}, {"read_timeout_s": 0}, {"max_texts": True}]:
+    for bad in [{"max_connections": 0}, {"backlog": -1}, {"read_timeout_s": 0}, {"max_texts": True}]:
         with pytest.raises(ConfigError, match="HttpConfig"):
             HttpConfig(**bad)
 
