@@ -38,6 +38,7 @@ from edgemti.formats.build import (
 from edgemti.formats.graph import load_graph
 from edgemti.formats.image_hash import manifest_image_hash
 from edgemti.formats.manifest import IMAGE_BITS_PER_CELL, IMAGE_MEMORY, ImageEntry
+from edgemti.tasks.lora import adapter_structure
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,6 @@ class AddPackResult:
 
     def to_dict(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
-
-
-def _structure(adapter: dict | None) -> tuple:
-    return (None, None) if adapter is None else (adapter.get("per_depth"), adapter.get("activation"))
 
 
 def _graph_pack_inputs(graph_bytes: bytes, backbone: set[str], data_inputs: set[str]) -> dict[str, tuple]:
@@ -94,9 +91,10 @@ def add_pack(pack: str | Path, into: str | Path) -> AddPackResult:
     if p.design != m.design:
         raise ConfigError(f"pack '{p.task}' is design {p.design!r}, the build is {m.design!r}: add a {m.design} pack")
     adapter = p.adapter.to_dict() if p.adapter is not None else None
-    if m.packs and _structure(adapter) != _structure(m.packs[0].adapter):
-        raise ConfigError(f"pack '{p.task}' adapters are (per_depth, activation) = {_structure(adapter)}, the "
-                          f"build's are {_structure(m.packs[0].adapter)}: its graph has one adapter structure")
+    if m.packs and adapter_structure(adapter) != adapter_structure(m.packs[0].adapter):
+        raise ConfigError(f"pack '{p.task}' adapters are {adapter_structure(adapter)} (kind and per-depth, "
+                          f"activation or LoRA targets, scaling), the build's are "
+                          f"{adapter_structure(m.packs[0].adapter)}: its graph has one adapter structure")
     data_inputs = set(m.graph.get("data_inputs") or ())
     want = _graph_pack_inputs(b.graph_bytes(), {t.name for t in m.tensors}, data_inputs)
     have = {n: tuple(int(s) for s in a.shape) for n, a in p.tensors.items()}

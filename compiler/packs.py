@@ -13,6 +13,7 @@ import torch
 
 from edgemti.compiler.config import CompileConfig
 from edgemti.errors import BackboneMismatchError, ConfigError
+from edgemti.tasks.lora import LoraSpec, adapter_structure
 from edgemti.tasks.model import AdapterModel, AdapterSpec
 from edgemti.tasks.served import TrainedOn
 
@@ -26,7 +27,7 @@ class TaskTensors:
     task: str
     labels: tuple[str, ...]
     is_regression: bool
-    adapter: AdapterSpec | None
+    adapter: AdapterSpec | LoraSpec | None
     backbone_hash: str
     synthetic: bool
     tensors: dict[str, np.ndarray]
@@ -42,8 +43,8 @@ class TaskTensors:
         return {n: tuple(a.shape) for n, a in self.tensors.items()}
 
 
-def _structure(adapter: AdapterSpec | None) -> tuple:
-    return (None, None) if adapter is None else (adapter.per_depth, adapter.activation)
+def _structure(adapter: AdapterSpec | LoraSpec | None) -> tuple:
+    return adapter_structure(adapter.to_dict() if adapter is not None else None)
 
 
 def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
@@ -69,8 +70,9 @@ def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
                 f"({first.backbone['name']}), '{p.task}' pins {p.backbone['hash'][:12]} ({p.backbone['name']}): "
                 "compile packs trained on one backbone together")
         if _structure(p.adapter) != _structure(first.adapter):
-            raise ConfigError(f"pack '{p.task}' adapters are (per_depth, activation) = {_structure(p.adapter)}, "
-                              f"'{first.task}' has {_structure(first.adapter)}: one graph needs one adapter structure")
+            raise ConfigError(f"pack '{p.task}' adapters are {_structure(p.adapter)} (kind and per-depth, activation "
+                              f"or LoRA targets, scaling), '{first.task}' has {_structure(first.adapter)}: one graph "
+                              "needs one adapter structure")
     model = build_model(config.backbone, num_labels=first.num_labels, adapter=first.adapter, design=config.design,
                         checkpoint=config.checkpoint, pooling=first.backbone.get("pooling"))
     here = model.backbone_hash()

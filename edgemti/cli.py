@@ -502,5 +502,32 @@ def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy
     echo_json(r) if as_json else click.echo(format_report(r))
 
 
+
+@main.command(name="import-pack")
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Task pack folder to write.")
+@click.option("--backbone", default=None, help="Backbone to import onto [default: the base model the adapter names].")
+@click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
+@click.option("--task", default=None, help="Task name (a GLUE task gives labels and text fields) [default: SRC's name].")
+@click.option("--labels", default=None, help="Comma-separated label names in output order (non-GLUE tasks).")
+@click.option("--allow-pickle", is_flag=True, help="Load a pickled *.bin weight file with torch.load(weights_only=True) "
+              "(tensors only); without it only safetensors are read.")
+def import_pack_cmd(src, out_dir, backbone, checkpoint, task, labels, allow_pickle) -> None:
+    """Import a PEFT LoRA or AdapterHub Houlsby adapter folder as a task pack (checked against the backbone)."""
+    from pathlib import Path
+
+    from edgemti.compiler.import_pack import ImportConfig, PickleRefusedError, import_pack
+
+    cfg = ImportConfig(source=Path(src), backbone=backbone, checkpoint=checkpoint, task=task,
+                       labels=tuple(x.strip() for x in labels.split(",")) if labels else (), allow_pickle=allow_pickle)
+    try:
+        res = import_pack(cfg, out_dir)
+    except PickleRefusedError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc} (pass --allow-pickle to do that)") from None
+    p = res.pack
+    click.echo(f"wrote {out_dir} ({p.task}, {res.library} {type(p.adapter).__name__} from {res.weights_file}, "
+               f"{p.num_params:,} task-specific params, {p.size_bytes / 1024:.1f} KiB) on backbone "
+               f"{p.backbone['hash'][:8]}")
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -20,6 +20,7 @@ import torch
 from transformers import AlbertConfig, AutoConfig, BertConfig, PretrainedConfig
 
 from edgemti.errors import ConfigError
+from edgemti.tasks.lora import LoraSpec
 from edgemti.tasks.model import (
     AdapterModel,
     AdapterSpec,
@@ -218,7 +219,7 @@ def _try_hub(hub_name: str, pooling: str, name: str, local_only: bool):
 def build_model(
     backbone: str,
     num_labels: int,
-    adapter: AdapterSpec | None = None,
+    adapter: AdapterSpec | LoraSpec | None = None,
     design: str = "adapter",
     checkpoint: str | None = None,
     pooling: str | None = None,

@@ -8,6 +8,10 @@ Adapters follow Houlsby et al. (2019) as drawn in the adapter-ALBERT paper (Fig.
 output projection and one after the FFN output projection, each *before* its residual add + layer norm:
 ``h = LN(x + adapter(W_o a))`` with ``adapter(z) = z + W_up act(W_down z)``. The up projection starts at zero, so
 a fresh adapter is the exact identity and a fresh model reproduces its backbone.
+
+A pack of the LoRA kind (``adapter`` a :class:`~edgemti.tasks.lora.LoraSpec`) has no Houlsby adapters: its
+targeted linear layers get an unmerged low-rank pair instead (tasks/lora.py). Either way the transformer's layer
+norms and the classifier are task tensors, so both kinds share one backbone (and one backbone hash).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch import nn
 from transformers import AlbertModel, BertModel, PreTrainedModel
 
 from edgemti.errors import ConfigError
+from edgemti.tasks.lora import LoraSpec, insert_lora
 
 Design = Literal["adapter", "vanilla"]
 Family = Literal["albert", "bert"]
@@ -70,6 +75,7 @@ class AdapterSpec:
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu": F.gelu, "relu": F.relu, "tanh": torch.tanh,
+    "swish": F.silu,  # AdapterHub's Houlsby default (x * sigmoid(x))
 }
 
 
@@ -143,7 +149,7 @@ class AdapterModel(nn.Module):
         encoder: PreTrainedModel,
         info: BackboneInfo,
         num_labels: int,
-        adapter: AdapterSpec | None = None,
+        adapter: AdapterSpec | LoraSpec | None = None,
         design: str = "adapter",
     ) -> None:
         super().__init__()
@@ -157,7 +163,10 @@ class AdapterModel(nn.Module):
         self.num_labels = num_labels
         self.adapter_spec = adapter if design == "adapter" else None
         hidden = encoder.config.hidden_size
-        if self.adapter_spec is not None:
+        self.lora_modules: list[str] = []  # encoder module names given a LoRA pair (LoRA packs)
+        if isinstance(self.adapter_spec, LoraSpec):
+            self.lora_modules = insert_lora(self.encoder, self.adapter_spec)
+        elif self.adapter_spec is not None:
             self._insert_adapters(self.adapter_spec)
         self.classifier = nn.Linear(hidden, num_labels)
         nn.init.normal_(self.classifier.weight, std=0.02)
@@ -204,8 +213,8 @@ class AdapterModel(nn.Module):
             return True
         if self.design == "vanilla":
             return not name.startswith("encoder.embeddings.")
-        if ".adapters." in name or name.startswith("encoder.embeddings."):
-            return ".adapters." in name
+        if ".adapters." in name or ".lora_A." in name or ".lora_B." in name or name.startswith("encoder.embeddings."):
+            return not name.startswith("encoder.embeddings.")
         # the transformer's layer norms are task-specific; the embeddings' layer norm stays in the backbone
         return name.rsplit(".", 2)[-2] in ("LayerNorm", "full_layer_layer_norm")
 

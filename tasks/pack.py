@@ -28,12 +28,13 @@ from safetensors.numpy import load_file, save_file
 from edgemti import __version__
 from edgemti.errors import BackboneMismatchError, ConfigError, FormatError
 from edgemti.tasks.backbones import build_model
+from edgemti.tasks.lora import LoraSpec, is_lora, lora_problems
 from edgemti.tasks.model import AdapterModel, AdapterSpec
 from edgemti.tasks.served import TrainedOn
 
 PACK_FORMAT = "edgemti-pack"
-PACK_FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: before trained_on (read as trained_on = None)
+PACK_FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # 1: before trained_on (read as trained_on = None); 3: LoRA packs, imported
 PACK_JSON = "pack.json"
 PACK_TENSORS = "pack.safetensors"
 _BACKBONE_KEYS = ("name", "family", "hash", "hf_config", "pooling", "pretrained")
@@ -54,7 +55,7 @@ class TaskPack:
     labels: tuple[str, ...]
     is_regression: bool
     design: str
-    adapter: AdapterSpec | None
+    adapter: AdapterSpec | LoraSpec | None
     backbone: dict[str, Any]
     tensors: dict[str, np.ndarray]
     text_fields: tuple[str, ...] = ()
@@ -64,6 +65,7 @@ class TaskPack:
     train_time_s: float | None = None
     frozen_check: dict[str, Any] = field(default_factory=dict)
     trained_on: TrainedOn | None = None  # None: trained on the float backbone
+    imported: dict[str, Any] = field(default_factory=dict)  # v2: where an imported pack came from (else empty)
     edgemti_version: str = __version__
     path: Path | None = None
 
@@ -127,6 +129,7 @@ class TaskPack:
             "trained_on": self.trained_on.to_dict() if self.trained_on is not None else None,
             "train_config": self.train_config,
             "train_time_s": self.train_time_s,
+            "imported": self.imported,
         }
 
 
@@ -136,6 +139,11 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    return _sha256(path)
 
 
 def save_pack(pack: TaskPack, out_dir: str | Path) -> Path:
@@ -195,7 +203,7 @@ def load_pack(path: str | Path) -> TaskPack:
         diff = sorted(set(listed.items()) ^ set(got.items()))[:4]
         raise FormatError(f"{tpath}: tensors differ from the list in {PACK_JSON} (e.g. {diff}): the pack is corrupt")
     try:
-        adapter = AdapterSpec(**meta["adapter"]) if meta["adapter"] is not None else None
+        adapter = adapter_spec(meta["adapter"])
         trained_on = TrainedOn.from_dict(meta["trained_on"]) if meta.get("trained_on") is not None else None
         return TaskPack(
             task=str(meta["task"]), labels=tuple(str(x) for x in meta["labels"]),
@@ -204,6 +212,7 @@ def load_pack(path: str | Path) -> TaskPack:
             text_fields=tuple(meta.get("text_fields", ())), max_seq_len=int(meta.get("max_seq_len", 128)),
             metrics=dict(meta.get("metrics") or {}), train_config=dict(meta.get("train_config") or {}),
             train_time_s=meta.get("train_time_s"), frozen_check=dict(meta.get("frozen_check") or {}),
+            imported=dict(meta.get("imported") or {}),
             trained_on=trained_on, edgemti_version=str(meta.get("edgemti_version", "?")), path=folder,
         )
     except (ConfigError, TypeError) as exc:
@@ -252,7 +261,12 @@ def pack_problems(meta: dict[str, Any]) -> list[str]:
     if isinstance(hidden, int) and not isinstance(hidden, bool) and hidden > 0:
         limit = MAX_BOTTLENECK_PER_HIDDEN * hidden
     adapter = meta["adapter"]
-    if adapter is not None:
+    if is_lora(adapter):
+        problems += lora_problems(adapter)
+        if meta.get("format_version") in (1, 2):
+            problems.append(f"adapter is a LoRA object, which pack format_version {meta.get('format_version')} does "
+                            "not have (LoRA packs are version 3)")
+    elif adapter is not None:
         keys = ("attn_bottleneck", "ffn_bottleneck", "per_depth", "activation")
         if not isinstance(adapter, dict) or set(adapter) - set(keys):
             bad("adapter", f"must be null or an object with keys {list(keys)}")
@@ -293,13 +307,20 @@ def pack_problems(meta: dict[str, Any]) -> list[str]:
     v = meta.get("max_seq_len", 128)
     if not _is_int(v) or not 1 <= v <= MAX_SEQ_LEN:
         bad("max_seq_len", f"must be an int in [1, {MAX_SEQ_LEN}]")
-    for k in ("metrics", "train_config", "frozen_check", "trained_on"):
+    for k in ("metrics", "train_config", "frozen_check", "trained_on", "imported"):
         if meta.get(k) is not None and not isinstance(meta[k], dict):
             bad(k, "must be an object")
     t = meta.get("train_time_s")
     if t is not None and (not isinstance(t, (int, float)) or isinstance(t, bool)):
         bad("train_time_s", "must be a number or null")
     return problems
+
+
+def adapter_spec(adapter: dict[str, Any] | None) -> AdapterSpec | LoraSpec | None:
+    """The typed spec of a stored adapter object: ``None`` (vanilla), LoRA (``kind: "lora"``) or Houlsby."""
+    if adapter is None:
+        return None
+    return LoraSpec.from_dict(adapter) if is_lora(adapter) else AdapterSpec(**adapter)
 
 
 def pack_from_model(model: AdapterModel, task: str, labels: list[str] | tuple[str, ...], is_regression: bool,
