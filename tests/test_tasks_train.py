@@ -10,7 +10,15 @@ import torch
 from edgemti.errors import BackboneMismatchError, ConfigError, FormatError, UnknownTaskError
 from edgemti.tasks import packs_dir
 from edgemti.tasks.backbones import build_model
-from edgemti.tasks.pack import PACK_JSON, PACK_TENSORS, apply_pack, load_pack, model_for_pack, save_pack
+from edgemti.tasks.pack import (
+    PACK_FORMAT_VERSION,
+    PACK_JSON,
+    PACK_TENSORS,
+    apply_pack,
+    load_pack,
+    model_for_pack,
+    save_pack,
+)
 from edgemti.tasks.train import TrainConfig, evaluate_pack, train_task
 
 WORDS = "good bad fine awful great poor nice terrible happy sad".split()
@@ -85,7 +93,7 @@ def test_pack_round_trip_and_metadata(trained, tmp_path):
     cfg, result = trained
     pack = load_pack(result.path)
     meta = json.loads((result.path / PACK_JSON).read_text())
-    assert meta["format"] == "edgemti-pack" and meta["format_version"] == 2 and meta["task"] == "rte"
+    assert meta["format"] == "edgemti-pack" and meta["format_version"] == PACK_FORMAT_VERSION and meta["task"] == "rte"
     assert meta["trained_on"] is None and pack.trained_on is None  # trained on the float backbone
     assert meta["labels"] == ["entailment", "not_entailment"] and meta["is_regression"] is False
     assert meta["adapter"]["attn_bottleneck"] == 8 and meta["backbone"]["family"] == "bert"
