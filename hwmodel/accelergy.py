@@ -31,7 +31,7 @@ import yaml
 
 from edgemti.errors import FormatError
 from edgemti.hwmodel.cost import ActionCounts
-from edgemti.hwmodel.spec import ON_CHIP_LEVELS, PRECISIONS
+from edgemti.hwmodel.spec import PRECISIONS
 
 log = logging.getLogger(__name__)
 ACCELERGY_VERSION = "0.4"
@@ -64,7 +64,7 @@ def ert_entries(hw) -> list[Entry]:
     """The spec's and the provisioned levels' energy per action (pJ), in Accelergy's shape."""
     s, out = hw.spec, []
     cyc = s.cycle_s
-    for lv in ON_CHIP_LEVELS:
+    for lv in hw.levels:  # SRAM, RRAM and the PE array's buffers, as provisioned
         p, w = hw.levels[lv], _word_bits(hw, lv)
         out += [Entry(lv, "read", (), p.read_j_per_bit * w * 1e12), Entry(lv, "write", (), p.write_j_per_bit * w * 1e12),
                 Entry(lv, "leak", (), p.leak_w * cyc * 1e12)]
@@ -89,7 +89,7 @@ def action_counts(hw, counts: ActionCounts, latency_s: float) -> list[tuple[str,
     """
     ex = hw.spec.execution
     out: list[tuple[str, str, tuple, float]] = []
-    for lv in (*ON_CHIP_LEVELS, "dram"):
+    for lv in (*hw.levels, "dram"):
         w = _word_bits(hw, lv)
         for action, bits in (("read", counts.read_bits.get(lv, 0.0)), ("write", counts.write_bits.get(lv, 0.0))):
             if bits:
@@ -171,7 +171,7 @@ def export(hw, seq_len: int, out_dir: str | Path, task: str | None = None) -> di
            "access (word_cells x bits_per_cell bits; DRAM 64 bits); leak: per clock cycle")
     area = hw.area()
     art = {"ART": {"version": ACCELERGY_VERSION, "tables": [
-        *({"name": f"{TOP}.{lv}", "area": area.levels[lv].area_mm2 * 1e6} for lv in ON_CHIP_LEVELS),
+        *({"name": f"{TOP}.{lv}", "area": area.levels[lv].area_mm2 * 1e6} for lv in hw.levels),
         {"name": f"{TOP}.dram", "area": 0.0}, {"name": f"{TOP}.pe_array", "area": area.pe_array_mm2 * 1e6},
         {"name": f"{TOP}.logic", "area": area.logic_mm2 * 1e6}]}}
     _write(out / "ART.yaml", art, head + "\narea in um^2")

@@ -11,7 +11,10 @@ Composition rules (docs/HWMODEL.md):
   ``t_memory = max over levels (bits / bandwidth + access latency if the level is touched)`` (levels are
   separate arrays working in parallel; DRAM latency is its first-access latency);
   ``latency = t_compute + t_memory``, or ``max(t_compute, t_memory)`` with ``execution.overlap = true``;
-* leakage energy of a unit = sum of on-chip leakage powers x the unit's latency (so it sums exactly);
+* the PE array's buffers (``spad_a``, ``spad_b``, ``psum``): energy per bit accessed; their time is inside the PE
+  cycles (reads) and the source level's transfer (fills);
+* leakage energy of a unit = sum of on-chip leakage powers (buffers included) x the unit's latency (so it sums
+  exactly);
 * units in sequence add (``Cost.__add__``): energies and latencies both add, per component too.
 """
 
@@ -24,9 +27,18 @@ from typing import Any
 
 from edgemti.errors import ConfigError
 from edgemti.hwmodel.macros import LevelProvision
-from edgemti.hwmodel.spec import LEVELS, ON_CHIP_LEVELS, PRECISIONS, SFU_KINDS, ArchSpec
+from edgemti.hwmodel.spec import (
+    BUFFERS,
+    LEVELS,
+    ON_CHIP_LEVELS,
+    PRECISIONS,
+    PRICED_LEVELS,
+    SFU_KINDS,
+    ArchSpec,
+)
 
-COMPONENTS = ("pe_array", "sfu", "bitmask", *LEVELS, *(f"leak_{lv}" for lv in ON_CHIP_LEVELS))
+LEAKING_LEVELS = (*ON_CHIP_LEVELS, *BUFFERS)
+COMPONENTS = ("pe_array", "sfu", "bitmask", *PRICED_LEVELS, *(f"leak_{lv}" for lv in LEAKING_LEVELS))
 
 
 def _add_dicts(a: dict, b: dict) -> dict:
@@ -113,7 +125,7 @@ class ActionCounts:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-_KEYED_FIELDS = (("read_bits", frozenset(LEVELS)), ("write_bits", frozenset(LEVELS)),
+_KEYED_FIELDS = (("read_bits", frozenset(PRICED_LEVELS)), ("write_bits", frozenset(PRICED_LEVELS)),
                  ("macs", frozenset(PRECISIONS)), ("gated_macs", frozenset(PRECISIONS)),
                  ("sfu_cycles", frozenset(SFU_KINDS)), ("sfu_elements", frozenset(SFU_KINDS)))
 _DICT_FIELDS = tuple(f.name for f in fields(ActionCounts) if f.type == "dict")
@@ -198,10 +210,17 @@ def price(counts: ActionCounts, spec: ArchSpec, levels: Mapping[str, LevelProvis
                 t += wb / 8 / L.write_bytes_per_s + L.write_latency_s
         e[lv] = energy
         t_mem = max(t_mem, t)
+    # the PE array's buffers: energy per access; no transfer time of their own (16 banks deliver a vector a cycle
+    # inside the PE cycles; their fills ride on the source level's transfer). Unprovisioned (price_buffers off,
+    # or untouched): not priced.
+    for lv in BUFFERS:
+        if lv in levels:
+            L = levels[lv]
+            e[lv] = counts.read_bits.get(lv, 0.0) * L.read_j_per_bit + counts.write_bits.get(lv, 0.0) * L.write_j_per_bit
     t_comp = (counts.pe_cycles + sum(counts.sfu_cycles.values())) * spec.cycle_s
     latency = max(t_comp, t_mem) if ex.overlap else t_comp + t_mem
     if ex.include_leakage:
-        for lv in ON_CHIP_LEVELS:
+        for lv in LEAKING_LEVELS:
             if lv in levels:
                 e[f"leak_{lv}"] = levels[lv].leak_w * latency
     return Cost(sum(e.values()), latency, e, {"compute_s": t_comp, "memory_s": t_mem})

@@ -82,6 +82,7 @@ class OpCharge:
     tiles: int = 0  # scratchpad tiles of a matmul stage
     overlap: bool = False
     prologue: ActionCounts | None = None
+    buffer_bytes: tuple[tuple[str, int], ...] = ()  # (buffer level, bytes this stage holds in it): its working set
 
 
 def weight_views(model: onnx.ModelProto, weights: set[str]) -> set[str]:
@@ -258,9 +259,11 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
     shp = shapes.shapes
     vec = spec.pe_array.vector
     sram_act = spec.execution.sram_activations
-    buf = spec.scratchpad.capacity_bytes
+    buf = spec.spad_a.capacity_bytes
     acc_bits = min(32, 2 * act_bits)  # partial sums: EdgeBERT accumulates 8-bit operands in 16 bits
     dbuf = spec.scratchpad.double_buffered
+    bufs = spec.execution.price_buffers  # the PE array's buffers as levels (else the v2 accounting: spill in SRAM)
+    spill_level = "psum" if bufs else "sram"
     out: list[OpCharge] = []
     for st in _plan(model, fusion, weights, shapes.float_tensors, shp):
         acc = _Traffic(vec)
@@ -273,6 +276,7 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
         prologue: dict[str, float] = {}
         tiles = 0
         b_passes = 1
+        held: tuple[tuple[str, int], ...] = ()
 
         def sram(t: str, times: float = 1.0, read: dict[str, float] = read) -> None:
             if sram_act:
@@ -296,7 +300,9 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
                     batch = _numel(y) // max(1, n0 * n1)
             macs = int(batch * n0 * m * n1)
             b_bits = float(sum(_stream_bits(weights[x]) if w == "w" else m * n1 * act_bits for x, w in st.b_ops))
-            til = tile_matmul(batch, n0, m, n1, act_bits, b_bits, acc_bits, buf, vec)
+            b_elem = max((weights[x].bits if w == "w" else act_bits for x, w in st.b_ops), default=act_bits)
+            til = tile_matmul(batch, n0, m, n1, act_bits, b_bits, acc_bits, buf, vec, b_elem,
+                              spec.spad_b.capacity_bytes, spec.psum.capacity_bytes if bufs and sram_act else 0)
             tiles, b_passes = til.tiles, til.b_passes
             pe_cycles = batch * math.ceil(n0 / vec) * math.ceil(n1 / vec) * m / spec.pe_array.utilization
             pe_cycles += spec.pe_array.fill_cycles
@@ -317,8 +323,20 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
                     sram(x, b_passes)
             if sram_act and til.partial_sum_passes:
                 spill = _numel(y) * acc_bits * til.partial_sum_passes
-                _add(read, "sram", spill)
-                _add(write, "sram", spill)
+                _add(read, spill_level, spill)
+                _add(write, spill_level, spill)
+            if bufs:
+                # the datapath reads one vector of each operand per cycle of a 16 x 16 x 16 block
+                # (EdgeBERT InputSetup ReadReqRun0/1: _N0 x _N1 x M vectors each), at each operand's width
+                vectors = batch * math.ceil(n0 / vec) * math.ceil(n1 / vec) * m
+                _add(read, "spad_a", vectors * vec * act_bits)
+                _add(read, "spad_b", vectors * vec * b_elem)
+                _add(write, "spad_a", batch * n0 * m * act_bits)  # A loads once in all (tiling loop order)
+                _add(write, "spad_b", batch * m * n1 * b_elem * b_passes)  # decoded B, once per row tile
+                held = (("spad_a", math.ceil(til.tile_rows * til.tile_k * act_bits / 8)),
+                        ("spad_b", math.ceil(til.tile_k * min(n1, vec) * b_elem / 8)),
+                        ("psum", math.ceil(til.tile_rows * n1 * acc_bits / 8) if sram_act and til.partial_sum_passes
+                         else 0))
         elif st.role == "gather":
             for x, _ in st.a_ops:
                 tw = weights[x]
@@ -349,7 +367,7 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
         out.append(OpCharge(
             st.name, st.op_type, st.role, macs, counts, tuple(acc.used), group=st.group, group_kind=st.group_kind,
             tiles=tiles, overlap=st.role == "matmul" and dbuf,
-            prologue=ActionCounts(read_bits=prologue) if prologue else None))
+            prologue=ActionCounts(read_bits=prologue) if prologue else None, buffer_bytes=held))
     return out
 
 

@@ -154,13 +154,14 @@ class LevelProvision:
     read_latency_s: float
     write_latency_s: float
     overridden: bool = False  # required_bytes came from the spec's required_mib, not from the build
+    copies: int = 1  # physical copies (a double-buffered operand buffer: 2); area and leakage include them
 
     def to_dict(self) -> dict:
         return {k: (list(map(list, v)) if k == "macros" else v) for k, v in self.__dict__.items()}
 
 
 def provision(level: str, spec: MemorySpec, node_nm: int, table: tuple[Macro, ...], required_bytes: int,
-              check_capacity: bool = True, precision: str | None = None) -> LevelProvision:
+              check_capacity: bool = True, precision: str | None = None, copies: int = 1) -> LevelProvision:
     """Macros for ``required_bytes`` of data in ``level`` (``provision="fixed"``: for ``spec.capacity_bytes``).
 
     A spec with ``required_mib`` (the study's own accounting, e.g. the paper's Table III) provisions its entry
@@ -201,7 +202,8 @@ def provision(level: str, spec: MemorySpec, node_nm: int, table: tuple[Macro, ..
     return LevelProvision(
         level=level, technology=spec.technology, required_bytes=int(required_bytes), overridden=override is not None,
         macros=tuple(sorted(counts.items(), reverse=True)), capacity_bytes=cap,
-        area_mm2=sum(m.area_mm2 for m in chosen) * margin, leak_w=sum(m.leak_w for m in chosen),
+        area_mm2=sum(m.area_mm2 for m in chosen) * margin * copies, leak_w=sum(m.leak_w for m in chosen) * copies,
+        copies=copies,
         read_j_per_bit=weighted(lambda m: m.read_pj_per_bit) * 1e-12,
         write_j_per_bit=weighted(lambda m: m.write_pj_per_bit) * 1e-12,
         read_bytes_per_s=rbw, write_bytes_per_s=wbw,

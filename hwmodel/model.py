@@ -34,7 +34,7 @@ from edgemti.hwmodel.graph import (
 )
 from edgemti.hwmodel.macros import LevelProvision, load_macro_table, provision
 from edgemti.hwmodel.shapes import GraphShapes, ShapeInference
-from edgemti.hwmodel.spec import ON_CHIP_LEVELS, ArchSpec
+from edgemti.hwmodel.spec import BUFFERS, ON_CHIP_LEVELS, PRICED_LEVELS, ArchSpec
 from edgemti.hwmodel.workload import Workload
 
 log = logging.getLogger(__name__)
@@ -128,15 +128,33 @@ class HwModel:
         self._shape_cache: dict[tuple[str, int, int], GraphShapes] = {}
         self._swap_cache: dict[str, Cost] = {}
         self._fusion: Fusion | None = None
+        self._buffer_need: dict[str, int] | None = None
         self.table = load_macro_table(spec.macro_library_path())
         self.levels = self._provision()
 
     # -- construction ---------------------------------------------------------------------------------------------
     def requirements(self) -> dict[str, int]:
-        """Bytes each on-chip level must hold: the RRAM images; SRAM = largest pack + peak activations."""
+        """Bytes each on-chip level must hold: the RRAM images; SRAM = largest pack + peak activations; each PE-array
+        buffer (``execution.price_buffers``) its largest tile, block or spill at ``max_seq_len`` (the tiler's)."""
         req = {lv: self.workload.image_bytes[lv] for lv in ("rram_mlc", "rram_slc")}
         req["sram"] = max(t.pack_bytes for t in self.workload.tasks) + self.activation_peak_bytes()
+        if self.spec.execution.price_buffers:
+            req.update(self.buffer_requirements())
         return req
+
+    def buffer_requirements(self) -> dict[str, int]:
+        """Bytes each PE-array buffer holds at most over an inference at ``max_seq_len`` (any task: the largest)."""
+        if self._buffer_need is None:
+            need = dict.fromkeys(BUFFERS, 0)
+            for task in self.workload.task_names:
+                charges = charge_graph(self.graph, self._shapes(self.max_seq_len, task), self.workload.weights(task),
+                                       self.spec, self.precision, self.act_bits, self.fusion,
+                                       act_precision=self.workload.activation_precision)
+                for ch in charges:
+                    for lv, n in ch.buffer_bytes:
+                        need[lv] = max(need[lv], n)
+            self._buffer_need = need
+        return dict(self._buffer_need)
 
     def activation_peak_bytes(self) -> int:
         """SRAM activation working set at ``max_seq_len``: the peak of the activations alive between fusion
@@ -155,9 +173,11 @@ class HwModel:
     def _provision(self) -> dict[str, LevelProvision]:
         req = self.requirements()
         out = {}
-        for lv in ON_CHIP_LEVELS:
+        levels = (*ON_CHIP_LEVELS, *BUFFERS) if self.spec.execution.price_buffers else ON_CHIP_LEVELS
+        for lv in levels:
             mem = self.spec.on_chip_memory(lv)
-            out[lv] = provision(lv, mem, self.spec.technology.node_nm, self.table, req[lv], precision=self.precision)
+            out[lv] = provision(lv, mem, self.spec.technology.node_nm, self.table, req[lv], precision=self.precision,
+                                copies=self.spec.buffer_copies(lv))
         return out
 
     def _shapes(self, seq_len: int, task: str, batch: int = 1) -> GraphShapes:
@@ -208,7 +228,7 @@ class HwModel:
         for i, (ch, c) in enumerate(zip(charges, price_charges(charges, self.spec, self.levels), strict=True)):
             e = c.energy_by_component_j
             nbytes = {lv: (ch.counts.read_bits.get(lv, 0) + ch.counts.write_bits.get(lv, 0)) / 8
-                      for lv in (*ON_CHIP_LEVELS, "dram")}
+                      for lv in PRICED_LEVELS}
             records.append(OpRecord(
                 index=i, node=ch.node, op_type=ch.op_type, kind=ch.kind, macs=ch.macs,
                 cycles=ch.counts.pe_cycles + sum(ch.counts.sfu_cycles.values()),

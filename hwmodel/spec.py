@@ -30,11 +30,15 @@ except ImportError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 SPEC_FORMAT = "edgemti-arch-spec"
-SPEC_FORMAT_VERSION = 1
+SPEC_FORMAT_VERSION = 2  # 2: the PE array's buffers as levels (spad_a, spad_b, psum); utilization_source
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ON_CHIP_LEVELS = ("sram", "rram_slc", "rram_mlc")
 LEVELS = (*ON_CHIP_LEVELS, "dram")
+# the PE array's buffers (EdgeBERT PUModule): operand A's scratchpad (the activation tile), operand B's (the
+# 16-column weight block, or a second activation's), the partial-sum buffer (Y between reduction chunks)
+BUFFERS = ("spad_a", "spad_b", "psum")
+PRICED_LEVELS = (*LEVELS, *BUFFERS)  # every level action counts name and pricing charges
 PRECISIONS = ("fixed8", "fixed16", "float16", "float32")
 SFU_KINDS = ("layernorm", "softmax", "gelu", "elementwise", "other")
 
@@ -115,12 +119,13 @@ class PeArraySpec(_Validated):
     macs: int = _rule(_gt0)
     vector: int = _rule(_gt0)
     utilization: float = _rule(_unit)
+    utilization_source: str = _rule(lambda v: None if v.strip() else "must name where the value comes from")
     fill_cycles: int = _rule(_ge0)
     gating: str = _rule(_choice("rtl", "ideal", "none"))
     gated_energy_fraction: float = _rule(_frac)
     mac_energy_pj: dict = _rule(_keys_ge0(PRECISIONS))
     mac_area_um2: dict = _rule(_keys_ge0(PRECISIONS))
-    logic_area_overhead: float = _rule(_ge0)  # SFUs, control, buffers as a fraction of the PE-array area
+    logic_area_overhead: float = _rule(_ge0)  # SFUs and control as a fraction of the PE-array area (buffers: levels)
     source: str = ""
 
 
@@ -201,18 +206,22 @@ class ExecutionSpec(_Validated):
     # stays in SRAM between layer passes). The set is sram.required_mib when given, else the task's pack.
     dram_pack_passes_per_inference: int = _rule(_ge0, default=0)
     area_scope: str = _rule(_choice("chip", "memory"), default="chip")  # memory: macros only, no PE/logic
+    # false: the PE array's buffers (spad_a, spad_b, psum) are not provisioned, priced or counted in area (a study
+    # whose accounting has no such levels, e.g. the paper's); they still bound the tiles
+    price_buffers: bool = True
 
 
 @dataclass(frozen=True)
 class ScratchpadSpec(_Validated):
-    """The PE array's activation scratchpad: every matmul streams its activation operand through it in tiles.
+    """How the PE array's operand buffers (levels ``spad_a``, ``spad_b``) are used.
 
-    ``capacity_bytes`` is one buffer; ``double_buffered`` = a second copy loads the next tile while the array
-    computes on this one, so a matmul's operand streams overlap its compute (docs/HWMODEL.md, dataflow).
+    ``double_buffered = false`` (EdgeBERT as its source has it: ``decode_inst0/1`` feed the two operands, one
+    scratchpad each): a matmul's operands are fetched, then computed on, per tile (memory and compute serial).
+    ``true``: a second copy of each operand buffer loads the next tile while the array computes (memory overlaps
+    compute after the first tile); it costs the second copies' area and leakage (docs/HWMODEL.md, dataflow).
     """
 
-    capacity_bytes: int = _rule(_gt0)
-    double_buffered: bool = True
+    double_buffered: bool = False
     source: str = ""
 
 
@@ -239,6 +248,9 @@ class ArchSpec:
     dram: DramSpec = _rule(None)
     execution: ExecutionSpec = _rule(None)
     scratchpad: ScratchpadSpec = _rule(None)
+    spad_a: MemorySpec = _rule(None)
+    spad_b: MemorySpec = _rule(None)
+    psum: MemorySpec = _rule(None)
     description: str = ""
     path: str = ""  # where it was loaded from ("" for specs built in code)
 
@@ -253,10 +265,14 @@ class ArchSpec:
         return getattr(self, level)
 
     def on_chip_memory(self, level: str) -> MemorySpec:
-        """The spec of an on-chip level (SRAM or an RRAM array); DRAM is off chip and has no cells."""
-        if level not in ON_CHIP_LEVELS:
-            raise SpecError(f"{level!r} is not an on-chip memory level: use one of {list(ON_CHIP_LEVELS)}")
+        """The spec of an on-chip level (SRAM, an RRAM array or a PE-array buffer); DRAM is off chip."""
+        if level not in (*ON_CHIP_LEVELS, *BUFFERS):
+            raise SpecError(f"{level!r} is not an on-chip memory level: use one of {[*ON_CHIP_LEVELS, *BUFFERS]}")
         return getattr(self, level)
+
+    def buffer_copies(self, level: str) -> int:
+        """Physical copies of a level: 2 for the operand buffers when double-buffered, else 1."""
+        return 2 if level in ("spad_a", "spad_b") and self.scratchpad.double_buffered else 1
 
     def capacities_bytes(self) -> dict[str, int]:
         """Capacity in bytes of every memory level (``LEVELS``): what a build must fit, what the emulator allocates."""
@@ -392,7 +408,9 @@ def spec_from_dict(data: dict, origin: str = "<dict>", path: str = "") -> ArchSp
     if fmt != SPEC_FORMAT:
         problems.append(f"format must be {SPEC_FORMAT!r}, got {fmt!r}")
     if version != SPEC_FORMAT_VERSION:
-        problems.append(f"format_version {version!r} is not supported (this edgemti reads {SPEC_FORMAT_VERSION})")
+        why = (": version 1 has no PE-array buffer levels (spad_a, spad_b, psum) and no pe_array.utilization_source"
+               "; see docs/HWMODEL.md" if version == 1 else "")
+        problems.append(f"format_version {version!r} is not supported (this edgemti reads {SPEC_FORMAT_VERSION}){why}")
     spec_kwargs_problems: list[str] = []
     if "name" not in data:
         problems.append("name is missing")
@@ -416,7 +434,8 @@ def spec_from_dict(data: dict, origin: str = "<dict>", path: str = "") -> ArchSp
         problems.append(f"design must be one of ['adapter', 'vanilla'], got {design!r}")
     known = {f.name for f in fields(ArchSpec)} - {"path"}
     problems += [f"{k} is not a known section (known: {sorted(known)})" for k in data if k not in known]
-    for level, tech in (("rram_mlc", "RRAM_MLC2"), ("rram_slc", "RRAM_SLC"), ("sram", "SRAM")):
+    for level, tech in (("rram_mlc", "RRAM_MLC2"), ("rram_slc", "RRAM_SLC"), ("sram", "SRAM"),
+                        *((b, "SRAM") for b in BUFFERS)):
         m = parts.get(level)
         if m is not None and not m.technology.startswith(tech):
             problems.append(f"{level}.technology must be a {tech} technology, got {m.technology!r}")

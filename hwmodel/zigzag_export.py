@@ -14,9 +14,9 @@ levels, none is a literal here):
   16 x 16 output tile our PE-cycle count assumes, docs/HWMODEL.md);
 * a per-MAC accumulator register for the output operand at zero energy (both models fold accumulation into the
   MAC energy);
-* the activation scratchpad (``scratchpad`` section: one buffer's capacity, double buffering) holding the
-  activation operand and the outputs; the weights stream from their home into the array (zigzag keeps a weight
-  at the memory's output while consecutive cycles reuse it);
+* the PE array's operand buffers as provisioned levels (``spad_a``: the activation operand and the outputs;
+  ``spad_b``: the weight block; double buffering from ``scratchpad.double_buffered``), at their per-bit energies,
+  so zigzag counts and prices the buffer accesses of its own loop order;
 * SRAM (activations, task weights), RRAM MLC (backbone non-zero values, exported as the dense stream they
   deliver: see :func:`accelerator`'s ``weight_density``) and DRAM (off-chip) with the provisioned
   levels' per-bit read/write energies (``LevelProvision.read_j_per_bit``) and bandwidths, as zigzag's per-access
@@ -126,22 +126,24 @@ def zz_levels(spec: ArchSpec, levels: Mapping[str, LevelProvision]) -> dict[str,
     bw = _bits_per_cycle(d.bandwidth_bytes_per_s, f)
     out["dram"] = ZzLevel("dram", int(d.capacity_bytes) * 8, d.read_pj_per_bit, d.write_pj_per_bit, bw, bw,
                           max(1, math.ceil(d.latency_s * f)), 0.0)
-    out["scratchpad"] = scratchpad_level(spec)
+    for name in ("spad_a", "spad_b"):
+        out[name] = buffer_level(spec, levels, name)
     return out
 
 
-def scratchpad_level(spec: ArchSpec) -> ZzLevel:
-    """The spec's activation scratchpad (``scratchpad`` section) in zigzag's units.
+def buffer_level(spec: ArchSpec, levels: Mapping[str, LevelProvision], name: str) -> ZzLevel:
+    """An operand buffer of the PE array (``spad_a``: activations and outputs; ``spad_b``: the weight block) in
+    zigzag's units, at its provisioned per-bit energies (0 when ``execution.price_buffers`` is off: not priced).
 
-    Size: both buffers when ``double_buffered`` (zigzag's ``force_double_buffering`` then lets a tile use half).
-    Energy 0: the model charges the scratchpad nothing (its traffic is priced at the levels it streams from).
-    Bandwidth: the spec gives none, so the ports move a whole output tile per cycle (EdgeBERT's banks feed the
-    array every cycle: never a stall).
+    Size: the spec's capacity x its copies (zigzag's ``force_double_buffering`` then lets a tile use half).
+    Bandwidth: one vector per cycle for each of the array's lanes (EdgeBERT's 16 banks feed it every cycle).
     """
-    sp = spec.scratchpad
+    copies = spec.buffer_copies(name)
+    p = levels.get(name)
     bits = spec.pe_array.macs * 64
-    return ZzLevel("scratchpad", sp.capacity_bytes * 8 * (2 if sp.double_buffered else 1), 0.0, 0.0, bits, bits,
-                   1, 0.0)
+    return ZzLevel(name, spec.on_chip_memory(name).capacity_bytes * 8 * copies,
+                   p.read_j_per_bit * 1e12 if p else 0.0, p.write_j_per_bit * 1e12 if p else 0.0, bits, bits, 1,
+                   p.area_mm2 if p else 0.0)
 
 
 def _port(name: str, kind: str, bw_min: int, bw_max: int, alloc: list[str]) -> dict[str, Any]:
@@ -222,9 +224,11 @@ def accelerator(spec: ArchSpec, levels: Mapping[str, LevelProvision], precision:
     reg = ZzLevel("reg_O", acc_bits, 0.0, 0.0, acc_bits, acc_bits, 1, 0.0)
     word = spec.sram.word_cells * spec.sram.bits_per_cell
     memories: dict[str, Any] = {"reg_O": _accumulator(reg)}
-    # EdgeBERT: activations (in and out) tile through the scratchpad; weights stream from their home
-    memories["scratchpad"] = _memory(lv["scratchpad"], ["I1", "O"], dims, word, port_per_operand=True,
-                                     double_buffered=spec.scratchpad.double_buffered)
+    # EdgeBERT: activations (in and out) tile through operand A's scratchpad; the weights stream from their home
+    # into operand B's (the weight block the array reuses across a row tile)
+    memories["spad_a"] = _memory(lv["spad_a"], ["I1", "O"], dims, word, port_per_operand=True,
+                                 double_buffered=spec.scratchpad.double_buffered)
+    memories["spad_b"] = _memory(lv["spad_b"], ["I2"], dims, word, double_buffered=spec.scratchpad.double_buffered)
     if weight_level == "sram":
         memories["sram"] = _memory(lv["sram"], ["I1", "I2", "O"], dims, word)
     else:

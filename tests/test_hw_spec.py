@@ -51,7 +51,7 @@ def test_missing_and_negative_fields_are_listed_in_one_error(tmp_path):
 
 
 def test_unknown_key_wrong_type_and_version(tmp_path):
-    p = _edited(tmp_path, {"format_version = 1": "format_version = 9", "vector = 16": "vector = 16\nvectr = 3",
+    p = _edited(tmp_path, {"format_version = 2": "format_version = 9", "vector = 16": "vector = 16\nvectr = 3",
                            "utilization = 1.0": 'utilization = "high"'})
     with pytest.raises(SpecError) as exc:
         load_spec(p)

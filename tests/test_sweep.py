@@ -98,7 +98,7 @@ def test_run_resume_extend_and_errors(tmp_path, cache):
     for r in rows:  # the per-inference cost composes inference and switch as documented
         assert r["energy_per_inference_j"] == pytest.approx(r["inference_energy_j"] + r["switch_rate"] * r["switch_energy_j"])
         assert r["area_mm2"] == pytest.approx(r["area_sram_mm2"] + r["area_rram_slc_mm2"] + r["area_rram_mlc_mm2"]
-                                              + r["area_pe_mm2"] + r["area_logic_mm2"])
+                                              + r["area_pe_mm2"] + r["area_logic_mm2"] + r["area_buffers_mm2"])
     adapter = [r for r in rows if r["design"] == "adapter"]
     assert all(r["need_rram_slc_bytes"] == adapter[0]["need_rram_slc_bytes"] for r in adapter)
     index = json.loads((out / INDEX_FILE).read_text())

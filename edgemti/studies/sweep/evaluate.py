@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from edgemti.errors import EdgemtiError
+from edgemti.hwmodel.spec import BUFFERS
 from edgemti.studies.sweep.assets import SweepAssets
 from edgemti.studies.sweep.point import CONVENTIONS, SPEC_AXES, SweepPoint
 
@@ -139,6 +140,7 @@ class Evaluator:
             "activation_peak_bytes": act_peak,
             "area_mm2": area.total_mm2, **{f"area_{lv}_mm2": area.levels[lv].area_mm2 for lv in area.levels},
             "area_pe_mm2": area.pe_array_mm2, "area_logic_mm2": area.logic_mm2,
+            "area_buffers_mm2": sum(area.levels[lv].area_mm2 for lv in BUFFERS if lv in area.levels),
             "inference_energy_j": e_inf, "inference_latency_s": inf.latency_s, "macs": int(inf.macs),
             "switch_energy_j": e_swap, "switch_latency_s": swap.latency_s,
             "energy_per_inference_j": e_inf + p.switch_rate * e_swap,

@@ -19,7 +19,8 @@ _METRICS = {"status": str, "error": str, "eval_s": float, "fits": bool, "overflo
             **{f"need_{lv}_bytes": int for lv in ("rram_mlc", "rram_slc", "sram", "dram")}, "pack_bytes": int,
             "activation_peak_bytes": int, "area_mm2": float,
             **{f"area_{lv}_mm2": float for lv in ("sram", "rram_slc", "rram_mlc")}, "area_pe_mm2": float,
-            "area_logic_mm2": float, "inference_energy_j": float, "inference_latency_s": float, "macs": int,
+            "area_logic_mm2": float, "area_buffers_mm2": float,
+            "inference_energy_j": float, "inference_latency_s": float, "macs": int,
             "switch_energy_j": float, "switch_latency_s": float, "energy_per_inference_j": float,
             "latency_per_inference_s": float}
 COLUMNS: dict[str, type] = {"id": str, **_POINT_TYPES, **_METRICS}

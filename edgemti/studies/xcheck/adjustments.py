@@ -19,8 +19,9 @@ ADJUSTMENTS = {
     "sparse_values": "energy: backbone weights are bitmask-encoded, RRAM MLC holds only the non-zeros; the "
                      "export shows zigzag that stream as a dense one at the backbone's mean density (bandwidth / "
                      "density, energy x density); this corrects each weight to its own density",
-    "bitmask_side_channel": "energy: one mask bit per backbone weight read from RRAM SLC and one bitmask-decoder "
-                            "vector per 16 weights; zigzag has no sparse-format side channel",
+    "bitmask_side_channel": "energy: one mask bit per backbone weight read from RRAM SLC; zigzag has no "
+                            "sparse-format side channel",
+    "bitmask_decode": "energy: one bitmask-decoder vector per 16 backbone weights (compute)",
     "mac_gating": "energy: MACs whose 16 weights are all zero are clock-gated (pe_array.gating); zigzag charges "
                   "every MAC",
     "bias_operand": "energy: a Gemm's bias is read from its level; zigzag's matmul has no bias operand",
@@ -31,12 +32,8 @@ ADJUSTMENTS = {
     "no_compute_energy": "energy: execution.include_compute_energy = false drops MAC energy (the paper's convention)",
     "leakage": "energy: on-chip leakage power x the op's latency; zigzag models no static power",
     "pipeline_fill": "latency: pe_array.fill_cycles per matmul (EdgeBERT datapath fill); zigzag has none",
-    "array_feed": "latency: zigzag caps the spatial unrolling at what the weights' memory port delivers per cycle "
-                  "(the spec has no weight register file between RRAM and the array); ours runs the full 16 x 16 "
-                  "array and prices the weight stream in bulk (bits / bandwidth, overlapped), i.e. it assumes a "
-                  "streamed 16-column weight block stays in the array across the row tile. Binding at FP32 only "
-                  "(16 x 32 bit per cycle > the RRAM MLC port)",
-    "serial_memory": "latency: execution.overlap = false: memory time (max over levels of bits / bandwidth + "
+    "serial_memory": "latency: EdgeBERT's fetch-then-compute (scratchpad.double_buffered = false, the default) and "
+                     "execution.overlap = false: memory time (max over levels of bits / bandwidth + "
                      "access latency, from zigzag's own traffic) follows compute; zigzag overlaps transfers "
                      "with compute and counts only stalls, on-loading and off-loading",
 }
@@ -63,8 +60,9 @@ def _adjust(n: _Node, zz: ZzResult, spec: Any, levels: dict) -> tuple[dict[str, 
         e["sparse_values"] = zz.home_energy_j.get("W", 0.0) * (n.density / zz.weight_density - 1.0)
         mask_bits = float(m.weight_numel)
         decode = math.ceil(m.weight_numel / pe.vector) * spec.bitmask.decode_pj_per_vector * 1e-12
-        e["bitmask_side_channel"] = mask_bits * levels["rram_slc"].read_j_per_bit + (
-            decode if ex.include_compute_energy else 0.0)
+        e["bitmask_side_channel"] = mask_bits * levels["rram_slc"].read_j_per_bit
+        if ex.include_compute_energy:
+            e["bitmask_decode"] = decode
         gated = {"none": 0.0, "ideal": 1.0 - n.density}.get(pe.gating, (1.0 - n.density) ** pe.vector)
         if gated and ex.include_compute_energy:
             e["mac_gating"] = -zz.macs * gated * (1.0 - pe.gated_energy_fraction) * mac_j
@@ -83,15 +81,9 @@ def _adjust(n: _Node, zz: ZzResult, spec: Any, levels: dict) -> tuple[dict[str, 
             t_fused += max(0.0, zz.onload_s - zz.onload_by_operand_s.get("W", 0.0))
         t["fusion"] = -t_fused
     t_mem = _memory_time(n, zz, levels, mask_bits)
-    d1, d2 = pe.vector, pe.macs // pe.vector  # K on D1, D (rows) on D2: zigzag_export.mapping
-    full_s = m.batch * math.ceil(m.rows / d2) * math.ceil(m.cols / d1) * m.inner / pe.utilization * cycle_s
-    ideal_s = zz.ideal_cycles * cycle_s
+    ideal_s = zz.ideal_cycles * cycle_s  # zigzag's own compute time, whatever its weights' feed allows
     if not _overlapped(spec):
-        if ideal_s > full_s * (1 + 1e-9):
-            t["array_feed"] = full_s - ideal_s
         t["serial_memory"] = ideal_s + t_mem - zz.latency_s
-    elif ideal_s > full_s * (1 + 1e-9):  # overlapped: the full array, unless the bulk streams take longer
-        t["array_feed"] = min(0.0, max(full_s, t_mem) - ideal_s)
     if ex.include_leakage:
         lat = zz.latency_s + sum(t.values())
         e["leakage"] = sum(p.leak_w for p in levels.values()) * lat
