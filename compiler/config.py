@@ -6,8 +6,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edgemti.errors import ConfigError
+from edgemti.errors import ConfigError, UnknownTaskError
 from edgemti.formats.quant import QFormat, parse_format
+from edgemti.tasks.glue import get_task
 
 DESIGNS = ("adapter", "vanilla")
 
@@ -46,6 +47,11 @@ class CompileConfig:
         if bool(self.packs) == bool(self.synthetic_tasks):
             problems.append("give either packs (pack folders) or synthetic_tasks (task names such as "
                             f"mnli,mrpc), not {'both' if self.packs else 'neither'}")
+        for t in self.synthetic_tasks:  # checked here, before a backbone is loaded
+            try:
+                get_task(t)
+            except UnknownTaskError as exc:
+                problems.append(f"synthetic_tasks: {exc}")
         if len(set(self.synthetic_tasks)) != len(self.synthetic_tasks):
             problems.append(f"synthetic_tasks has duplicates: {list(self.synthetic_tasks)}")
         if self.design not in DESIGNS:

@@ -97,6 +97,11 @@ class QFormat:
 _Q_RE = re.compile(r"^q(\d+)[.,_](\d+)$")
 
 
+# the value formats parse_format reads, in words (the one list an error about a format shows)
+FORMATS_HELP = (f"use qI.F with I >= 1 and I + F in [2, {MAX_FIXED_BITS}] bits (e.g. q3.13 = 16 bits, q3.5 = 8 bits, "
+                "q4.12), fp32 or fp16")
+
+
 def parse_format(text: str) -> QFormat:
     """``"q3.5"`` / ``"Q3,13"`` / ``"q4_12"`` -> fixed; ``"fp32"`` / ``"float32"`` / ``"fp16"`` -> float."""
     t = str(text).strip().lower()
@@ -106,10 +111,13 @@ def parse_format(text: str) -> QFormat:
         return QFormat("float", 16)
     m = _Q_RE.match(t)
     if not m:
-        raise ConfigError(f"unknown value format {text!r}: use qI.F (e.g. q3.13 = 16 bits, q3.5 = 8 bits, q4.12), "
-                          "fp32 or fp16")
+        raise ConfigError(f"unknown value format {text!r}: {FORMATS_HELP}")
     i, f = int(m.group(1)), int(m.group(2))
-    return QFormat("fixed", i + f, i, f)
+    try:
+        return QFormat("fixed", i + f, i, f)
+    except ConfigError:  # a qI.F spelling of a format that cannot be: say which formats can
+        raise ConfigError(f"value format {text!r} ({i} integer + {f} fraction bits) is not valid: {FORMATS_HELP}"
+                          ) from None
 
 
 # -- quantization -------------------------------------------------------------------------------------------------

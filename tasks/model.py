@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -28,6 +28,7 @@ from torch import nn
 from transformers import AlbertModel, BertModel, PreTrainedModel
 
 from edgemti.errors import ConfigError
+from edgemti.tasks.adapter_spec import ACTIVATIONS, AdapterSpec
 from edgemti.tasks.lora import LoraSpec, insert_lora
 
 Design = Literal["adapter", "vanilla"]
@@ -37,46 +38,11 @@ BACKBONE: Literal["backbone"] = "backbone"
 TASK: Literal["task"] = "task"
 
 
-@dataclass(frozen=True)
-class AdapterSpec:
-    """Bottleneck sizes of the two adapters of a transformer layer (the paper's VASE sets each on its own)."""
-
-    attn_bottleneck: int = 64
-    ffn_bottleneck: int = 64
-    per_depth: bool = False  # ALBERT shares one layer; by default it also shares one adapter pair
-    activation: str = "gelu"
-
-    def __post_init__(self) -> None:
-        for name in ("attn_bottleneck", "ffn_bottleneck"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
-                raise ConfigError(f"AdapterSpec: {name} must be a positive int, got {v!r}")
-        if self.activation not in _ACTIVATIONS:
-            raise ConfigError(
-                f"AdapterSpec: activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
-            )
-
-    @classmethod
-    def parse(cls, text: str, per_depth: bool = False, activation: str = "gelu") -> AdapterSpec:
-        """``"64"`` -> 64/64; ``"32,128"`` -> attention 32, FFN 128 (VASE)."""
-        try:
-            parts = [int(p) for p in str(text).split(",")]
-        except ValueError:
-            raise ConfigError(f"adapter size must be N or ATTN,FFN (ints), got {text!r}") from None
-        if len(parts) == 1:
-            parts = parts * 2
-        if len(parts) != 2:
-            raise ConfigError(f"adapter size must be N or ATTN,FFN, got {text!r}")
-        return cls(parts[0], parts[1], per_depth=per_depth, activation=activation)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu": F.gelu, "relu": F.relu, "tanh": torch.tanh,
     "swish": F.silu,  # AdapterHub's Houlsby default (x * sigmoid(x))
 }
+assert tuple(_ACTIVATIONS) == ACTIVATIONS, "tasks/adapter_spec.py names the same activations"
 
 
 class Adapter(nn.Module):

@@ -193,8 +193,8 @@ def sweep_points(config: SweepConfig) -> list[SweepPoint]:
         kw = {k: v for k, v in defaults.get(design, defaults["adapter"]).items() if k not in d}
         try:
             p = SweepPoint(**{**kw, **d})
-        except ConfigError as exc:
-            if len(problems) < 5:
+        except ConfigError as exc:  # a bad axis value fails every point that takes it: say each problem once
+            if str(exc) not in problems and len(problems) < 5:
                 problems.append(str(exc))
             continue
         out.setdefault(p.point_id, p)

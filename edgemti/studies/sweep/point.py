@@ -82,7 +82,7 @@ _POINT_TYPES = {"design": str, "backbone": str, "quant": str, "sparsity_embeddin
 def _canonical(p: SweepPoint) -> None:
     """One spelling per value (``Q3.5`` -> ``q3.5``, ``64,64`` -> ``64``), so equal points share one id."""
     from edgemti.formats.quant import parse_format
-    from edgemti.tasks.model import AdapterSpec
+    from edgemti.tasks.adapter_spec import AdapterSpec
 
     object.__setattr__(p, "quant", parse_format(p.quant).name)
     if p.design == "adapter":
@@ -93,7 +93,7 @@ def _canonical(p: SweepPoint) -> None:
 
 def _point_problems(p: SweepPoint) -> list[str]:
     from edgemti.formats.quant import parse_format
-    from edgemti.tasks.model import AdapterSpec
+    from edgemti.tasks.adapter_spec import AdapterSpec
 
     out = []
     for name, want in _POINT_TYPES.items():

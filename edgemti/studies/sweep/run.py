@@ -96,9 +96,9 @@ def run_sweep(grid: SweepConfig | str | Path, out: str | Path, ray_address: str 
     """
     config = grid if isinstance(grid, SweepConfig) else load_sweep(grid)
     out = Path(out)
+    points = sweep_points(config)  # before the folder is made: a grid with a bad value leaves nothing behind
     out.mkdir(parents=True, exist_ok=True)
     store = ResultStore(out, storage)
-    points = sweep_points(config)
     done = store.done_ids()
     todo = [p for p in points if p.point_id not in done]
     store.set_config(config.to_dict())
