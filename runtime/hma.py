@@ -195,18 +195,22 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(0, int(n - 1).bit_length())
 
 
-def fit_spec(build: str | Path, spec_path: str | Path | None = None) -> tuple[Any, list[str]]:
-    """The spec (default: the shipped spec of the build's design) with any on-chip level too small for this build
-    raised to the next power of two that holds it: a chip sized for the build's backbone (MiniLM's 30 k-word
-    embeddings outgrow the shipped specs, sized for ALBERT). Returns (spec, one line per change)."""
-    from edgemti.formats.build import open_build
+def build_spec(b: Any, spec_path: str | Path | None = None, fit: bool = False) -> tuple[Any, list[str]]:
+    """The one rule by which every command that prices a build (serve, report, faults, demo) gets its spec.
+
+    ``b`` is an opened build (:func:`edgemti.formats.build.open_build`); the spec is ``spec_path`` (default: the
+    shipped spec of the build's design). With ``fit``, any on-chip level too small for this build is raised to the
+    next power of two that holds it: a chip sized for the build's backbone (MiniLM's 30 k-word embeddings outgrow
+    the shipped specs, sized for ALBERT). Without it, a build that outgrows the spec is the hardware model's
+    :class:`CapacityError`. Returns (spec, one line per change)."""
     from edgemti.formats.graph import load_graph
     from edgemti.formats.workload import hw_model
     from edgemti.hwmodel.spec import load_spec
 
-    b = open_build(build, verify=False)
     m = b.manifest
     spec = load_spec(spec_path, design=m.design)
+    if not fit:
+        return spec, []
     roomy = spec.with_overrides({f"{lv}.capacity_bytes": max(spec.memory(lv).capacity_bytes,
                                                              4 * m.images[lv].size_bytes + (1 << 20))
                                  for lv in ("rram_mlc", "rram_slc")} | {"sram.capacity_bytes": 1 << 34})
@@ -219,3 +223,10 @@ def fit_spec(build: str | Path, spec_path: str | Path | None = None) -> tuple[An
             changes.append(f"{lv} {cap / 2**20:.2f} MiB -> {_pow2_at_least(need) / 2**20:.2f} MiB "
                            f"(this build needs {need / 2**20:.2f} MiB)")
     return (spec.with_overrides(overrides) if overrides else spec), changes
+
+
+def fit_spec(build: str | Path, spec_path: str | Path | None = None) -> tuple[Any, list[str]]:
+    """:func:`build_spec` of the build folder ``build`` with ``fit``: the spec sized to the build."""
+    from edgemti.formats.build import open_build
+
+    return build_spec(open_build(build, verify=False), spec_path, fit=True)

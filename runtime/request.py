@@ -138,8 +138,8 @@ def _loads(text: str, rules: RequestRules) -> Any:
     except _Refused as exc:
         raise RequestParseError(f"refused JSON value: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise RequestParseError(f"malformed JSON ({exc.msg} at character {exc.pos}): send one JSON object per "
-                                "line like {\"id\": 1, \"task\": \"sst2\", \"text\": \"...\"}") from None
+        raise RequestParseError(f"malformed JSON ({exc.msg} at character {exc.pos}): a request is one JSON object "
+                                "like {\"id\": 1, \"task\": \"sst2\", \"text\": \"...\"}") from None
     except (ValueError, RecursionError) as exc:  # belt and braces: the depth check should have caught these
         raise RequestParseError(f"unreadable JSON ({type(exc).__name__}): {str(exc)[:200]}") from None
 

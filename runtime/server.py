@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -374,7 +375,7 @@ def serve(
     if requests is not None and http is not None:
         raise ConfigError("give either a requests file or an HTTP address, not both", options=("requests", "http"))
     if http is not None:
-        parse_address(http)  # refuse a bad address before spending time loading the build
+        http = _listen_address(http, parse_address)  # refuse a bad or busy address before loading the build
     if requests is not None and not Path(requests).is_file():
         raise ConfigError(f"requests file {requests}: no such file (give a JSON-lines file, one request per line)",
                           options=("requests",))
@@ -382,8 +383,8 @@ def serve(
         from edgemti.runtime.hma import fit_spec
 
         spec, changes = fit_spec(build, spec)
-        for c in changes:
-            log.warning("spec sized for this build: %s", c)
+        for c in changes:  # asked for: information, not a warning
+            log.info("spec sized for this build: %s", c)
     try:
         engine = Engine.open(build, spec=spec, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
                              seq_bucket=seq_bucket, fault=fault, verify=not trust)
@@ -407,6 +408,29 @@ def serve(
                           options=("requests", "http"))
     return serve_stream(engine, _input_lines(stdin, limit), scheduler, log_path, emit, live=True,
                         batching=batching)
+
+
+def _listen_address(http: str, parse: Callable[[str], tuple[str, int]]) -> str:
+    """``http`` as the HTTP front end takes it, checked before the build is loaded: ``localhost`` is 127.0.0.1
+    (loopback by name), and a port another program listens on is a :class:`ConfigError`, not a bind traceback."""
+    host, sep, port = http.rpartition(":")
+    given = http
+    if sep and host.strip().lower() == "localhost":
+        http = f"127.0.0.1:{port}"
+    try:
+        ip, num = parse(http)
+    except ConfigError:
+        parse(given)  # the error names the address as the user wrote it
+        raise
+    if num:  # port 0: the system picks a free one
+        with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP server binds
+            try:
+                probe.bind((ip, num))
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {ip}:{num}: {exc.strerror} (is another server running "
+                                  "there? choose another port)") from None
+    return http
 
 
 def _input_lines(stdin: Any, limit: int) -> Iterable[Line]:

@@ -17,19 +17,20 @@ log = logging.getLogger(__name__)
 
 def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path | None = None,
                  trace_json: str | Path | None = None, csv_path: str | Path | None = None,
-                 overrides: dict[str, Any] | None = None, plot: str | Path | None = None) -> dict:
-    """Report of ``build`` at ``seq_len`` tokens (default: the build's max_seq_len) on ``spec``; ``plot``: write
-    the stacked energy breakdown (component x inference of each task, and per MTI request) as a PNG there."""
+                 overrides: dict[str, Any] | None = None, plot: str | Path | None = None, fit: bool = False) -> dict:
+    """Report of ``build`` at ``seq_len`` tokens (default: the build's max_seq_len) on ``spec`` (``fit``: sized to
+    the build, :func:`edgemti.runtime.hma.build_spec`); ``plot``: write the stacked energy breakdown (component x
+    inference of each task, and per MTI request) as a PNG there."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
     from edgemti.formats.workload import hw_model
-    from edgemti.hwmodel import load_spec
     from edgemti.hwmodel.scenario import Scenario, run_scenario
     from edgemti.hwmodel.trace import write_traces
+    from edgemti.runtime.hma import build_spec
 
     b = open_build(build, verify=False)
     m = b.manifest
-    arch = load_spec(spec, design=m.design)
+    arch, fitted = build_spec(b, spec, fit)
     if overrides:
         arch = arch.with_overrides(overrides)
     hw = hw_model(m, load_graph(b.graph_bytes()), arch)
@@ -44,7 +45,7 @@ def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path
                        "pack_bytes": hw.workload.task(t).pack_bytes}
     worst = hw.inference(seq, None)
     mti = run_scenario(hw, Scenario(tuple(tasks), "round_robin", n_requests=max(30, 10 * len(tasks)), seq_len=seq))
-    prov = {"build_id": m.build_id, "spec": arch.path or arch.name, "spec_hash": arch.spec_hash(),
+    prov = {"build_id": m.build_id, "spec": arch.path or arch.name, "spec_hash": arch.spec_hash(), "spec_fitted": fitted,
             "design": m.design, "quant": m.compile.quant}
     if trace_json or csv_path:
         write_traces(worst, csv_path, trace_json, prov)
@@ -84,6 +85,7 @@ def format_report(r: dict) -> str:
              f"seq_len {r['seq_len']}){'  [synthetic packs]' if r['synthetic'] else ''}",
              f"area {a['total_mm2']:.3f} mm2  (memory {a['memory_mm2']:.3f}, PE array {a['pe_array_mm2']:.3f}, "
              f"logic {a['logic_mm2']:.3f})"]
+    lines += [f"  spec sized for this build: {c}" for c in r.get("spec_fitted", ())]
     for lv, p in a["levels"].items():
         macros = " + ".join(f"{n}x{c // 1024}K" for c, n in p["macros"]) or "-"
         lines.append(f"  {lv:9} need {p['required_bytes'] / 2**20:8.3f} MiB  have {p['capacity_bytes'] / 2**20:8.3f} MiB"
@@ -203,17 +205,17 @@ def plot_energy_breakdown(bars: dict[str, dict[str, float]], path: Path, title: 
 
 
 def accelergy_report(build: str | Path, out_dir: str | Path | None = None, ert: str | Path | None = None,
-                     seq_len: int | None = None, spec: str | Path | None = None) -> dict:
+                     seq_len: int | None = None, spec: str | Path | None = None, fit: bool = False) -> dict:
     """Accelergy interop of ``build`` (``edgemti.hwmodel.accelergy``): write its action counts, ERT and ART into
     ``out_dir`` and/or re-price one inference and one switch with the Accelergy ERT ``ert``."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
     from edgemti.formats.workload import hw_model
-    from edgemti.hwmodel import load_spec
     from edgemti.hwmodel.accelergy import export, reprice
+    from edgemti.runtime.hma import build_spec
 
     b = open_build(build, verify=False)
-    arch = load_spec(spec, design=b.manifest.design)
+    arch, _ = build_spec(b, spec, fit)
     hw = hw_model(b.manifest, load_graph(b.graph_bytes()), arch)
     seq = int(seq_len or hw.max_seq_len)
     if seq <= 0:
