@@ -66,7 +66,13 @@ def compare_logits(path: str | Path, config: CompileConfig | None = None, batch:
                                  ids, mask, types)
         float_ = _torch_logits(model, {**backbone, **t.tensors}, ids, mask, types)
         agree = float(np.mean(ours.argmax(-1) == float_.argmax(-1))) if ours.shape[-1] > 1 else None
+        flips = ours.argmax(-1) != float_.argmax(-1)
+        top2 = np.sort(float_, axis=-1)[:, -2:] if ours.shape[-1] > 1 else None
         out[t.task] = {"max_abs_diff_vs_compiled_torch": float(np.max(np.abs(ours - compiled))),
                        "max_abs_diff_vs_float": float(np.max(np.abs(ours - float_))),
-                       "argmax_agreement_vs_float": agree, "batch": batch, "seq": seq}
+                       "argmax_agreement_vs_float": agree, "batch": batch, "seq": seq,
+                       # the float model's top-1 minus top-2 logit where the build decides otherwise: a flip is
+                       # expected where this margin is within the logits' drift (max_abs_diff_vs_float)
+                       "float_margin_on_flips": (float(np.max(top2[flips, 1] - top2[flips, 0]))
+                                                 if top2 is not None and flips.any() else None)}
     return out

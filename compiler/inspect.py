@@ -170,6 +170,7 @@ def format_report(r: dict, tensors: bool = False) -> str:
             lines.append(f"  {task:8} vs pruned+quantized torch {c['max_abs_diff_vs_compiled_torch']:.2e} | vs float "
                          f"unpruned {c['max_abs_diff_vs_float']:.3g}"
                          + (f", argmax agreement {agree:.0%}" if agree is not None else ""))
+        lines += logits_note(r["logits_check"], r["compile"])
     if "table3" in r:
         lines.append("")
         lines.append("Table III (paper) layout, this backbone and tasks, synthetic packs:")
@@ -180,3 +181,27 @@ def format_report(r: dict, tensors: bool = False) -> str:
 
 
 __all__ = ["inspect_build", "format_report", "memory_map", "compact_map", "table3_footprints", "table3_for_manifest", "MIB"]
+
+
+def logits_note(checks: dict[str, dict], compile_section: dict) -> list[str]:
+    """What the logits check's argmax agreement means, whether its flips are expected, and what measures accuracy."""
+    first = next(iter(checks.values()))
+    lines = [f"  argmax agreement: how often the build picks the float model's class on {first['batch']} seeded "
+             f"random-token sequences of {first['seq']} tokens (not text): one flip moves it by "
+             f"{100 / first['batch']:.0f} points, so it is a smoke test, not an accuracy."]
+    exact = all(c["max_abs_diff_vs_compiled_torch"] <= 1e-5 for c in checks.values())
+    if exact:
+        lines.append("  the decoded build equals the pruned+quantized model: the images are right, and any drift from "
+                     f"the float model is pruning (embedding {compile_section['sparsity_embedding']:g}, transformer "
+                     f"{compile_section['sparsity_transformer']:g}) and {compile_section['quant']} quantization.")
+    for task, c in checks.items():
+        m = c["float_margin_on_flips"]
+        if m is None:
+            continue
+        d = c["max_abs_diff_vs_float"]
+        verdict = (f"expected: a near tie, and logits that each move by up to {d:.3g} can shift a margin by {2 * d:.3g}"
+                   if m <= 2 * d else "more than the logits' drift explains: compression changed a clear decision")
+        lines.append(f"  {task}: the float model's largest top-2 margin on a flipped sequence is {m:.3g}: {verdict}.")
+    lines.append("  accuracy of the build as served, on the task's dev set: edgemti eval --build BUILD")
+    return lines
+

@@ -24,6 +24,7 @@ from edgemti.errors import ConfigError, DataError, UnknownTaskError
 from edgemti.runtime.engine import Engine
 from edgemti.runtime.faults import FaultModel
 from edgemti.runtime.hma import fit_spec
+from edgemti.tasks.metrics import compute_metrics, headline
 
 log = logging.getLogger(__name__)
 PLACEMENTS = ("slc", "mlc")
@@ -79,6 +80,9 @@ class FaultSweepResult:
     points: list[FaultPoint] = field(default_factory=list)
     plot: str | None = None
     warnings: list[str] = field(default_factory=list)
+    n_examples: dict[str, int] = field(default_factory=dict)  # dev examples scored per task
+    baseline_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 % bootstrap interval, in %
+    spec_fitted: list[str] = field(default_factory=list)  # the spec's capacities sized to the build (build_spec)
 
     def mean_score(self, task: str, rate: float, masks_in: str) -> float:
         xs = [p.score for p in self.points if p.task == task and p.rate == rate and p.masks_in == masks_in]
@@ -87,6 +91,8 @@ class FaultSweepResult:
     def to_dict(self) -> dict:
         return {"build_id": self.build_id, "config": asdict(self.config), "baselines": self.baselines,
                 "metrics": self.metrics, "plot": self.plot, "warnings": self.warnings,
+                "n_examples": self.n_examples, "baseline_ci": {t: list(ci) for t, ci in self.baseline_ci.items()},
+                "spec_fitted": self.spec_fitted,
                 "points": [dict(asdict(p), delta=p.delta) for p in self.points]}
 
     def table(self) -> list[dict]:
@@ -96,7 +102,8 @@ class FaultSweepResult:
             for r in self.config.rates:
                 rows.append({"task": task, "metric": self.metrics[task], "rate": r,
                              "masks_in_slc": self.mean_score(task, r, "slc"),
-                             "masks_in_mlc": self.mean_score(task, r, "mlc"), "fault_free": self.baselines[task]})
+                             "masks_in_mlc": self.mean_score(task, r, "mlc"), "fault_free": self.baselines[task],
+                             "fault_free_ci": self.baseline_ci[task], "n": self.n_examples[task]})
         return rows
 
 
@@ -108,9 +115,7 @@ def _dev_set(task: str, data_dir: str | Path | None, n: int, seed: int):
     return spec, subsample(load_glue(spec, "dev", data_dir), n, seed)
 
 
-def _score(engine: Engine, task: str, spec, feeds: list[dict]) -> float:
-    from edgemti.tasks.metrics import compute_metrics, headline
-
+def _predict(engine: Engine, task: str, spec, feeds: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     engine.make_resident(task)
     preds = []
     for f in feeds:
@@ -120,7 +125,30 @@ def _score(engine: Engine, task: str, spec, feeds: list[dict]) -> float:
     pred = np.asarray(preds)
     if not np.all(np.isfinite(pred)):
         pred = np.nan_to_num(pred, nan=0.0, posinf=0.0, neginf=0.0)
-    return headline(spec, compute_metrics(spec, pred, gold))
+    return pred, gold
+
+
+def _score(engine: Engine, task: str, spec, feeds: list[dict]) -> float:
+    return headline(spec, compute_metrics(spec, *_predict(engine, task, spec, feeds)))
+
+
+def bootstrap_ci(spec, pred: np.ndarray, gold: np.ndarray, resamples: int = 200, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval (in %) of the task's headline metric over these examples: the sampling noise
+    of a score on a dev subset, against which a fault's effect is read (any metric, F1 and correlations too)."""
+    rng = np.random.default_rng(seed)
+    n = len(gold)
+    vals = []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        with np.errstate(all="ignore"):
+            v = headline(spec, compute_metrics(spec, pred[idx], gold[idx]))
+        if np.isfinite(v):
+            vals.append(v)
+    if not vals:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(vals, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
 
 
 def sweep_faults(
@@ -139,8 +167,9 @@ def sweep_faults(
     unknown = [t for t in tasks if t not in engine.rules.tasks]
     if unknown:
         raise UnknownTaskError(f"tasks {unknown} are not in the build (it has {list(engine.rules.tasks)})")
-    result = FaultSweepResult(engine.build_id, config, {}, {})
-    result.warnings += [f"spec sized for this build: {c}" for c in changes]
+    result = FaultSweepResult(engine.build_id, config, {}, {}, spec_fitted=changes)
+    for c in changes:  # capacities do not change accuracy: information, not a warning
+        log.info("spec sized for this build: %s", c)
     if engine.manifest.synthetic or any(engine.manifest.pack(t).synthetic for t in tasks):
         result.warnings.append("the build's packs are SYNTHETIC (untrained): accuracies are meaningless")
     data = {}
@@ -159,7 +188,11 @@ def sweep_faults(
     total = len(tasks) * (1 + len(config.rates) * len(PLACEMENTS) * len(config.seeds))
     done = 0
     for t in tasks:
-        result.baselines[t] = _score(engine, t, *data[t])
+        tspec, feeds = data[t]
+        pred, gold = _predict(engine, t, tspec, feeds)
+        result.baselines[t] = headline(tspec, compute_metrics(tspec, pred, gold))
+        result.baseline_ci[t] = bootstrap_ci(tspec, pred, gold)
+        result.n_examples[t] = len(feeds)
         done += 1
         if progress:
             progress(done, total, f"{t} fault-free")
@@ -196,11 +229,13 @@ def plot_faults(result: FaultSweepResult, path: str | Path) -> Path:
     for ax, t in zip(axes[0], tasks, strict=True):
         for masks_in, style, name in (("slc", "o-", "masks in SLC (paper)"), ("mlc", "s--", "masks in MLC")):
             ax.plot(xs, [result.mean_score(t, r, masks_in) for r in rates], style, label=name)
+        lo, hi = result.baseline_ci[t]
         ax.axhline(result.baselines[t], color="gray", ls=":", label="fault-free")
+        ax.axhspan(lo, hi, color="gray", alpha=0.15, label="fault-free 95% CI")
         ax.set_xscale("log")
         ax.set_xlabel("MLC cell error rate")
         ax.set_ylabel(f"{result.metrics[t]} (%)")
-        ax.set_title(t)
+        ax.set_title(f"{t} (n = {result.n_examples[t]} dev examples)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     slc = f"SLC rate {result.config.slc_rate:g}"

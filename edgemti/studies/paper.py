@@ -296,12 +296,14 @@ def format_paper(doc: dict) -> str:
     lines = [f"adapter-ALBERT vs vanilla ALBERT, {cfg['backbone']}, {cfg['scenario']}, seq_len {cfg['seq_len']}, "
              f"sparsity emb {cfg['sparsity_embedding']} / tf {cfg['sparsity_transformer']}",
              "NOTE: " + doc["note"], "",
-             f"{'figure':58} {'paper':>8} {'paper profile':>14} {'default':>9}  gap"]
+             ""]
+    width = max([len("figure")] + [len(f["what"]) for f in doc["figures"]])  # whole labels, never clipped
+    lines[-1] = f"{'figure':{width}} {'paper':>8} {'paper profile':>14} {'default':>9}  gap"
     for f in doc["figures"]:
         unit = "MiB" if ".footprint." in f["id"] else ""
         show = (lambda v: "-" if v is None else f"{v:.3g}") if unit else _fmt
         mark = " (not reproducible)" if f.get("reproducible") is False else ""
-        lines.append(f"{f['what'][:58]:58} {show(f['paper']):>8} {show(f['paper_profile']):>14} "
+        lines.append(f"{f['what']:{width}} {show(f['paper']):>8} {show(f['paper_profile']):>14} "
                      f"{show(f['default']):>9}{mark}")
         lines.append(f"{'':6}paper vs paper profile: {f['gap_paper_profile']}")
         lines.append(f"{'':6}paper profile vs default: {f['gap_default']}")
@@ -329,6 +331,15 @@ def _spec_label(path: str | None) -> str | None:
         return path
 
 
+def _bar_label(fig_id: str) -> str:
+    """``fig6.area.adapter_fp32`` -> ``Fig. 6 area`` / ``adapter fp32`` (two short lines: nothing to clip)."""
+    source, _, rest = fig_id.partition(".")
+    metric, _, what = rest.partition(".")
+    source = {"fig6": "Fig. 6", "abstract": "abstract"}.get(source, source)
+    what = what.replace("_over_", " / ").replace("_", " ")
+    return f"{source} {metric.replace('_per_inference', '')}\n{what}"
+
+
 def plot_three_columns(doc: dict, path: Path) -> None:
     """Grouped bars (log scale): the paper, the paper profile, the default profile, per figure with a paper value."""
     import matplotlib
@@ -337,7 +348,7 @@ def plot_three_columns(doc: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figs = [f for f in doc["figures"] if f["paper"] is not None and ".footprint." not in f["id"]]
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.1 * len(figs)), 4.8))
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.5 * len(figs)), 4.8))
     colors = {"paper": "#444444", "paper_profile": "#d9534f", "default": "#5b8fd9"}
     for i, col in enumerate(("paper", "paper_profile", "default")):
         xs = [j + (i - 1) * 0.27 for j in range(len(figs))]
@@ -345,15 +356,13 @@ def plot_three_columns(doc: dict, path: Path) -> None:
         bars = ax.bar(xs, vals, width=0.27, color=colors[col], label=col.replace("_", " "))
         for b, v in zip(bars, vals, strict=True):
             ax.annotate(_fmt(v), (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=6)
-    labels = [f["id"].replace("fig6.", "Fig6 ").replace("abstract.", "abs ").replace("_per_inference", "")
-              .replace("vanilla_q3.5_over_adapter_q3.5", "van/ad Q3.5").replace("adapter_", "ad ")
-              + (" *" if f.get("reproducible") is False else "") for f in figs]
-    ax.set_xticks(range(len(figs)), labels, rotation=30, ha="right", fontsize=7)
+    labels = [_bar_label(f["id"]) + (" *" if f.get("reproducible") is False else "") for f in figs]
+    ax.set_xticks(range(len(figs)), labels, fontsize=7)
     ax.set_yscale("log")
     ax.set_ylabel("reduction (x)")
     ax.legend(fontsize=8)
     ax.set_title("adapter-ALBERT vs vanilla: paper | ours, paper profile (its assumptions) | ours, default profile"
                  "\n* latency: not reproducible from the terms the paper names", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # every label inside the image, whatever its length
     plt.close(fig)
