@@ -9,11 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
 from edgemti import __version__
-from edgemti.errors import EdgemtiError
+from edgemti.errors import CapacityError, EdgemtiError
+from edgemti.logsetup import setup_logging
+
+# commands that price a build on a spec: a build that outgrows it is priced on a fitted one with --fit-spec
+# (edgemti.runtime.hma.build_spec, the one rule); the hint is added here, the library names no flag
+_FIT_SPEC_COMMANDS = ("report", "serve")
 
 # The library's parameter names (EdgemtiError.options) as this CLI spells them: the one place flags meet errors.
 _FLAG_OF = {
@@ -39,7 +45,11 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except EdgemtiError as exc:
-            raise click.ClickException(error_message(exc)) from None
+            msg = error_message(exc)
+            if (isinstance(exc, CapacityError) and ctx.invoked_subcommand in _FIT_SPEC_COMMANDS
+                    and "fit" not in exc.options):
+                msg += "; or add --fit-spec to size the spec's on-chip memories to this build"
+            raise click.ClickException(msg) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -59,8 +69,7 @@ def main(verbose: int) -> None:
       edgemti serve build/                   serve multi-task requests, logging energy/latency per request
       edgemti demo                           all of the above, offline, in a few minutes
     """
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(verbose)
 
 
 def echo_json(obj) -> None:
@@ -210,6 +219,10 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
     backbone is the compressed one a build serves (bit for bit) and the pack records that backbone image."""
     from click.core import ParameterSource
 
+    if opts["task"] is not None and opts["train_file"] is None and opts["dev_file"] is None:
+        from edgemti.tasks.glue import get_task
+
+        get_task(opts["task"])  # a typo answers now, not after loading torch and the backbone
     from edgemti.tasks.train import TrainConfig, train_task
 
     settings = {k: v for k, v in (("sparsity_embedding", sparsity_embedding),
@@ -310,9 +323,6 @@ def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, act
 
     With --add-pack P --into BUILD: quantize pack P against BUILD's backbone and append it to BUILD's DRAM image
     (a new manifest version; the RRAM images are not rewritten)."""
-    from edgemti.compiler import STEPS, CompileConfig, compile_build
-    from edgemti.compiler.inspect import format_report, inspect_build
-
     if add_pack_dir is not None or into is not None:
         if add_pack_dir is None or into is None or out is not None or packs or synthetic_tasks:
             raise click.UsageError("--add-pack PACK --into BUILD go together, without --out/--pack/--synthetic-tasks")
@@ -328,13 +338,19 @@ def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, act
         return
     if out is None:
         raise click.UsageError("give --out BUILD (or --add-pack PACK --into BUILD)")
+    if Path(out).exists() and not force:
+        raise click.UsageError(f"--out {out} exists: choose another folder, or pass --force to replace that build")
+    from edgemti.compiler.config import CompileConfig
 
     cfg = CompileConfig(backbone=backbone, packs=tuple(packs),
                         synthetic_tasks=tuple(t for t in (synthetic_tasks or "").split(",") if t.strip()),
                         design=design, quant=quant, pack_quant=pack_quant, activation_bits=activation_bits,
                         sparsity_embedding=sparsity_embedding, sparsity_transformer=sparsity_transformer,
                         max_seq_len=max_seq_len, spec=spec, checkpoint=checkpoint, synthetic_adapter=adapter_size,
-                        check_capacity=not no_capacity_check)
+                        check_capacity=not no_capacity_check)  # checks every option before torch is imported
+    from edgemti.compiler import STEPS, compile_build
+    from edgemti.compiler.inspect import format_report, inspect_build
+
     with click.progressbar(length=len(STEPS), label="compile", file=sys.stderr) as bar:
         def step(name: str) -> None:
             bar.label = f"compile: {name}"
@@ -411,10 +427,17 @@ def faults_cmd(build, data_dir, rates, slc_rate, tasks, max_examples, seeds, plo
         return
     for w in result.warnings:
         click.echo(f"WARNING: {w}", err=True)
-    click.echo(f"{'task':6s} {'metric':9s} {'MLC rate':>9s} {'masks SLC':>10s} {'masks MLC':>10s} {'fault-free':>10s}")
+    for c in result.spec_fitted:
+        click.echo(f"spec sized for this build (capacities do not change accuracy): {c}", err=True)
+    click.echo(f"{'task':6s} {'metric':9s} {'n':>4s} {'MLC rate':>9s} {'masks SLC':>10s} {'masks MLC':>10s} "
+               f"{'fault-free':>10s} {'95% CI':>15s}")
     for row in result.table():
-        click.echo(f"{row['task']:6s} {row['metric']:9s} {row['rate']:9.0e} {row['masks_in_slc']:10.2f} "
-                   f"{row['masks_in_mlc']:10.2f} {row['fault_free']:10.2f}")
+        lo, hi = row["fault_free_ci"]
+        click.echo(f"{row['task']:6s} {row['metric']:9s} {row['n']:4d} {row['rate']:9.0e} {row['masks_in_slc']:10.2f} "
+                   f"{row['masks_in_mlc']:10.2f} {row['fault_free']:10.2f} {f'[{lo:.1f}, {hi:.1f}]':>15s}")
+    click.echo("scores in % on n dev examples per task; 95% CI: bootstrap interval of the fault-free score over those "
+               "examples: a faulty score inside it (even above the fault-free one) is sampling noise, not a fault "
+               "effect")
     click.echo(f"plot: {result.plot}")
 
 
@@ -478,11 +501,17 @@ def demo_cmd(out_dir, n_requests, policy, quant, backbone) -> None:
               help="Re-price one inference and one switch with this Accelergy ERT's per-action energies.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Write a PNG of the energy by component (each task's inference, an MTI request).")
+@click.option("--fit-spec", "fit", is_flag=True,
+              help="Raise any on-chip memory of the spec too small for this build to the next power of two "
+                   "(as serve --fit-spec does; a MiniLM build needs it on the albert-sized shipped specs).")
 @click.option("--json", "as_json", is_flag=True)
-def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy_dir, ert_path, plot_path,
+def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy_dir, ert_path, plot_path, fit,
                as_json) -> None:
     """Area, energy and latency of a build on the simulated accelerator (or --paper: the paper's comparison)."""
     if paper:
+        if build is not None:
+            raise click.UsageError(f"--paper prices the paper's own designs, not a build: drop {build}, or run "
+                                   f"`edgemti report {build}` without --paper")
         from edgemti.studies.paper import format_paper, paper_report
 
         doc = paper_report(out, seq_len=seq_len or 128, progress=lambda s: click.echo(f"paper: {s}", err=True))
@@ -493,12 +522,13 @@ def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy
     if accelergy_dir or ert_path:
         from edgemti.studies.report import accelergy_report, format_accelergy
 
-        a = accelergy_report(build, out_dir=accelergy_dir, ert=ert_path, seq_len=seq_len, spec=spec)
+        a = accelergy_report(build, out_dir=accelergy_dir, ert=ert_path, seq_len=seq_len, spec=spec, fit=fit)
         echo_json(a) if as_json else click.echo(format_accelergy(a))
         return
     from edgemti.studies.report import build_report, format_report
 
-    r = build_report(build, seq_len=seq_len, spec=spec, trace_json=trace_path, csv_path=csv_path, plot=plot_path)
+    r = build_report(build, seq_len=seq_len, spec=spec, trace_json=trace_path, csv_path=csv_path, plot=plot_path,
+                     fit=fit)
     echo_json(r) if as_json else click.echo(format_report(r))
 
 
