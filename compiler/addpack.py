@@ -38,6 +38,7 @@ from edgemti.formats.build import (
 from edgemti.formats.graph import load_graph
 from edgemti.formats.image_hash import manifest_image_hash
 from edgemti.formats.manifest import IMAGE_BITS_PER_CELL, IMAGE_MEMORY, ImageEntry
+from edgemti.formats.signature import SIGNATURE_FILE, load_private_key, sign_build, signed_by
 from edgemti.tasks.lora import adapter_structure
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,15 @@ def _graph_pack_inputs(graph_bytes: bytes, backbone: set[str], data_inputs: set[
     return out
 
 
-def add_pack(pack: str | Path, into: str | Path) -> AddPackResult:
-    """Quantize the task pack folder ``pack`` against the build ``into`` and append it (see the module doc)."""
+def add_pack(pack: str | Path, into: str | Path, sign_key: str | Path | None = None) -> AddPackResult:
+    """Quantize the task pack folder ``pack`` against the build ``into`` and append it (see the module doc).
+
+    The new manifest invalidates a signature of the old one: with ``sign_key`` (an Ed25519 private key PEM file)
+    the build is signed again, without it an old ``manifest.sig`` is removed (the build is then unsigned)."""
     from edgemti.tasks.pack import load_pack  # reads safetensors; a compile-side dependency
 
     folder = Path(into)
+    key = load_private_key(sign_key) if sign_key is not None else None
     b = open_build(folder, verify=True)
     m = b.manifest
     p = load_pack(pack)
@@ -128,7 +133,14 @@ def add_pack(pack: str | Path, into: str | Path) -> AddPackResult:
                   "added_unix_s": round(time.time(), 3)})
     prov = dict(m.provenance, manifest_version=version, parent_build_id=m.build_id, added_packs=added)
     manifest = dataclasses.replace(m, build_id=new_id, images=images, packs=(*m.packs, entry), provenance=prov)
+    stale = folder / SIGNATURE_FILE
+    if stale.exists() and key is None:
+        log.warning("build %s was signed (key %s); the added pack changes its manifest, so the signature is "
+                    "removed: sign it again to serve it under a verify key", folder, signed_by(folder))
+        stale.unlink()
     _switch(folder, m.images["dram"].file, dram_file, data, manifest.to_json())
+    if key is not None:
+        sign_build(folder, key)
     log.info("added pack %s (%d B) to %s: build %s -> %s", p.task, entry.length, folder, m.build_id[:12],
              new_id[:12])
     return AddPackResult(folder, p.task, entry.length, len(data), m.build_id, new_id, version)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,7 @@ from edgemti.formats.build import (
 )
 from edgemti.formats.image_hash import backbone_image_hash
 from edgemti.formats.manifest import BUILD_FORMAT, CompileSection, Manifest
+from edgemti.formats.signature import load_private_key, sign_build
 
 log = logging.getLogger(__name__)
 STEPS = ("load backbone and packs", "prune backbone", "quantize + bitmask-encode backbone", "quantize packs",
@@ -181,9 +183,12 @@ def _save_tokenizer(model, folder: Path) -> str | None:
 
 
 def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
-                  progress: Progress | None = None) -> Path:
-    """Compile ``config`` into the build folder ``out`` (see module doc); returns ``out``."""
+                  progress: Progress | None = None, sign_key: str | Path | None = None) -> Path:
+    """Compile ``config`` into the build folder ``out`` (see module doc); returns ``out``. ``sign_key`` (an
+    Ed25519 private key PEM file, never copied into the build): the build goes live signed
+    (``manifest.sig``, :mod:`edgemti.formats.signature`)."""
     out = Path(out)
+    key = _signing_key(sign_key, out)  # a bad key fails before minutes of compiling
     if out.exists() and not force:
         raise ConfigError(f"output folder {out} exists: choose another output folder or replace it",
                           options=("out", "force"))
@@ -217,6 +222,9 @@ def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
             provenance={"spec": spec.path or spec.name, "spec_hash": spec.spec_hash(),
                         "compile_time_s": round(time.perf_counter() - t0, 3), "footprint": fp.to_dict()})
         write_build(tmp, manifest, plan.images, graph)  # fsyncs what it writes
+        if key is not None:
+            sig = sign_build(tmp, key)
+            log.info("signed build %s with key %s", manifest.build_id[:12], sig.key_id)
         for p in sorted(tmp.rglob("*")):  # the tokenizer files too: all on disk before the rename makes them live
             if p.is_file():
                 _fsync(p)
@@ -236,6 +244,17 @@ def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
         raise
     log.info("compiled %s in %.1f s", out, time.perf_counter() - t0)
     return out
+
+
+def _signing_key(sign_key: str | Path | None, out: Path) -> Any:
+    """The private key to sign with, refused when it lies inside the build folder (it would ship with it)."""
+    if sign_key is None:
+        return None
+    target, folder = Path(sign_key).resolve(), out.resolve()
+    if target == folder or folder in target.parents:
+        raise ConfigError(f"the signing key {sign_key} lies inside the build folder {out}: keep private keys out of "
+                          "builds", options=("sign_key",))
+    return load_private_key(sign_key)
 
 
 def _fsync(path: Path) -> None:

@@ -29,6 +29,7 @@ _FLAG_OF = {
     "overlong": "--overlong", "packs": "--pack", "quant": "--quant", "regression": "--regression",
     "requests": "--requests", "seq_len": "--seq-len", "sparsity_embedding": "--sparsity-embedding",
     "sparsity_transformer": "--sparsity-transformer", "spec": "--spec", "text_column": "--text-column",
+    "sign_key": "--sign-key", "verify_key": "--verify-key",
     "text_pair_column": "--text-pair-column", "train_file": "--train-file",
 }
 
@@ -117,10 +118,13 @@ def echo_json(obj) -> None:
 @click.option("--trust", is_flag=True,
               help="Skip the image and graph sha256 checks at start (the manifest's own digest is always checked).")
 @click.option("--debug", is_flag=True, help="Log a traceback for every request that fails unexpectedly.")
+@click.option("--verify-key", "verify_key", type=click.Path(dir_okay=False), default=None,
+              help="Ed25519 public key (PEM): serve only a build signed with it (compile --sign-key); all hashes "
+                   "are checked.")
 def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, http_max_connections, http_read_timeout_s,
           json_summary, policy, window,
           max_bypass, slots, pinned, overlong, spec, threads, duration_s, seq_bucket, warm, fit, fault_mlc_rate,
-          fault_slc_rate, fault_seed, trust, debug) -> None:
+          fault_slc_rate, fault_seed, trust, debug, verify_key) -> None:
     """Serve multi-task requests on the simulated HMA; one JSON answer per request on stdout.
 
     \b
@@ -154,7 +158,7 @@ def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, h
                        http_config=HttpConfig(max_connections=http_max_connections,
                                               max_connections_per_address=max(1, http_max_connections // 2),
                                               read_timeout_s=http_read_timeout_s),
-                       seq_bucket=seq_bucket, warm=warm, fit=fit, trust=trust,
+                       seq_bucket=seq_bucket, warm=warm, fit=fit, trust=trust, verify_key=verify_key,
                        fault=FaultModel(fault_slc_rate, fault_mlc_rate, fault_seed)
                        if (fault_mlc_rate or fault_slc_rate) else None)
     click.echo(response_json(result.summary) if json_summary else format_summary(result.summary), err=True)
@@ -316,9 +320,12 @@ def eval_cmd(pack_dir, split, data_dir, dev_file, checkpoint, max_examples, as_j
 @click.option("--check-logits", is_flag=True,
               help="Also compare the decoded build's logits with the pruned+quantized and the float PyTorch models.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--sign-key", "sign_key", type=click.Path(dir_okay=False), default=None,
+              help="Ed25519 private key (PEM, from `edgemti keygen` or openssl): sign the build's manifest "
+                   "(manifest.sig; the key is never copied into the build).")
 def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, activation_bits, sparsity_embedding,
                 sparsity_transformer, max_seq_len, adapter_size, spec, checkpoint, out, add_pack_dir, into, force,
-                no_capacity_check, check_logits, as_json) -> None:
+                no_capacity_check, check_logits, as_json, sign_key) -> None:
     """Prune, quantize and bitmask-encode a backbone + task packs into RRAM/DRAM images and a graph.
 
     With --add-pack P --into BUILD: quantize pack P against BUILD's backbone and append it to BUILD's DRAM image
@@ -328,7 +335,7 @@ def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, act
             raise click.UsageError("--add-pack PACK --into BUILD go together, without --out/--pack/--synthetic-tasks")
         from edgemti.compiler.addpack import add_pack
 
-        res = add_pack(add_pack_dir, into)
+        res = add_pack(add_pack_dir, into, sign_key=sign_key)
         if as_json:
             echo_json(res.to_dict())
         else:
@@ -355,12 +362,23 @@ def compile_cmd(backbone, packs, synthetic_tasks, design, quant, pack_quant, act
         def step(name: str) -> None:
             bar.label = f"compile: {name}"
             bar.update(1)
-        path = compile_build(cfg, out, force=force, progress=step)
+        path = compile_build(cfg, out, force=force, progress=step, sign_key=sign_key)
     report = inspect_build(path, check_logits=check_logits)
     if as_json:
         echo_json(report)
     else:
         click.echo(format_report(report))
+
+
+@main.command()
+@click.argument("key", type=click.Path(dir_okay=False))
+def keygen(key) -> None:
+    """Make an Ed25519 key pair for signed builds: KEY (private, mode 0600: keep it off serving machines and out
+    of builds) and KEY.pub (public: what serve --verify-key takes)."""
+    from edgemti.formats.signature import generate_keypair
+
+    priv, pub, kid = generate_keypair(key)
+    click.echo(f"wrote {priv} (private) and {pub} (public), key id {kid}")
 
 
 @main.command(name="inspect")

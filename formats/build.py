@@ -335,15 +335,23 @@ def inside(folder: Path, rel: str) -> Path:
     return path
 
 
-def open_build(path: str | Path, verify: bool = True) -> Build:
+def open_build(path: str | Path, verify: bool = True, verify_key: str | Path | None = None) -> Build:
     """Open a build folder: parse and check ``manifest.json`` (its own digest, its build_id, every field, every
     path inside the folder, the tokenizer files present with their sizes); with ``verify`` every file's sha256
-    is checked too (``verify=False`` trusts the file contents, never the manifest)."""
+    is checked too (``verify=False`` trusts the file contents, never the manifest). ``verify_key`` (a public key
+    PEM file): the manifest must carry a valid Ed25519 signature of that key (:mod:`edgemti.formats.signature`),
+    and every file's sha256 is checked whatever ``verify`` says (a signed manifest vouches for files by hash)."""
     folder = Path(path)
     mpath = folder / MANIFEST_FILE
     if not mpath.is_file():
         raise FormatError(f"{mpath}: missing: {folder} is not an edgemti build (make one with `edgemti compile`)")
-    manifest = Manifest.from_json(mpath.read_bytes(), origin=str(mpath))
+    raw = mpath.read_bytes()
+    if verify_key is not None:
+        from edgemti.formats.signature import load_public_key, verify_manifest
+
+        verify_manifest(folder, raw, load_public_key(verify_key))  # the very bytes parsed below
+        verify = True
+    manifest = Manifest.from_json(raw, origin=str(mpath))
     build = Build(folder, manifest, verified=verify)
     if verify:
         build.verify()

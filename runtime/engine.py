@@ -112,14 +112,15 @@ class Engine:
     @classmethod
     def open(cls, build: str | Path, spec: ArchSpec | str | Path | None = None, slots: int = 1,
              fault: FaultModel | None = None, pinned: tuple[str, ...] = (), threads: int | None = None,
-             overlong: str = "truncate", verify: bool = True, seq_bucket: int = 16, spin: bool = False) -> Engine:
+             overlong: str = "truncate", verify: bool = True, seq_bucket: int = 16, spin: bool = False,
+             verify_key: str | Path | None = None) -> Engine:
         """Load ``build`` (a build folder) into the emulated HMA of ``spec`` (default: the shipped spec of the
         build's design) with ``slots`` SRAM pack slots (``pinned`` packs never evicted); ``seq_bucket``: requests
         run padded to a multiple of this many tokens (0 = their exact length); ``spin``: onnxruntime's threads
         busy-wait between parallel sections (off by default, see :func:`edgemti.runtime.session.session_options`)."""
         if overlong not in OVERLONG_POLICIES:
             raise ConfigError(f"overlong must be one of {OVERLONG_POLICIES}, got {overlong!r}")
-        b = open_build(build, verify=verify)
+        b = open_build(build, verify=verify, verify_key=verify_key)  # verify_key: the build must be signed by it
         m = b.manifest
         if not isinstance(spec, ArchSpec):
             spec = load_spec(spec, design=m.design)

@@ -361,6 +361,7 @@ def serve(
     trust: bool = False,
     batching: BatchingConfig | None = None,
     http_config: HttpConfig | None = None,
+    verify_key: str | Path | None = None,
 ) -> ServeResult:
     """Open ``build`` and serve requests from a file (``requests``), HTTP (``http``) or ``stdin`` (a file
     descriptor, read as bytes line by line, or an iterable of lines).
@@ -368,6 +369,7 @@ def serve(
     Every response goes to ``emit`` as it is produced and to the log at ``log_path``; returns the summary.
     ``fault`` (a :class:`edgemti.runtime.faults.FaultModel`) serves from faulty RRAM cells. The build is verified
     before serving (every file's sha256); ``trust`` skips the file hashes, never the manifest's own digest.
+    ``verify_key`` (an Ed25519 public key PEM file): serve only a build signed with it (file hashes checked).
     """
     from edgemti.runtime.engine import Engine
     from edgemti.runtime.http import parse_address, serve_http
@@ -387,13 +389,20 @@ def serve(
             log.info("spec sized for this build: %s", c)
     try:
         engine = Engine.open(build, spec=spec, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
-                             seq_bucket=seq_bucket, fault=fault, verify=not trust)
+                             seq_bucket=seq_bucket, fault=fault, verify=not trust, verify_key=verify_key)
     except CapacityError as exc:
         if fit:
             raise
         raise CapacityError(f"{exc}; or let serve size the on-chip memories to this build",
                             options=("fit",)) from None
     if http is not None:  # the HTTP server warms on its worker: live at once, ready (/v2/health/ready) after it
+        if verify_key is None:
+            from edgemti.formats.signature import signed_by
+
+            kid = signed_by(build)
+            log.warning("serving %s over HTTP without checking who built it: %s; give a verify key to serve only "
+                        "builds signed with it", build, f"it says it is signed by key {kid}, not checked" if kid
+                        else "it is not signed")
         return serve_http(engine, http, scheduler, log_path, emit, duration_s=duration_s, ready=ready,
                           batching=batching, config=http_config, warm=warm)
     if warm:
