@@ -103,7 +103,9 @@ class Signature:
 def _read_key_file(path: str | Path, what: str) -> bytes:
     p = Path(path)
     if not p.is_file():
-        raise SigningKeyError(f"{what} {p}: no such file", options=("sign_key" if what == "private key" else "verify_key",))
+        if what == "private key":
+            raise SigningKeyError(f"{what} {p}: no such file", options=("sign_key",))
+        raise SigningKeyError(f"{what} {p}: no such file", options=("verify_key",))
     return p.read_bytes()
 
 
