@@ -466,28 +466,68 @@ def faults_cmd(build, data_dir, rates, slc_rate, tasks, max_examples, seeds, plo
 @click.option("--ray", "ray_address", default=None, metavar="auto|HOST:PORT|local",
               help="Run on a Ray cluster (auto: the one this machine belongs to; local: start one here).")
 @click.option("--workers", type=int, default=None, help="Local process pool size [default: CPU count].")
+@click.option("--accuracy", "accuracy", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A results folder of `edgemti study compression`: also draw accuracy-vs-energy/area fronts.")
 @click.option("--no-progress", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-def sweep_cmd(target, out, plot_only, ray_address, workers, no_progress, as_json) -> None:
+def sweep_cmd(target, out, plot_only, ray_address, workers, accuracy, no_progress, as_json) -> None:
     """Design-space sweep: evaluate every point of the grid file TARGET into --out, then plot (docs/SWEEP.md)."""
     from edgemti.studies.sweep import plot_sweep, run_sweep
 
     if plot_only:
-        res = plot_sweep(target)
+        res = plot_sweep(target, accuracy=accuracy)
         res.pop("pareto_ids")
+        if "accuracy" in res:
+            res["accuracy"].pop("pareto_ids")
         echo_json(res) if as_json else click.echo(f"{res['ok']} points ({res['fits']} fit), {res['pareto']} on "
                                                   f"the Pareto front: {res['png']}")
+        if "accuracy" in res and not as_json:
+            a = res["accuracy"]
+            click.echo(f"accuracy: {a['measured']} points measured, {a['not_measured']} without a measurement "
+                       f"(not drawn): {a['png']}, {a['json']}")
         return
     if out is None:
         raise click.UsageError("give --out RESULTS (or --plot RESULTS)")
     res = run_sweep(target, out, ray_address=ray_address, workers=workers, progress=not no_progress,
-                    step=lambda s: click.echo(f"prepare: {s}", err=True)).to_dict()
+                    step=lambda s: click.echo(f"prepare: {s}", err=True), accuracy=accuracy).to_dict()
     if as_json:
         echo_json(res)
         return
     click.echo(f"{res['evaluated']} points evaluated ({res['skipped']} already done, {res['errors']} errors) on "
                f"{res['executor']} x{res['workers']}: {res['points_per_min']:.0f} points/min; results in {out}, "
                f"plot {res['plot']}")
+
+
+@main.group(name="study")
+def study_group() -> None:
+    """Accuracy studies of the paper (docs/RESULTS.md)."""
+
+
+@study_group.command(name="compression")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Results folder (resumable).")
+@click.option("--grid", "grid", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Study file [default: the shipped edgemti/sweeps/compression_minilm.toml].")
+@click.option("--limit", type=int, default=None, help="Score at most this many new points (a re-run goes on).")
+@click.option("--plot", "plot_only", is_flag=True, help="Only redraw the figures and the table of --out.")
+@click.option("--keep-builds", is_flag=True, help="Keep each point's compiled build under OUT/builds/.")
+@click.option("--no-progress", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def study_compression_cmd(out, grid, limit, plot_only, keep_builds, no_progress, as_json) -> None:
+    """The paper's s III (Figs. 3-5): packs trained on the float vs the compressed backbone, builds scored as
+    served on GLUE dev; figures and a table beside the paper's numbers in --out."""
+    from edgemti.studies.compression import DEFAULT_STUDY, draw_study, run_study
+
+    if plot_only:
+        files = draw_study(out)
+        echo_json({"files": files}) if as_json else click.echo("wrote " + ", ".join(files))
+        return
+    res = run_study(grid or DEFAULT_STUDY, out, progress=not no_progress, keep_builds=keep_builds, limit=limit,
+                    step=lambda s: click.echo(f"study: {s}", err=True)).to_dict()
+    if as_json:
+        echo_json(res)
+        return
+    click.echo(f"{res['evaluated']} points scored ({res['skipped']} already done, {res['errors']} errors) in "
+               f"{res['elapsed_s']:.0f} s; budget: {res['budget']}; wrote {', '.join(res['files'])}")
 
 
 @main.command(name="demo")

@@ -50,8 +50,10 @@ def _paper_reference(rows: list[dict], specs: dict | None = None) -> dict | None
                                      sum(r[a] != v for a, v in shipped.items()), r["id"]))
 
 
-def plot_sweep(out: str | Path, png: str | Path | None = None) -> dict:
-    """Pareto fronts (area, energy/inference, latency/inference) of a results folder, as one PNG.
+def plot_sweep(out: str | Path, png: str | Path | None = None, accuracy: str | Path | None = None) -> dict:
+    """Pareto fronts (area, energy/inference, latency/inference) of a results folder, as one PNG; with
+    ``accuracy`` (a compression-study results folder), also the accuracy-vs-energy and accuracy-vs-area fronts
+    (:func:`edgemti.studies.sweep.accuracy.plot_accuracy`, under the key ``accuracy``).
 
     Marked: the non-dominated points that fit (3-D front, drawn in every 2-D projection), and the paper's
     adapter design points placed by its Fig. 6 reductions (hwmodel/data/paper_fu2023.toml) against our vanilla
@@ -133,5 +135,10 @@ def plot_sweep(out: str | Path, png: str | Path | None = None) -> dict:
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
     plt.close(fig)
-    return {"png": str(png), "rows": len(rows), "ok": len(ok), "fits": len(fit), "pareto": len(front),
-            "pareto_ids": [r["id"] for r in front], "paper_reference": ref["id"] if ref else None}
+    res = {"png": str(png), "rows": len(rows), "ok": len(ok), "fits": len(fit), "pareto": len(front),
+           "pareto_ids": [r["id"] for r in front], "paper_reference": ref["id"] if ref else None}
+    if accuracy is not None:
+        from edgemti.studies.sweep.accuracy import plot_accuracy
+
+        res["accuracy"] = plot_accuracy(out, accuracy)
+    return res

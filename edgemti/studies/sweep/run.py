@@ -85,14 +85,16 @@ def _chunks(points: list[SweepPoint], workers: int, max_chunk: int = 64) -> list
 def run_sweep(grid: SweepConfig | str | Path, out: str | Path, ray_address: str | None = None,
               workers: int | None = None, progress: bool = False, flush_rows: int = 1000,
               step: Callable[[str], None] | None = None, storage: str | None = None,
-              cache_dir: str | Path | None = None, plot: bool = True) -> SweepSummary:
+              cache_dir: str | Path | None = None, plot: bool = True,
+              accuracy: str | Path | None = None) -> SweepSummary:
     """Evaluate every point of ``grid`` not yet in ``out``; rows stream to ``out/parts`` as they come.
 
     ``ray_address``: None = a local process pool of ``workers`` (default: the CPU count; 1 = in this process);
     ``"auto"`` / ``"HOST:PORT"`` = that Ray cluster, ``"local"`` = a Ray instance on this machine (an already
     initialised Ray is used as it is). ``storage``: "parquet" (default with pyarrow) or "csv", for a new folder.
     ``cache_dir``: backbone statistics and graph exports (default ``out/cache``; share it between sweeps).
-    ``plot``: redraw ``out/pareto.png`` from every row at the end.
+    ``plot``: redraw ``out/pareto.png`` from every row at the end (and, with ``accuracy``, a compression-study
+    results folder, ``out/accuracy.png``: accuracy-vs-energy / -area fronts).
     """
     config = grid if isinstance(grid, SweepConfig) else load_sweep(grid)
     out = Path(out)
@@ -149,7 +151,7 @@ def run_sweep(grid: SweepConfig | str | Path, out: str | Path, ray_address: str 
     png = None
     if plot:
         try:
-            png = plot_sweep(out)["png"]
+            png = plot_sweep(out, accuracy=accuracy)["png"]
         except ConfigError as exc:  # nothing evaluated without an error: the rows say why
             log.warning("no Pareto plot: %s", exc)
     return SweepSummary(str(out), len(points), len(points) - len(todo), len(todo), n_err, executor, workers,

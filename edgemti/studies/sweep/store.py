@@ -45,11 +45,17 @@ def _have_pyarrow() -> bool:
 
 class ResultStore:
     """A results folder: ``sweep.json`` (format, version, resolved config, parts with row counts and sha256,
-    sha256 of itself) and ``parts/part-NNNNNN.{parquet,csv}``, each written whole and renamed into place."""
+    sha256 of itself) and ``parts/part-NNNNNN.{parquet,csv}``, each written whole and renamed into place.
+
+    Other studies store their rows the same way: a subclass names its own ``FORMAT``, ``VERSION``, ``INDEX`` file
+    and ``COLUMNS`` (name -> str | int | float | bool).
+    """
+
+    FORMAT, VERSION, INDEX, COLUMNS = RESULTS_FORMAT, RESULTS_VERSION, INDEX_FILE, COLUMNS
 
     def __init__(self, folder: str | Path, storage: str | None = None) -> None:
         self.folder = Path(folder)
-        self.index_path = self.folder / INDEX_FILE
+        self.index_path = self.folder / self.INDEX
         self.parts: list[dict] = []
         self.config: dict = {}
         if self.index_path.is_file():
@@ -68,11 +74,11 @@ class ResultStore:
         except (OSError, ValueError) as exc:
             raise FormatError(f"{origin}: not JSON ({exc}): the results index is corrupt") from None
         problems = []
-        if not isinstance(doc, dict) or doc.get("format") != RESULTS_FORMAT:
-            raise FormatError(f"{origin}: not an {RESULTS_FORMAT} index: is {self.folder} a sweep results folder?")
-        if doc.get("format_version") != RESULTS_VERSION:
+        if not isinstance(doc, dict) or doc.get("format") != self.FORMAT:
+            raise FormatError(f"{origin}: not an {self.FORMAT} index: is {self.folder} a results folder of it?")
+        if doc.get("format_version") != self.VERSION:
             problems.append(f"format_version {doc.get('format_version')!r} is not supported (this edgemti reads "
-                            f"{RESULTS_VERSION})")
+                            f"{self.VERSION})")
         body = {k: v for k, v in doc.items() if k != "sha256"}
         if hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() != doc.get("sha256"):
             problems.append("sha256 does not match the content")
@@ -92,8 +98,8 @@ class ResultStore:
     def _write_index(self) -> None:
         from edgemti import __version__
 
-        body = {"format": RESULTS_FORMAT, "format_version": RESULTS_VERSION, "edgemti_version": __version__,
-                "storage": self.storage, "columns": {k: v.__name__ for k, v in COLUMNS.items()},
+        body = {"format": self.FORMAT, "format_version": self.VERSION, "edgemti_version": __version__,
+                "storage": self.storage, "columns": {k: v.__name__ for k, v in self.COLUMNS.items()},
                 "config": self.config, "parts": self.parts}
         doc = {**body, "sha256": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()}
         _write_atomic(self.index_path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
@@ -108,13 +114,13 @@ class ResultStore:
             return
         name = f"part-{len(self.parts):06d}.{self.storage}"
         path = self.folder / PARTS_DIR / name
-        clean = [{k: row.get(k) for k in COLUMNS} for row in rows]
+        clean = [{k: row.get(k) for k in self.COLUMNS} for row in rows]
         if self.storage == "parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
 
             types = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_()}
-            schema = pa.schema([(k, types[t]) for k, t in COLUMNS.items()])
+            schema = pa.schema([(k, types[t]) for k, t in self.COLUMNS.items()])
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{name}.tmp")
             pq.write_table(pa.Table.from_pylist(clean, schema=schema), tmp)
@@ -125,7 +131,7 @@ class ResultStore:
             import io
 
             buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+            w = csv.DictWriter(buf, fieldnames=list(self.COLUMNS), lineterminator="\n")
             w.writeheader()
             w.writerows([{k: "" if v is None else v for k, v in r.items()} for r in clean])
             data = buf.getvalue().encode()
@@ -142,7 +148,7 @@ class ResultStore:
                 raise FormatError(f"{path}: missing (listed in {self.index_path}): the results folder is incomplete")
             data = path.read_bytes()
             if hashlib.sha256(data).hexdigest() != part["sha256"]:
-                raise FormatError(f"{path}: sha256 does not match {INDEX_FILE}: the part is corrupt or was edited")
+                raise FormatError(f"{path}: sha256 does not match {self.INDEX}: the part is corrupt or was edited")
             rows = self._parse(data, path)
             if len(rows) != part["rows"]:
                 raise FormatError(f"{path}: {len(rows)} rows, the index says {part['rows']}")
@@ -156,18 +162,19 @@ class ResultStore:
             import pyarrow.parquet as pq
 
             table = pq.read_table(io.BytesIO(data))
-            if table.column_names != list(COLUMNS):
-                raise FormatError(f"{path}: columns {table.column_names[:4]}... are not this edgemti's sweep columns")
+            if table.column_names != list(self.COLUMNS):
+                raise FormatError(f"{path}: columns {table.column_names[:4]}... are not this edgemti's {self.FORMAT} "
+                                  "columns")
             return table.to_pylist()
         import csv
         import io
 
         reader = csv.DictReader(io.StringIO(data.decode()))
-        if reader.fieldnames != list(COLUMNS):
-            raise FormatError(f"{path}: columns are not this edgemti's sweep columns")
+        if reader.fieldnames != list(self.COLUMNS):
+            raise FormatError(f"{path}: columns are not this edgemti's {self.FORMAT} columns")
         conv: dict[type, Callable[[str], Any]] = {str: str, float: float, int: int, bool: lambda s: s == "True"}
         try:
-            return [{k: None if v == "" else conv[COLUMNS[k]](v) for k, v in r.items()} for r in reader]
+            return [{k: None if v == "" else conv[self.COLUMNS[k]](v) for k, v in r.items()} for r in reader]
         except ValueError as exc:
             raise FormatError(f"{path}: bad value ({exc})") from None
 

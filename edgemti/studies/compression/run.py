@@ -1,0 +1,229 @@
+"""Running the compression study: :func:`run_study` scores every point of a study file not already in its results
+folder and streams one row per point to the :class:`StudyStore`, then draws the figures and the table.
+
+Per point: the pack (trained once per pack key and kept in ``OUT/packs/``: the float pack of a (task, adapter)
+is shared by every compression; a retrained pack is trained on the compressed backbone exactly as the chip
+decodes it), a build compiled from it at the point's compression (``OUT/builds/``, removed once scored unless
+``keep_builds``), and the task's official metric of that build as served: the engine's answers through the
+decoded images, the same scoring ``edgemti eval --build`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgemti.errors import ConfigError, EdgemtiError
+from edgemti.studies.compression.config import StudyConfig, load_study
+from edgemti.studies.compression.point import StudyPoint, study_points
+from edgemti.studies.compression.store import StudyStore
+
+log = logging.getLogger(__name__)
+PACKS_DIR, BUILDS_DIR = "packs", "builds"
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    out: str
+    points: int
+    skipped: int
+    evaluated: int
+    errors: int
+    budget: str
+    elapsed_s: float
+    files: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train_fields(point: StudyPoint, data_dir: str | None) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields of a point's pack (the same for the float and the retrained pack)."""
+    b = point.budget
+    return dict(task=point.task, backbone=point.backbone, adapter_size=point.adapter, epochs=b.epochs, lr=b.lr,
+                batch_size=b.batch_size, max_seq_len=b.max_seq_len, max_train_examples=b.max_train_examples,
+                max_eval_examples=b.max_eval_examples, seed=b.seed, threads=b.threads, data_dir=data_dir)
+
+
+def compression_of(point: StudyPoint):
+    """The :class:`edgemti.compiler.served.Compression` of a point (its build's, and a retrained pack's)."""
+    from edgemti.compiler.served import Compression
+
+    return Compression(sparsity_embedding=point.sparsity_embedding, sparsity_transformer=point.sparsity_transformer,
+                       quant=point.quant)
+
+
+def _pack_matches(pack, point: StudyPoint, kw: dict[str, Any]) -> bool:
+    if not all(pack.train_config.get(k) == v for k, v in kw.items()):
+        return False
+    on = pack.trained_on
+    if point.trained_on == "float":
+        return on is None
+    return (on is not None and on.sparsity_embedding == point.sparsity_embedding
+            and on.sparsity_transformer == point.sparsity_transformer and on.value_format == point.quant)
+
+
+def ensure_pack(point: StudyPoint, out: Path, data_dir: str | None, progress: bool = False) -> tuple[Path, float]:
+    """The point's pack folder (trained now unless ``OUT/packs/<pack_key>`` holds it) and the training seconds
+    spent now (0.0 when it was there). A float pack is trained on the float backbone (``edgemti train``), a
+    retrained one on the point's compressed backbone as the chip decodes it (``edgemti train
+    --sparsity-embedding/--sparsity-transformer/--quant``). A folder that does not hold that pack is retrained."""
+    from edgemti.compiler.retrain import train_on_served
+    from edgemti.tasks.pack import load_pack
+    from edgemti.tasks.train import TrainConfig, train_task
+
+    folder = out / PACKS_DIR / point.pack_key
+    kw = train_fields(point, data_dir)
+    if folder.is_dir():
+        try:
+            if _pack_matches(load_pack(folder), point, kw):
+                return folder, 0.0
+            log.warning("%s: not the pack of this point: retraining", folder)
+        except EdgemtiError as exc:
+            log.warning("%s: %s: retraining", folder, exc)
+        shutil.rmtree(folder)
+    t0 = time.perf_counter()
+    if point.trained_on == "float":
+        train_task(TrainConfig(**kw), folder, progress=progress)
+    else:
+        train_on_served(TrainConfig(**kw), folder, compression=compression_of(point), progress=progress)
+    return folder, time.perf_counter() - t0
+
+
+def _headline(task: str, metrics: dict[str, float]) -> tuple[str, float]:
+    from edgemti.tasks.glue import get_task
+
+    name = get_task(task).metrics[0]
+    return name, 100.0 * metrics[name]
+
+
+def _build_sparsity(manifest) -> tuple[float, float]:
+    """(Eq. 1 cumulative sparsity, P_embd) measured on a build's backbone image (all its tensors)."""
+    total = sum(t.numel for t in manifest.tensors)
+    zeros = sum(t.numel - t.nnz for t in manifest.tensors)
+    emb = sum(t.numel for t in manifest.tensors if t.group == "embedding")
+    return (zeros / total if total else 0.0), (emb / total if total else 0.0)
+
+
+def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds: bool = False,
+                progress: bool = False) -> dict:
+    """One point's result row (raises on failure; :func:`run_study` turns that into an error row)."""
+    from edgemti.compiler.compile import compile_build
+    from edgemti.compiler.config import CompileConfig
+    from edgemti.formats.build import open_build
+    from edgemti.tasks.pack import load_pack
+
+    pack_dir, train_s = ensure_pack(point, out, data_dir, progress)
+    pack = load_pack(pack_dir)
+    build = out / BUILDS_DIR / point.build_key
+    cfg = CompileConfig(backbone=point.backbone, packs=(pack_dir,), quant=point.quant,
+                        sparsity_embedding=point.sparsity_embedding, sparsity_transformer=point.sparsity_transformer,
+                        max_seq_len=point.budget.max_seq_len, check_capacity=False)
+    compile_build(cfg, build, force=True)
+    try:
+        t0 = time.perf_counter()
+        res = score_build(build, point, data_dir, progress)
+        eval_s = time.perf_counter() - t0
+        m = open_build(build, verify=False).manifest
+        cum, p_emb = _build_sparsity(m)
+        image_hash = backbone_image_hash(m)
+        build_id = m.build_id
+    finally:
+        if not keep_builds:
+            shutil.rmtree(build, ignore_errors=True)
+    metric, score = _headline(point.task, res["metrics"])
+    pack_metric = pack.metrics.get(f"dev_{metric}")
+    return {"metric": metric, "score": score,
+            "metrics": json.dumps({k: 100.0 * v for k, v in res["metrics"].items()}, sort_keys=True),
+            "num_eval_examples": int(res["num_examples"]), "num_train_examples": int(pack.metrics.get(
+                "num_train_examples", 0)), "pack_score": None if pack_metric is None else 100.0 * pack_metric,
+            "cumulative_sparsity": cum, "p_embedding": p_emb, "pack_key": point.pack_key, "build_id": build_id,
+            "backbone_image_hash": image_hash, "train_s": train_s, "eval_s": eval_s}
+
+
+def score_build(build: Path, point: StudyPoint, data_dir: str | None, progress: bool = False) -> dict:
+    """``{"metrics": {name: fraction}, "num_examples": n}`` of the point's task on the build as served
+    (:func:`edgemti.studies.accuracy.evaluate_build`, what ``edgemti eval --build`` runs), on the budget's seeded
+    dev subset (the same subset the pack's own score used)."""
+    from edgemti.studies.accuracy import BuildEvalConfig, evaluate_build
+
+    ev = evaluate_build(build, BuildEvalConfig(tasks=(point.task,), max_examples=point.budget.max_eval_examples,
+                                               data_dir=data_dir, subsample_seed=point.budget.seed))
+    (score,) = ev.tasks
+    return {"metrics": dict(score.metrics), "num_examples": score.num_examples}
+
+
+def backbone_image_hash(manifest) -> str:
+    """The identity of the backbone as stored: the sha256 of its MLC and SLC images."""
+    return f"{manifest.images['rram_mlc'].sha256[:16]}{manifest.images['rram_slc'].sha256[:16]}"
+
+
+def _row(point: StudyPoint, out: Path, data_dir: str | None, keep_builds: bool, progress: bool) -> dict:
+    b = point.budget
+    row: dict[str, Any] = {"id": point.point_id, "task": point.task, "backbone": point.backbone,
+                           "sparsity_embedding": point.sparsity_embedding,
+                           "sparsity_transformer": point.sparsity_transformer, "quant": point.quant,
+                           "adapter": point.adapter, "trained_on": point.trained_on, "epochs": b.epochs,
+                           "max_train_examples": b.max_train_examples or 0,
+                           "max_eval_examples": b.max_eval_examples or 0, "seed": b.seed, "lr": b.lr}
+    try:
+        row.update(score_point(point, out, data_dir, keep_builds, progress))
+        row.update(status="ok", error=None)
+    except (EdgemtiError, ArithmeticError, ValueError, KeyError, OSError) as exc:
+        log.warning("point %s failed: %s", point.point_id, exc)
+        row.update(status="error", error=f"{type(exc).__name__}: {exc}"[:2000])
+    return row
+
+
+def run_study(study: StudyConfig | str | Path, out: str | Path, progress: bool = True, keep_builds: bool = False,
+              limit: int | None = None, step: Callable[[str], None] | None = None, plot: bool = True) -> StudySummary:
+    """Score every point of ``study`` not yet in ``out`` (at most ``limit`` of them), in :func:`study_points`
+    order; each row is stored as soon as it is scored, so an interrupted run resumes at the next point. Then
+    draw the figures and the table from every row (:func:`edgemti.studies.compression.figures.draw_study`)."""
+    config = study if isinstance(study, StudyConfig) else load_study(study)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = StudyStore(out)
+    if store.config and store.config.get("budget") != config.to_dict()["budget"]:
+        raise ConfigError(f"{out} holds a study run with another budget ({store.config.get('budget')}): its rows "
+                          "would not compare; use another output folder")
+    store.set_config(config.to_dict())
+    points = study_points(config)
+    done = store.done_ids()
+    todo = [p for p in points if p.point_id not in done]
+    if limit is not None:
+        todo = todo[:limit]
+    say = step or (lambda s: None)
+    say(f"{len(points)} points, {len(points) - len(todo) if limit is None else len(done)} done; budget: "
+        f"{config.budget.describe()}")
+    t0 = time.perf_counter()
+    n_err = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="study", unit="pt")
+    for p in todo:
+        if bar is not None:
+            bar.set_postfix_str(f"{p.task} {p.sparsity_embedding:g}/{p.sparsity_transformer:g} {p.quant} "
+                                f"a{p.adapter} {p.trained_on}")
+        row = _row(p, out, config.data_dir, keep_builds, progress=False)
+        n_err += row["status"] != "ok"
+        store.append([row])
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    files: tuple[str, ...] = ()
+    if plot:
+        from edgemti.studies.compression.figures import draw_study
+
+        files = tuple(draw_study(out))
+    return StudySummary(str(out), len(points), len(points) - len(todo), len(todo), n_err, config.budget.describe(),
+                        time.perf_counter() - t0, files)
