@@ -66,7 +66,8 @@ def _pack_matches(pack, point: StudyPoint, kw: dict[str, Any]) -> bool:
     if point.trained_on == "float":
         return on is None
     return (on is not None and on.sparsity_embedding == point.sparsity_embedding
-            and on.sparsity_transformer == point.sparsity_transformer and on.value_format == point.quant)
+            and on.sparsity_transformer == point.sparsity_transformer and on.value_format == point.quant
+            and on.pack_format == point.quant and on.fault_mlc_rate == 0.0)
 
 
 def ensure_pack(point: StudyPoint, out: Path, data_dir: str | None, progress: bool = False) -> tuple[Path, float]:
@@ -117,6 +118,7 @@ def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds:
     from edgemti.compiler.compile import compile_build
     from edgemti.compiler.config import CompileConfig
     from edgemti.formats.build import open_build
+    from edgemti.formats.image_hash import manifest_image_hash
     from edgemti.tasks.pack import load_pack
 
     pack_dir, train_s = ensure_pack(point, out, data_dir, progress)
@@ -132,11 +134,14 @@ def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds:
         eval_s = time.perf_counter() - t0
         m = open_build(build, verify=False).manifest
         cum, p_emb = _build_sparsity(m)
-        image_hash = backbone_image_hash(m)
+        image_hash = manifest_image_hash(m)
         build_id = m.build_id
     finally:
         if not keep_builds:
             shutil.rmtree(build, ignore_errors=True)
+    if pack.trained_on is not None and pack.trained_on.image_hash != image_hash:  # compile refuses this; say so
+        raise EdgemtiError(f"the retrained pack {pack_dir} was trained on backbone image {pack.trained_on.image_hash}, "
+                           f"its build holds {image_hash}")
     metric, score = _headline(point.task, res["metrics"])
     pack_metric = pack.metrics.get(f"dev_{metric}")
     return {"metric": metric, "score": score,
@@ -157,11 +162,6 @@ def score_build(build: Path, point: StudyPoint, data_dir: str | None, progress: 
                                                data_dir=data_dir, subsample_seed=point.budget.seed))
     (score,) = ev.tasks
     return {"metrics": dict(score.metrics), "num_examples": score.num_examples}
-
-
-def backbone_image_hash(manifest) -> str:
-    """The identity of the backbone as stored: the sha256 of its MLC and SLC images."""
-    return f"{manifest.images['rram_mlc'].sha256[:16]}{manifest.images['rram_slc'].sha256[:16]}"
 
 
 def _row(point: StudyPoint, out: Path, data_dir: str | None, keep_builds: bool, progress: bool) -> dict:
