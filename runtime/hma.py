@@ -205,7 +205,7 @@ def build_spec(b: Any, spec_path: str | Path | None = None, fit: bool = False) -
     :class:`CapacityError`. Returns (spec, one line per change)."""
     from edgemti.formats.graph import load_graph
     from edgemti.formats.workload import hw_model
-    from edgemti.hwmodel.spec import load_spec
+    from edgemti.hwmodel.spec import LEVELS, load_spec
 
     m = b.manifest
     spec = load_spec(spec_path, design=m.design)
@@ -217,6 +217,8 @@ def build_spec(b: Any, spec_path: str | Path | None = None, fit: bool = False) -
     req = hw_model(m, load_graph(b.graph_bytes()), roomy).requirements()
     overrides, changes = {}, []
     for lv, need in req.items():
+        if lv not in LEVELS:  # the PE array's buffers are sized from their need, not from a capacity to raise
+            continue
         cap = spec.memory(lv).capacity_bytes
         if need > cap:
             overrides[f"{lv}.capacity_bytes"] = _pow2_at_least(need)
