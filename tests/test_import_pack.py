@@ -16,36 +16,17 @@ from edgemti.tasks.model import AdapterSpec
 from edgemti.tasks.pack import model_for_pack
 
 peft = pytest.importorskip("peft")  # the dev extra installs it
+from lora_support import TINY, inputs, peft_adapter  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
-TINY = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-            max_position_embeddings=128, num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-
-
-def _inputs():
-    g = torch.Generator().manual_seed(5)
-    ids = torch.randint(5, 1000, (3, 10), generator=g)
-    mask = torch.ones_like(ids)
-    mask[2, 6:] = 0
-    return ids, mask
+_inputs = inputs
 
 
 @pytest.fixture(scope="module")
 def peft_folder(tmp_path_factory):
     """A tiny BERT saved as a Hugging Face folder, and a LoRA adapter on it trained-looking and saved by PEFT."""
-    from peft import LoraConfig, get_peft_model
-
     root = tmp_path_factory.mktemp("peft")
-    torch.manual_seed(0)
-    BertForSequenceClassification(BertConfig(**TINY)).save_pretrained(root / "tiny-bert")
-    base = BertForSequenceClassification.from_pretrained(root / "tiny-bert")
-    model = get_peft_model(base, LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8,
-                                            target_modules=["query", "value"]))
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_B" in n or "classifier" in n:
-                p.normal_(0, 0.3)
-    model.eval().save_pretrained(root / "sst2")
+    _, _, model = peft_adapter(root)
     ids, mask = _inputs()
     with torch.no_grad():
         ref = model(input_ids=ids, attention_mask=mask).logits
