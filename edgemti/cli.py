@@ -30,7 +30,7 @@ _FLAG_OF = {
     "requests": "--requests", "seq_len": "--seq-len", "sparsity_embedding": "--sparsity-embedding",
     "sparsity_transformer": "--sparsity-transformer", "spec": "--spec", "text_column": "--text-column",
     "sign_key": "--sign-key", "verify_key": "--verify-key",
-    "text_pair_column": "--text-pair-column", "train_file": "--train-file",
+    "text_pair_column": "--text-pair-column", "train_file": "--train-file", "tasks": "--task",
 }
 
 
@@ -266,18 +266,56 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
 
 
 @main.command(name="eval")
-@click.option("--pack", "pack_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--pack", "pack_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Score a task pack in PyTorch (float backbone).")
+@click.option("--build", "build", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Score each task of a build as served: through the runtime engine (decoded RRAM images, the "
+                   "build's graph), beside the pack's own score and the paper's Table I.")
+@click.option("--task", "tasks", multiple=True, help="--build: score only this task (repeatable).")
+@click.option("--fault-mlc-rate", type=float, default=0.0, help="--build: MLC RRAM cell error rate.")
+@click.option("--fault-slc-rate", type=float, default=0.0, help="--build: SLC RRAM cell error rate.")
+@click.option("--fault-seed", type=int, default=0, help="--build: seed of the RRAM fault pattern.")
 @click.option("--split", type=click.Choice(["dev", "train"]), default="dev", show_default=True)
 @click.option("--data-dir", default=None, help="GLUE folder [default: the pack's, else $EDGEMTI_DATA/glue].")
 @click.option("--dev-file", default=None, help="Custom task: the file to score.")
 @click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
 @click.option("--max-examples", type=int, default=None)
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(pack_dir, split, data_dir, dev_file, checkpoint, max_examples, as_json) -> None:
-    """The task's official GLUE metric(s) of a pack, beside the paper's Table I."""
+def eval_cmd(pack_dir, build, tasks, fault_mlc_rate, fault_slc_rate, fault_seed, split, data_dir, dev_file,
+             checkpoint, max_examples, as_json) -> None:
+    """The task's official GLUE metric(s) of a pack (--pack) or of every task of a build as served (--build),
+    beside the paper's Table I."""
     from dataclasses import asdict
 
     from edgemti.tasks.train import evaluate_pack
+
+    if (pack_dir is None) == (build is None):
+        raise click.UsageError("give --pack PACK or --build BUILD (one of them)")
+    if build is not None:
+        if split != "dev" or dev_file or checkpoint:
+            raise click.UsageError("--build scores the GLUE dev sets: drop --split/--dev-file/--checkpoint")
+        from edgemti.studies.accuracy import BuildEvalConfig, evaluate_build, format_build_eval
+
+        bcfg = BuildEvalConfig(tasks=tuple(tasks), max_examples=max_examples, data_dir=data_dir,
+                               fault_mlc_rate=fault_mlc_rate, fault_slc_rate=fault_slc_rate, fault_seed=fault_seed)
+        if as_json:
+            res = evaluate_build(build, bcfg)
+        else:
+            with click.progressbar(length=1, label="eval --build", file=sys.stderr) as bar:
+                def progress(done: int, total: int) -> None:
+                    bar.length = total
+                    bar.update(done - bar.pos)
+
+                res = evaluate_build(build, bcfg, progress=progress)
+        if as_json:
+            echo_json(res.to_dict())
+            return
+        for w in res.warnings:
+            click.echo(f"WARNING: {w}", err=True)
+        click.echo(format_build_eval(res))
+        return
+    if tasks or fault_mlc_rate or fault_slc_rate:
+        raise click.UsageError("--task and --fault-* go with --build")
 
     r = evaluate_pack(pack_dir, split=split, data_dir=data_dir, dev_file=dev_file, checkpoint=checkpoint,
                       max_examples=max_examples, progress=not as_json)
