@@ -78,12 +78,47 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict, bytes]:
             raise OipError(400, f"Inference-Header-Content-Length {header_length!r}: give the JSON header's size in "
                                 f"bytes, 0..{len(body)}")
     try:
-        head = json.loads(body[:n].decode("utf-8"))
+        head = json.loads(body[:n].decode("utf-8"), parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except OipError:
+        raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise OipError(400, f"the inference request header is not JSON: {str(exc)[:200]}") from None
     if not isinstance(head, dict):
         raise OipError(400, f"the inference request must be a JSON object, got {type(head).__name__}")
     return head, body[n:]
+
+
+def _no_constant(name: str) -> Any:
+    raise OipError(400, f"the inference request header holds {name}: JSON has no NaN or infinity")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    d: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in d:
+            raise OipError(400, f"the inference request header gives {k[:40]!r} twice")
+        d[k] = v
+    return d
+
+
+# parameters this server understands; any other is refused (an ignored one would change what a request means:
+# content_type "base64" served as text would classify the encoding)
+_REQUEST_PARAMETERS = ("binary_data_output",)
+_INPUT_PARAMETERS = ("binary_data_size", "content_type")
+_OUTPUT_PARAMETERS = ("binary_data",)
+_CONTENT_TYPES = ("str",)  # KServe's name for UTF-8 text in a BYTES tensor
+
+
+def _parameters(where: str, params: Any, known: tuple[str, ...]) -> dict:
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise OipError(400, f"{where}: 'parameters' must be an object")
+    unknown = sorted(k for k in params if k not in known)
+    if unknown:
+        raise OipError(400, f"{where}: parameter(s) {[u[:40] for u in unknown[:5]]} are not supported (this server "
+                            f"takes {list(known)})")
+    return params
 
 
 def _flatten(data: Any) -> list:
@@ -124,9 +159,7 @@ def decode_infer(head: dict, binary: bytes, pair: bool, max_rows: int) -> InferB
     inputs = head.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise OipError(400, f"'inputs' must be a non-empty list of tensors named {list(names)}")
-    params = head.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise OipError(400, "'parameters' must be an object")
+    params = _parameters("request", head.get("parameters"), _REQUEST_PARAMETERS)
     columns: dict[str, list] = {}
     offset = 0
     for t in inputs:
@@ -144,8 +177,12 @@ def decode_infer(head: dict, binary: bytes, pair: bool, max_rows: int) -> InferB
                 isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
                 or (len(shape) == 2 and shape[1] != 1)):
             raise OipError(400, f"input {name!r}: shape must be [N] or [N, 1], got {str(shape)[:40]}")
-        tparams = t.get("parameters") or {}
-        size = tparams.get("binary_data_size") if isinstance(tparams, dict) else None
+        tparams = _parameters(f"input {name!r}", t.get("parameters"), _INPUT_PARAMETERS)
+        ctype = tparams.get("content_type", "str")
+        if ctype not in _CONTENT_TYPES:
+            raise OipError(400, f"input {name!r}: content_type {str(ctype)[:20]!r} is not supported: send the texts "
+                                f"as UTF-8 strings (content_type {_CONTENT_TYPES[0]!r})")
+        size = tparams.get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
                 raise OipError(400, f"input {name!r}: binary_data_size {str(size)[:20]} does not fit the "
@@ -189,7 +226,8 @@ def _requested(head: dict, params: dict) -> tuple[tuple[str, bool], ...]:
         name = o.get("name") if isinstance(o, dict) else None
         if name not in OUTPUTS:
             raise OipError(400, f"unknown output {str(name)[:40]!r}: this model returns {list(OUTPUTS)}")
-        binary = (o.get("parameters") or {}).get("binary_data", default_binary)
+        binary = _parameters(f"output {name!r}", o.get("parameters"), _OUTPUT_PARAMETERS).get("binary_data",
+                                                                                               default_binary)
         if not isinstance(binary, bool):
             raise OipError(400, f"output {name!r}: parameters.binary_data must be true or false")
         chosen.append((name, binary))
