@@ -170,7 +170,7 @@ def format_report(r: dict, tensors: bool = False) -> str:
             lines.append(f"  {task:8} vs pruned+quantized torch {c['max_abs_diff_vs_compiled_torch']:.2e} | vs float "
                          f"unpruned {c['max_abs_diff_vs_float']:.3g}"
                          + (f", argmax agreement {agree:.0%}" if agree is not None else ""))
-        lines += logits_note(r["logits_check"], r["compile"])
+        lines += logits_note(r["logits_check"], r["compile"], r["path"])
     if "table3" in r:
         lines.append("")
         lines.append("Table III (paper) layout, this backbone and tasks, synthetic packs:")
@@ -183,7 +183,7 @@ def format_report(r: dict, tensors: bool = False) -> str:
 __all__ = ["inspect_build", "format_report", "memory_map", "compact_map", "table3_footprints", "table3_for_manifest", "MIB"]
 
 
-def logits_note(checks: dict[str, dict], compile_section: dict) -> list[str]:
+def logits_note(checks: dict[str, dict], compile_section: dict, build: str) -> list[str]:
     """What the logits check's argmax agreement means, whether its flips are expected, and what measures accuracy."""
     first = next(iter(checks.values()))
     lines = [f"  argmax agreement: how often the build picks the float model's class on {first['batch']} seeded "
@@ -202,6 +202,6 @@ def logits_note(checks: dict[str, dict], compile_section: dict) -> list[str]:
         verdict = (f"expected: a near tie, and logits that each move by up to {d:.3g} can shift a margin by {2 * d:.3g}"
                    if m <= 2 * d else "more than the logits' drift explains: compression changed a clear decision")
         lines.append(f"  {task}: the float model's largest top-2 margin on a flipped sequence is {m:.3g}: {verdict}.")
-    lines.append("  accuracy of the build as served, on the task's dev set: edgemti eval --build BUILD")
+    lines.append(f"  accuracy of the build as served, on each task's dev set: edgemti eval --build {build}")
     return lines
 

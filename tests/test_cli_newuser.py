@@ -4,7 +4,9 @@ is imported, explained numbers (logits check, demo, faults), engineering units a
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import re
 import shutil
 import socket
@@ -18,6 +20,7 @@ from test_runtime_engine import tiny_build
 
 from edgemti.cli import main
 from edgemti.hwmodel.spec import SPECS_DIR
+from edgemti.logsetup import setup_logging
 from edgemti.tasks.backbones import default_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +135,7 @@ def test_inspect_check_logits_says_what_agreement_means(build):
     out = p.stdout
     assert "seeded random-token sequences" in out and "smoke test, not an accuracy" in out
     assert "the decoded build equals the pruned+quantized model" in out
-    assert "edgemti eval --build BUILD" in out
+    assert f"edgemti eval --build {build}" in out
 
 
 # -- 5. arguments are checked before torch is imported ------------------------------------------------------------
@@ -187,3 +190,16 @@ def test_readme_outputs_are_ignored_by_git():
     assert sorted(p.stdout.split()) == sorted(written)
     shipped = subprocess.run(["git", "check-ignore", "tasks/packs/sst2/pack.json"], cwd=ROOT, capture_output=True)
     assert shipped.returncode == 1  # the shipped packs stay tracked
+
+
+def test_log_lines_carry_one_level_prefix():
+    """A message that starts with its level (the backbone's random-init warning is also shown by inspect) is not
+    prefixed twice by the CLI's log format."""
+    setup_logging(0)  # what main() runs first
+    stream = io.StringIO()
+    handler = logging.getLogger().handlers[-1]
+    handler.setStream(stream)
+    logging.getLogger("edgemti.tasks.backbones").warning("WARNING: backbone 'albert-base' is RANDOMLY INITIALISED")
+    logging.getLogger("edgemti.runtime.server").info("spec sized for this build")  # INFO: below the default level
+    assert stream.getvalue() == "WARNING edgemti.tasks.backbones: backbone 'albert-base' is RANDOMLY INITIALISED\n"
+
