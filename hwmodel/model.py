@@ -261,6 +261,23 @@ class HwModel:
         self._cache[key] = res
         return res
 
+    def idle(self, seconds: float, task: str | None = None) -> Cost:
+        """The accelerator idling ``seconds`` between requests under each level's power gating (spec ``idle``):
+        leakage x time x the level's idle fraction (``leak_<level>`` components; latency 0: nothing runs). With
+        SRAM ``idle = "off"`` its contents are lost, so the next request of ``task`` first reloads the task's SRAM
+        set from DRAM (a swap: its energy and latency are added); ``task=None`` = nothing to reload."""
+        if not seconds >= 0:
+            raise CapacityError(f"idle seconds must be >= 0, got {seconds!r}")
+        if not self.spec.execution.include_leakage:
+            e: dict[str, float] = {}
+        else:
+            e = {f"leak_{lv}": p.leak_w * seconds * self.spec.on_chip_memory(lv).idle_leak_fraction()
+                 for lv, p in self.levels.items()}
+        c = Cost(math.fsum(e.values()), 0.0, e, {"idle_s": float(seconds)})
+        if seconds > 0 and task is not None and self.spec.sram.idle == "off":
+            c = c + self.swap(task)
+        return c
+
     def sram_set_bytes(self, task: str) -> int:
         """Bytes a swap (and each ``execution.dram_pack_passes_per_inference`` pass) moves from DRAM into SRAM:
         the task's pack, or the spec's SRAM requirement override when it has one (a study's own accounting)."""

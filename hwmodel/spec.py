@@ -169,6 +169,15 @@ class MemorySpec(_Validated):
     # MiB of cells, so data bytes = required_mib x 2**20 x bits_per_cell.
     required_mib: dict | None = _rule(_opt_precision_table, default=None)
     required_unit: str = _rule(_choice("data", "nvsim_cells"), default="data")
+    # power gating between requests (HwModel.idle): "on" leaks fully; "retention" (SRAM at its retention voltage)
+    # keeps the data at retention_leak_fraction of the leakage; "off" leaks nothing (RRAM: non-volatile, the
+    # periphery is off; SRAM/buffers: contents lost, so SRAM's task set is reloaded from DRAM on wake-up)
+    idle: str = _rule(_choice("on", "retention", "off"), default="on")
+    retention_leak_fraction: float = _rule(_frac, default=1.0)
+
+    def idle_leak_fraction(self) -> float:
+        """Fraction of the level's leakage power drawn while the accelerator idles between requests."""
+        return {"on": 1.0, "retention": self.retention_leak_fraction, "off": 0.0}[self.idle]
 
     def required_override_bytes(self, precision: str) -> int | None:
         """Data bytes of the requirement override for a build of ``precision``; None: provision the build's need."""

@@ -59,6 +59,9 @@ class InferResult:
     host_swap_s: float  # wall time of the host-side swap (copy + rebind), 0 on a hit
     host_charge_s: float  # wall time spent pricing and composing the costs
     batch_size: int = 1  # requests run together in one onnxruntime run (the energy of the run split over them)
+    # the accelerator's idle time before this run (host arrival - the previous run's simulated end) and its cost
+    # under the spec's power gating (hwmodel HwModel.idle), charged to the batch's first row; None: no idle time
+    idle: dict | None = None
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -105,6 +108,7 @@ class Engine:
         self._loaders: dict[str, PackLoader] = {}
         self._swap_counts: tuple[int, int] = (0, 0)
         self._swap_cost: dict[str, Any] = {}
+        self._busy_until: float | None = None  # host time the simulated accelerator finishes its last run
         self.stats = EngineStats()
         self.program_cost = _cost_dict(hw.program_rram())
 
@@ -342,6 +346,7 @@ class Engine:
         and charged to, the batch's first row (the others find the pack resident).
         """
         t0 = time.perf_counter() if t0 is None else t0
+        idle_s = max(0.0, t0 - self._busy_until) if self._busy_until is not None else 0.0
         swapped, evicted, host_swap = self.make_resident(task)
         t1 = time.perf_counter()
         logits = self.session.run(task, feeds)
@@ -355,6 +360,11 @@ class Engine:
         swap_cost = self.price_swap_counts(*self._swap_counts) if swapped else None
         # the first row carries the swap (swap, then run: serial); the others the run's share alone
         first = share + swap_cost if swap_cost is not None else share
+        idle_cost = self.hw.idle(idle_s, None if swapped else task) if idle_s > 0 else None
+        if idle_cost is not None:  # idle (and any wake-up reload), then the run
+            first = idle_cost + first
+        self._busy_until = max(t0, self._busy_until or t0) + float(first.latency_s)
+        idle = dict(_cost_dict(idle_cost), idle_s=idle_s) if idle_cost is not None else None
         inf, swap = _cost_dict(share), (_cost_dict(swap_cost) if swap_cost is not None else None)
         pack = self.manifest.pack(task)
         tokens = feeds["attention_mask"].sum(axis=1)
@@ -380,7 +390,8 @@ class Engine:
                             truncated=bool(truncated[i]), swapped=swapped and i == 0,
                             evicted=evicted if i == 0 else None, inference=inf, swap=row_swap, energy_j=energy,
                             latency_s=latency, energy_by_component_j=comp, host_s=t3 - t0, host_run_s=t2 - t1,
-                            host_swap_s=host_swap if i == 0 else 0.0, host_charge_s=t3 - t2, batch_size=n_rows)
+                            host_swap_s=host_swap if i == 0 else 0.0, host_charge_s=t3 - t2, batch_size=n_rows,
+                            idle=idle if i == 0 else None)
                 for i, (label, scores, lg, ntok, row_swap, energy, latency, comp) in enumerate(out)]
 
     def infer_request(self, req: Request) -> dict:

@@ -86,6 +86,7 @@ class SummaryAccumulator:
         self.hold = hold
         self.requests = self.ok = self.swaps = 0
         self.energy_j = self.swap_energy_j = self.inference_energy_j = 0.0
+        self.idle_energy_j = self.idle_s = 0.0  # the accelerator idling between requests (power-gated per spec)
         self.components: dict[str, float] = {}
         self.sim_latency, self.host_latency = Quantiles(), Quantiles()
         self._cache = PackSlots(slots, pinned)
@@ -101,6 +102,8 @@ class SummaryAccumulator:
             self.energy_j += float(r["energy_j"])
             self.swaps += 1 if r.get("swapped") else 0
             self.swap_energy_j += float(r["swap"]["energy_j"]) if r.get("swap") else 0.0
+            self.idle_energy_j += float(r["idle"]["energy_j"]) if r.get("idle") else 0.0
+            self.idle_s += float(r["idle"]["idle_s"]) if r.get("idle") else 0.0
             self.inference_energy_j += float(r["inference"]["energy_j"])
             self.sim_latency.add(r["latency_s"])
             self.host_latency.add(r["host_s"])
@@ -149,6 +152,8 @@ class SummaryAccumulator:
             "energy_per_inference_j": self.energy_j / n if n else None,
             "inference_energy_per_inference_j": self.inference_energy_j / n if n else None,
             "swap_energy_j_total": self.swap_energy_j,
+            "idle_energy_j_total": self.idle_energy_j,
+            "idle_s_total": self.idle_s,
             "sim_latency_s": {"p50": self.sim_latency.percentile(50), "p99": self.sim_latency.percentile(99),
                               "mean": self.sim_latency.mean},
             "host_latency_s": {"p50": self.host_latency.percentile(50), "p99": self.host_latency.percentile(99),
