@@ -218,6 +218,10 @@ class ExecutionSpec(_Validated):
     # false: the PE array's buffers (spad_a, spad_b, psum) are not provisioned, priced or counted in area (a study
     # whose accounting has no such levels, e.g. the paper's); they still bound the tiles
     price_buffers: bool = True
+    # true: the serve loop charges the accelerator's idle time between requests (host arrival - the previous
+    # run's simulated end) under each level's power gating (HwModel.idle). Off by default: it makes a log's
+    # energy depend on wall-clock arrival times
+    charge_idle: bool = False
 
 
 @dataclass(frozen=True)

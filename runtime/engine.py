@@ -360,7 +360,8 @@ class Engine:
         swap_cost = self.price_swap_counts(*self._swap_counts) if swapped else None
         # the first row carries the swap (swap, then run: serial); the others the run's share alone
         first = share + swap_cost if swap_cost is not None else share
-        idle_cost = self.hw.idle(idle_s, None if swapped else task) if idle_s > 0 else None
+        charge_idle = self.hw.spec.execution.charge_idle and idle_s > 0
+        idle_cost = self.hw.idle(idle_s, None if swapped else task) if charge_idle else None
         if idle_cost is not None:  # idle (and any wake-up reload), then the run
             first = idle_cost + first
         self._busy_until = max(t0, self._busy_until or t0) + float(first.latency_s)

@@ -161,7 +161,8 @@ class SummaryAccumulator:
             "energy_by_component_j": dict(self.components),
         }
         if replay and self.swap_cost is not None and n:
-            fifo_e, fifo_swaps = self.fifo_energy_j, self._cache.swaps
+            # the idle time between arrivals is the stream's, not the policy's: both carry the same idle energy
+            fifo_e, fifo_swaps = self.fifo_energy_j + self.idle_energy_j, self._cache.swaps
             out["fifo_baseline"] = {"swaps": fifo_swaps, "energy_j_total": fifo_e,
                                     "energy_per_inference_j": fifo_e / n, "sim_latency_s_total": self.fifo_latency_s}
             out["saved_vs_fifo"] = {

@@ -71,8 +71,11 @@ def test_serve_loop_charges_idle_time_between_requests(build):
                 time.sleep(0.2)  # longer than the simulated run: the accelerator idles
         return out, acc.result(replay=False)
 
-    gated, s_gated = serve(load_spec(design="adapter"))
-    on, s_on = serve(load_spec(design="adapter").with_overrides(ALL_ON))
+    plain, _ = serve(load_spec(design="adapter"))
+    assert all(r["idle"] is None for r in plain)  # execution.charge_idle is off by default: deterministic logs
+    charged = load_spec(design="adapter").with_overrides({"execution.charge_idle": True})
+    gated, s_gated = serve(charged)
+    on, s_on = serve(charged.with_overrides(ALL_ON))
     for rows in (gated, on):
         assert rows[0]["idle"] is None  # nothing ran before the first request
         for r in rows[1:]:
