@@ -219,21 +219,23 @@ def format_table(cc: CrossCheck) -> str:
     matmuls (x n), then the adjustments of each row."""
     lines = [f"zigzag cross-check: {cc.design} {cc.precision}, seq {cc.seq_len}, task {cc.task}, spec {cc.spec}; "
              f"tolerance: energy +-{cc.energy_tol:.0%}, latency +-{cc.latency_tol:.0%} (ratio = ours / zigzag "
-             "adjusted; dyn = without leakage)", "",
+             f"adjusted; dyn = without leakage; mem = memory energy alone, MACs/decoder/leakage out, "
+             f"+-{MEMORY_TOL:.0%})", "",
              "| matmul | B x D x C x K | W in | n | MACs equal | E ours uJ | E zz uJ | E zz adj uJ | E ratio | "
-             "dyn ratio | t ours us | t zz us | t zz adj us | t ratio |",
-             "|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+             "dyn ratio | mem ratio | t ours us | t zz us | t zz adj us | t ratio |",
+             "|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in cc.rows:
         lines.append(f"| {r.name} | {r.shape} | {r.weight_level} | {r.count} | "
                      f"{'yes' if r.macs_ours == r.macs_zz else 'NO'} ({r.macs_ours / 1e6:.2f} M) | "
                      f"{r.energy_ours_j * 1e6:.3f} | {r.energy_zz_j * 1e6:.3f} | {r.energy_zz_adjusted_j * 1e6:.3f} | "
-                     f"{r.energy_ratio:.3f} | {r.dynamic_ratio:.3f} | {r.latency_ours_s * 1e6:.2f} | "
+                     f"{r.energy_ratio:.3f} | {r.dynamic_ratio:.3f} | {r.memory_ratio:.3f} | {r.latency_ours_s * 1e6:.2f} | "
                      f"{r.latency_zz_s * 1e6:.2f} | {r.latency_zz_adjusted_s * 1e6:.2f} | {r.latency_ratio:.3f} |")
     t = cc.total
     lines.append(f"| **whole inference, matmuls** | | | {sum(r.count for r in cc.rows)} | "
                  f"{'yes' if t('macs_ours') == t('macs_zz') else 'NO'} ({t('macs_ours') / 1e9:.3f} G) | "
                  f"{t('energy_ours_j') * 1e6:.1f} | {t('energy_zz_j') * 1e6:.1f} | {t('energy_zz_adjusted_j') * 1e6:.1f} | "
-                 f"{cc.total_energy_ratio:.3f} | {cc.total_dynamic_ratio:.3f} | {t('latency_ours_s') * 1e6:.1f} | "
+                 f"{cc.total_energy_ratio:.3f} | {cc.total_dynamic_ratio:.3f} | {cc.total_memory_ratio:.3f} | "
+                 f"{t('latency_ours_s') * 1e6:.1f} | "
                  f"{t('latency_zz_s') * 1e6:.1f} | {t('latency_zz_adjusted_s') * 1e6:.1f} | {cc.total_latency_ratio:.3f} |")
     lines += ["", "Traffic per instance, kbit read + written at the home levels (MLC: stored non-zero bits, zigzag's "
               "dense stream x density; SLC: our mask bits, no zigzag equivalent):", "",
