@@ -120,7 +120,8 @@ def add_pack(pack: str | Path, into: str | Path, sign_key: str | Path | None = N
     order += sorted(set(p.tensors) - set(order))  # same tensor order as the packs already there
     entry = encode_pack(p.task, tuple(p.labels), p.is_regression, adapter, here, False,
                         {n: np.asarray(p.tensors[n], dtype=np.float32) for n in order if n in p.tensors},
-                        m.pack_format, dram, dict(p.metrics), text_fields)
+                        m.pack_format, dram, dict(p.metrics), text_fields,
+                        p.exit.to_dict() if p.exit is not None else None)
     data = dram.getvalue()
     version = int(m.provenance.get("manifest_version", 1)) + 1
     dram_file = f"dram.v{version}.bin"

@@ -99,7 +99,7 @@ def plan_build(config: CompileConfig, progress: Progress | None = None) -> Plan:
     dram = ImageBuilder("dram")
     step(STEPS[3])
     packs = tuple(encode_pack(t.task, t.labels, t.is_regression, t.adapter.to_dict() if t.adapter else None,
-                              t.backbone_hash, t.synthetic, t.tensors, pfmt, dram, t.metrics, t.text_fields)
+                              t.backbone_hash, t.synthetic, t.tensors, pfmt, dram, t.metrics, t.text_fields, t.exit)
                   for t in tasks)
     images = {"rram_mlc": mlc_bytes, "rram_slc": slc_bytes, "dram": dram.getvalue()}
     compile_meta = {

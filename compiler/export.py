@@ -25,6 +25,7 @@ from edgemti.formats.graph import DATA_INPUTS
 
 log = logging.getLogger(__name__)
 OUTPUT = "logits"
+EXIT_OUTPUT_PREFIX = "exit_logits_"  # exit_logits_<i>: off-ramp logits after layer i (1-based; runtime/early_exit.py)
 NUM_LABELS_DIM = "num_labels"
 
 
@@ -45,11 +46,16 @@ def export_model(model: torch.nn.Module, max_positions: int | None = None) -> on
     batch = torch.export.Dim("batch", min=1, max=4096)
     seq = torch.export.Dim("seq", min=2, max=max_positions)
     dyn = {n: {0: batch, 1: seq} for n in DATA_INPUTS}
+    from edgemti.tasks.model import AdapterModel
+
+    exits = isinstance(model, AdapterModel) and model.off_ramps is not None and model.exit_outputs
+    n_exits = len(model.off_ramps) if exits else 0  # type: ignore[arg-type]  # exits implies off_ramps
+    outputs = [OUTPUT] + [f"{EXIT_OUTPUT_PREFIX}{i + 1}" for i in range(n_exits)]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         program = torch.onnx.export(model, _example_inputs(), dynamo=True, optimize=False,
-                                    input_names=list(DATA_INPUTS), output_names=[OUTPUT], dynamic_shapes=dyn,
+                                    input_names=list(DATA_INPUTS), output_names=outputs, dynamic_shapes=dyn,
                                     verbose=False)
     if program is None:  # only the legacy (dynamo=False) exporter returns None
         raise FormatError("torch.onnx.export(dynamo=True) returned no ONNX program; check the torch version")
@@ -97,7 +103,7 @@ def lift_inputs(proto: onnx.ModelProto, names: Iterable[str],
     g.input.extend(lifted)
     if any(n.startswith("classifier.") for n in varying):
         for o in g.output:
-            if o.name == OUTPUT and len(o.type.tensor_type.shape.dim) == 2:
+            if (o.name == OUTPUT or o.name.startswith(EXIT_OUTPUT_PREFIX)) and len(o.type.tensor_type.shape.dim) == 2:
                 o.type.tensor_type.shape.dim[1].ClearField("dim_value")
                 o.type.tensor_type.shape.dim[1].dim_param = NUM_LABELS_DIM
     del g.value_info[:]  # intermediate shapes may bake in one task's sizes; onnxruntime re-infers them

@@ -34,6 +34,7 @@ class TaskTensors:
     metrics: dict = field(default_factory=dict)
     text_fields: tuple[str, ...] = ("text",)
     trained_on: TrainedOn | None = None  # the compressed backbone the pack was trained on; None: float-trained
+    exit: dict | None = None  # the pack's early-exit policy (ExitPolicy.to_dict()), carried into the manifest
 
     @property
     def num_labels(self) -> int:
@@ -69,6 +70,10 @@ def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
                 f"packs of different backbones: '{first.task}' pins {first.backbone['hash'][:12]} "
                 f"({first.backbone['name']}), '{p.task}' pins {p.backbone['hash'][:12]} ({p.backbone['name']}): "
                 "compile packs trained on one backbone together")
+        if (p.off_ramps is None) != (first.off_ramps is None):
+            raise ConfigError(f"pack '{p.task}' {'has' if p.off_ramps else 'has no'} off-ramps, '{first.task}' "
+                              f"{'has' if first.off_ramps else 'has no'}: one graph needs one structure; train "
+                              "off-ramps for every pack of the build or for none")
         if _structure(p.adapter) != _structure(first.adapter):
             raise ConfigError(f"pack '{p.task}' adapters are {_structure(p.adapter)} (kind and per-depth, activation "
                               f"or LoRA targets, scaling), '{first.task}' has {_structure(first.adapter)}: one graph "
@@ -81,10 +86,14 @@ def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
             f"pack '{first.task}' was trained on backbone {first.backbone['hash'][:12]} ({first.backbone['name']}), "
             f"backbone {config.backbone!r} is {here[:12]}: give the pack's backbone (and checkpoint) or retrain",
             options=("backbone", "checkpoint"))
+    if first.off_ramps is not None:  # the graph exports every off-ramp's logits (runtime/early_exit.py)
+        from edgemti.tasks.offramp import attach_off_ramps
+
+        attach_off_ramps(model).exit_outputs = True
     apply_pack(model, first)
     tasks = [TaskTensors(p.task, tuple(p.labels), p.is_regression, p.adapter, p.backbone["hash"], False,
                          {n: np.asarray(a, dtype=np.float32) for n, a in p.tensors.items()}, dict(p.metrics),
-                         _pack_text_fields(p), p.trained_on)
+                         _pack_text_fields(p), p.trained_on, p.exit.to_dict() if p.exit is not None else None)
              for p in packs]
     return model, tasks
 

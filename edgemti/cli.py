@@ -31,6 +31,8 @@ _FLAG_OF = {
     "sparsity_transformer": "--sparsity-transformer", "spec": "--spec", "text_column": "--text-column",
     "sign_key": "--sign-key", "verify_key": "--verify-key",
     "text_pair_column": "--text-pair-column", "train_file": "--train-file", "tasks": "--task",
+    "latency_target_s": "--latency-target-ms", "early_exit": "--early-exit",
+    "max_accuracy_drop": "--max-accuracy-drop", "off_ramps": "--off-ramps",
 }
 
 
@@ -121,10 +123,16 @@ def echo_json(obj) -> None:
 @click.option("--verify-key", "verify_key", type=click.Path(dir_okay=False), default=None,
               help="Ed25519 public key (PEM): serve only a build signed with it (compile --sign-key); all hashes "
                    "are checked.")
+@click.option("--early-exit", is_flag=True,
+              help="Run layer by layer and exit at the first off-ramp under the task's entropy threshold "
+                   "(packs trained with --off-ramps and calibrated; docs/EARLY_EXIT.md).")
+@click.option("--latency-target-ms", type=float, default=None,
+              help="--early-exit: per-request simulated latency target; DVFS picks the lowest V/F that meets it.")
 def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, http_max_connections, http_read_timeout_s,
           json_summary, policy, window,
           max_bypass, slots, pinned, overlong, spec, threads, duration_s, seq_bucket, warm, fit, fault_mlc_rate,
-          fault_slc_rate, fault_seed, trust, debug, verify_key) -> None:
+          fault_slc_rate, fault_seed, trust, debug, verify_key, early_exit,
+          latency_target_ms) -> None:
     """Serve multi-task requests on the simulated HMA; one JSON answer per request on stdout.
 
     \b
@@ -150,6 +158,11 @@ def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, h
         click.echo(f"serving http://{addr[0]}:{addr[1]}/infer (Ctrl-C to stop)", err=True)
 
     requests = None if requests == "-" else requests  # '-': stdin, like no --requests
+    if latency_target_ms is not None and not early_exit:
+        raise click.UsageError("--latency-target-ms needs --early-exit")
+    from edgemti.runtime.early_exit import ExitConfig
+
+    exit_cfg = ExitConfig(latency_target_ms / 1e3 if latency_target_ms is not None else None) if early_exit else None
     result = run_serve(build, requests=requests, http=http, log_path=log_path,
                        scheduler=SchedulerConfig(policy, window, max_bypass), slots=slots, pinned=tuple(pinned),
                        overlong=overlong, spec=spec, threads=threads, duration_s=duration_s, emit=emit,
@@ -160,7 +173,7 @@ def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, h
                                               read_timeout_s=http_read_timeout_s),
                        seq_bucket=seq_bucket, warm=warm, fit=fit, trust=trust, verify_key=verify_key,
                        fault=FaultModel(fault_slc_rate, fault_mlc_rate, fault_seed)
-                       if (fault_mlc_rate or fault_slc_rate) else None)
+                       if (fault_mlc_rate or fault_slc_rate) else None, early_exit=exit_cfg)
     click.echo(response_json(result.summary) if json_summary else format_summary(result.summary), err=True)
 
 
@@ -215,12 +228,22 @@ def params(as_json: bool) -> None:
 @click.option("--quant", default=None, help="... backbone value format, as compile's --quant [default q3.13].")
 @click.option("--pack-quant", default=None, help="... pack value format, as compile's --pack-quant [default --quant].")
 @click.option("--no-progress", is_flag=True)
+@click.option("--off-ramps", "off_ramps", is_flag=True,
+              help="Then train EdgeBERT off-ramps (stage 2: only they learn) for early exit (docs/EARLY_EXIT.md).")
+@click.option("--from-pack", "from_pack", default=None, type=click.Path(exists=True, file_okay=False),
+              help="--off-ramps: skip stage 1, add off-ramps to this trained pack (written to --out).")
+@click.option("--off-ramp-epochs", type=int, default=3, show_default=True)
+@click.option("--off-ramp-lr", type=float, default=1e-3, show_default=True)
+@click.option("--off-ramp-examples", type=int, default=None, help="Seeded subset of the train split for stage 2.")
+@click.option("--holdout-examples", type=int, default=1000, show_default=True,
+              help="Train sentences kept out of stage 2 for calibrate-exit.")
 def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, sparsity_transformer, quant, pack_quant,
-          **opts) -> None:
+          off_ramps, from_pack, off_ramp_epochs, off_ramp_lr, off_ramp_examples, holdout_examples, **opts) -> None:
     """Train a task pack: adapters on the frozen backbone (proven unchanged), or --full-finetune.
 
     With --on-build BUILD, or any of --sparsity-embedding/--sparsity-transformer/--quant/--pack-quant, the frozen
-    backbone is the compressed one a build serves (bit for bit) and the pack records that backbone image."""
+    backbone is the compressed one a build serves (bit for bit) and the pack records that backbone image.
+    With --off-ramps, a second stage then trains one off-ramp per layer (only they learn) for --early-exit."""
     from click.core import ParameterSource
 
     if opts["task"] is not None and opts["train_file"] is None and opts["dev_file"] is None:
@@ -234,6 +257,16 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
                                   ("pack_quant", pack_quant)) if v is not None}
     if on_build is not None and settings:
         raise click.UsageError("--on-build takes the build's compression; drop --sparsity-*/--quant/--pack-quant")
+    if from_pack is not None and not off_ramps:
+        raise click.UsageError("--from-pack needs --off-ramps")
+    if off_ramps and (on_build is not None or settings):
+        raise click.UsageError("train the pack with --on-build/--sparsity-*/--quant first, then add its off-ramps "
+                               "with --off-ramps --from-pack PACK")
+    if off_ramps:
+        from edgemti.tasks.offramp import OffRampConfig, train_with_off_ramps
+
+        ramp_cfg = OffRampConfig(epochs=off_ramp_epochs, lr=off_ramp_lr, max_train_examples=off_ramp_examples,
+                                 holdout_examples=holdout_examples, seed=opts["seed"])
     ctx = click.get_current_context()
     given = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     full, use_hf = opts.pop("full_finetune"), opts.pop("use_hf")
@@ -242,9 +275,18 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
     if config_file:
         cfg = TrainConfig.from_file(config_file, **{k: values[k] for k in given})
     else:
-        if values["task"] is None:
+        if values["task"] is None and from_pack is None:
             raise click.UsageError("give --task (or --config FILE naming one)")
-        cfg = TrainConfig.from_dict(values)
+        cfg = None if from_pack is not None else TrainConfig.from_dict(values)
+    if off_ramps:
+        p = train_with_off_ramps(cfg, out_dir, ramp_cfg, from_pack=from_pack, data_dir=opts["data_dir"],
+                                 progress=not no_progress)
+        assert p.off_ramps is not None
+        last = p.off_ramps["train"]["history"][-1]
+        click.echo(f"wrote {p.path} ({p.task}) with {p.off_ramps['num_layers'] - 1} off-ramps; their train accuracy "
+                   f"by layer {last['train_accuracy_by_layer']}; next: edgemti calibrate-exit --pack {p.path}")
+        return
+    assert cfg is not None  # from_pack needs off_ramps
     if on_build is not None or settings:
         from edgemti.compiler.retrain import train_on_served
         from edgemti.compiler.served import Compression
@@ -263,6 +305,27 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
     if not pack.backbone["pretrained"]:
         click.echo(f"WARNING: backbone '{pack.backbone['name']}' is RANDOMLY INITIALISED: accuracy is meaningless",
                    err=True)
+
+
+@main.command(name="calibrate-exit")
+@click.option("--pack", "pack_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--max-accuracy-drop", type=float, default=0.01, show_default=True,
+              help="Largest accuracy loss vs full depth allowed on the held-out sentences (a fraction).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Write the calibrated pack here [default: in place].")
+@click.option("--data-dir", default=None, help="GLUE folder [default: the pack's, else $EDGEMTI_DATA/glue].")
+@click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
+def calibrate_exit_cmd(pack_dir, max_accuracy_drop, out_dir, data_dir, checkpoint) -> None:
+    """Entropy threshold + exit-layer predictor of a pack with off-ramps (EdgeBERT), stored in the pack."""
+    from edgemti.tasks.offramp_calibrate import calibrate_exit
+
+    p = calibrate_exit(pack_dir, max_accuracy_drop, out_dir=out_dir, data_dir=data_dir, checkpoint=checkpoint)
+    assert p.exit is not None
+    c = p.exit.calibration
+    click.echo(f"{p.task}: threshold {p.exit.threshold:.4f} nats on {c['num_examples']} held-out sentences: "
+               f"accuracy {100 * c['accuracy']:.2f} vs full depth {100 * c['full_depth_accuracy']:.2f}, agreement "
+               f"{100 * c['agreement_with_full_depth']:.2f}%, mean exit layer {c['mean_exit_layer']:.2f} of "
+               f"{p.exit.num_layers}; predictor table {len(p.exit.lut_entropy)} rows -> {p.path}")
 
 
 @main.command(name="eval")
@@ -600,10 +663,32 @@ def demo_cmd(out_dir, n_requests, policy, quant, backbone) -> None:
 @click.option("--fit-spec", "fit", is_flag=True,
               help="Raise any on-chip memory of the spec too small for this build to the next power of two "
                    "(as serve --fit-spec does; a MiniLM build needs it on the albert-sized shipped specs).")
+@click.option("--early-exit", "early_exit", is_flag=True,
+              help="The early-exit study of BUILD on its tasks' dev sets: accuracy vs energy per sentence, no exit / "
+                   "exit / exit + DVFS (docs/EARLY_EXIT.md); writes early_exit.json and .png into --out.")
+@click.option("--task", "tasks", multiple=True, help="--early-exit: only this task (repeatable).")
+@click.option("--latency-target-ms", "targets_ms", type=float, multiple=True,
+              help="--early-exit: a latency target (repeatable) [default: 1.0x, 0.75x, 0.5x of full depth].")
+@click.option("--max-examples", type=int, default=None, help="--early-exit: seeded subset of each dev set.")
+@click.option("--albert-build", type=click.Path(exists=True, file_okay=False), default=None,
+              help="--early-exit: an albert-base build with off-ramps: the ratios on its shapes, exits synthetic.")
+@click.option("--data-dir", default=None, help="--early-exit: GLUE folder [default: $EDGEMTI_DATA/glue].")
+@click.option("--with-build", "more_builds", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="--early-exit: another build whose tasks join the study (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
 def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy_dir, ert_path, plot_path, fit,
-               as_json) -> None:
+               early_exit, tasks, targets_ms, max_examples, albert_build, data_dir, more_builds, as_json) -> None:
     """Area, energy and latency of a build on the simulated accelerator (or --paper: the paper's comparison)."""
+    if early_exit:
+        if build is None:
+            raise click.UsageError("--early-exit needs a BUILD compiled from packs with off-ramps")
+        from edgemti.studies.early_exit import early_exit_study, format_study
+
+        doc = early_exit_study(build, out, tasks=tuple(tasks), data_dir=data_dir, targets_ms=tuple(targets_ms),
+                               max_examples=max_examples, albert_build=albert_build,
+                               more_builds=tuple(more_builds), progress=not as_json)
+        echo_json(doc) if as_json else click.echo(format_study(doc))
+        return
     if paper:
         if build is not None:
             raise click.UsageError(f"--paper prices the paper's own designs, not a build: drop {build}, or run "

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemti.errors import FormatError
+from edgemti.exit_policy import ExitPolicy
 from edgemti.formats import bitmask
 from edgemti.formats.manifest import (
     IMAGE_BITS_PER_CELL,
@@ -100,7 +101,8 @@ def encode_backbone_tensor(name: str, x: np.ndarray, fmt: QFormat, group: str, p
 
 def encode_pack(task: str, labels: tuple[str, ...], is_regression: bool, adapter: dict | None, backbone_hash: str,
                 synthetic: bool, tensors: Mapping[str, np.ndarray], fmt: QFormat, dram: ImageBuilder,
-                metrics: dict | None = None, text_fields: tuple[str, ...] = ("text",)) -> PackEntry:
+                metrics: dict | None = None, text_fields: tuple[str, ...] = ("text",),
+                exit: dict | None = None) -> PackEntry:
     """Quantize every task tensor (dense, in name order given) and append the pack to ``dram``."""
     entries, blobs, offset = [], [], 0
     for name, a in tensors.items():
@@ -117,7 +119,7 @@ def encode_pack(task: str, labels: tuple[str, ...], is_regression: bool, adapter
     return PackEntry(task=task, labels=tuple(labels), is_regression=is_regression, adapter=adapter,
                      backbone_hash=backbone_hash, synthetic=synthetic, image=span.image, offset=span.offset,
                      length=span.length, sha256=sha256_hex(data), tensors=tuple(entries), metrics=dict(metrics or {}),
-                     text_fields=tuple(text_fields))
+                     text_fields=tuple(text_fields), exit=ExitPolicy.from_dict(exit) if exit is not None else None)
 
 
 def image_entries(images: Mapping[str, bytes]) -> dict[str, ImageEntry]:

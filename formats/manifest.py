@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from edgemti.errors import ConfigError, FormatError
+from edgemti.exit_policy import ExitPolicy
 from edgemti.formats.digest import DIGEST_KEY, canonical_json, manifest_digest
 from edgemti.formats.quant import QFormat
 
@@ -155,6 +156,8 @@ class PackEntry:
     metrics: dict = field(default_factory=dict)
     # the request fields this task reads: ("text",) or ("text", "text_pair"); decides single vs pair input
     text_fields: tuple[str, ...] = ("text",)
+    # the task's early-exit policy (edgemti/exit_policy.py); optional key, absent = the task has none
+    exit: ExitPolicy | None = None
 
     @property
     def num_labels(self) -> int:
@@ -166,6 +169,8 @@ class PackEntry:
         d["labels"] = list(self.labels)
         d["text_fields"] = list(self.text_fields)
         d["tensors"] = [t.to_dict() for t in self.tensors]
+        if self.exit is not None:
+            d["exit"] = self.exit.to_dict()
         return d
 
 

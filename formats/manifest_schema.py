@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from edgemti.errors import ConfigError, FormatError
+from edgemti.exit_policy import ExitPolicy
 from edgemti.formats.digest import DIGEST_KEY, manifest_digest
 from edgemti.formats.manifest import (
     BUILD_FORMAT,
@@ -340,6 +341,12 @@ def _pack(p: Any, i: int, f: _Fields, images: dict[str, ImageEntry]) -> PackEntr
     fields = p.get("text_fields", ["text"])
     if not isinstance(fields, list) or tuple(fields) not in TEXT_FIELDS:
         f.problems.append(f"{where}.text_fields must be one of {[list(x) for x in TEXT_FIELDS]}, got {_short(fields)}")
+    policy = None
+    if p.get("exit") is not None:
+        try:
+            policy = ExitPolicy.from_dict(p["exit"])
+        except ConfigError as exc:
+            f.problems.append(f"{where}.exit: {exc}")
     span = _span(where, {"image": p["image"], "offset": p["offset"], "length": p["length"]}, "dram", f, images)
     tensors = []
     end = 0
@@ -374,7 +381,7 @@ def _pack(p: Any, i: int, f: _Fields, images: dict[str, ImageEntry]) -> PackEntr
     return PackEntry(task=p["task"], labels=tuple(labels), is_regression=p["is_regression"], adapter=p["adapter"],
                      backbone_hash=p["backbone_hash"], synthetic=p["synthetic"], image=span.image,
                      offset=span.offset, length=span.length, sha256=p["sha256"], tensors=tuple(tensors),
-                     metrics=dict(p.get("metrics") or {}), text_fields=tuple(fields))
+                     metrics=dict(p.get("metrics") or {}), text_fields=tuple(fields), exit=policy)
 
 
 def _prod(shape: tuple[int, ...]) -> int:

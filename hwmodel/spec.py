@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, cast, get_type_hints
 
 from edgemti.errors import SpecError
+from edgemti.hwmodel.dvfs import DvfsSpec, check_nominal
 
 try:  # Python >= 3.11
     import tomllib
@@ -266,6 +267,7 @@ class ArchSpec:
     psum: MemorySpec = _rule(None)
     description: str = ""
     path: str = ""  # where it was loaded from ("" for specs built in code)
+    dvfs: DvfsSpec | None = None  # optional [dvfs] section: V/F operating points (hwmodel/dvfs.py)
 
     def __post_init__(self) -> None:
         problems = _check_tree(self, "")
@@ -429,8 +431,13 @@ def spec_from_dict(data: dict, origin: str = "<dict>", path: str = "") -> ArchSp
         problems.append("name is missing")
     # build the sections first, then the top level, so every problem is collected before raising
     parts: dict[str, Any] = {}
+    if data.get("dvfs") is not None:  # an array of tables: parsed by its own class
+        try:
+            parts["dvfs"] = DvfsSpec.from_dict(data["dvfs"])
+        except SpecError as exc:
+            problems.append(str(exc))
     for f in fields(ArchSpec):
-        if f.name in ("name", "design", "description", "path"):
+        if f.name in ("name", "design", "description", "path", "dvfs"):
             continue
         if f.name not in data:
             if f.name == "execution":
@@ -452,6 +459,8 @@ def spec_from_dict(data: dict, origin: str = "<dict>", path: str = "") -> ArchSp
         m = parts.get(level)
         if m is not None and not m.technology.startswith(tech):
             problems.append(f"{level}.technology must be a {tech} technology, got {m.technology!r}")
+    if parts.get("dvfs") is not None and parts.get("clock") is not None:
+        problems += check_nominal(parts["dvfs"], parts["clock"].freq_hz)
     if problems:
         raise SpecError(_message(origin, problems))
     return ArchSpec(name=str(data["name"]), design=cast(str, design),  # checked above

@@ -317,6 +317,18 @@ class Engine:
         self.stats.host_swap_s.append(dt)
         return True, acc.evicted, dt
 
+    @property
+    def last_swap_counts(self) -> tuple[int, int]:
+        """(DRAM bytes read, SRAM bytes written) of the most recent swap, as the memories counted them."""
+        return self._swap_counts
+
+    def pack_tensors(self, task: str) -> dict[str, np.ndarray]:
+        """The resident pack's decoded tensors (the arrays its graph inputs are bound to); call after
+        :meth:`make_resident` (runtime/early_exit.py feeds them to its per-layer stages)."""
+        if task not in self._loaders or not self.slots.peek(task):
+            raise UnknownTaskError(f"task {task!r} is not resident in SRAM: make it resident first")
+        return dict(self._loaders[task].views)
+
     def run_ids(self, task: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Logits ``[batch, num_labels]`` for ready-made int64 inputs (swapping the pack in if needed)."""
         self.make_resident(task)

@@ -24,6 +24,7 @@ SIM_LATENCY_BUCKETS_S = (2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1
 # host wall time from arrival to answer (queueing included): a millisecond to tens of seconds
 HOST_LATENCY_BUCKETS_S = (1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+EXIT_LAYER_BUCKETS = tuple(range(1, 25))  # early exit: the layer an answer left at (ALBERT-large has 24)
 
 
 class ServerMetrics:
@@ -47,6 +48,11 @@ class ServerMetrics:
                                       ("task",), buckets=HOST_LATENCY_BUCKETS_S, registry=r)
         self.batch_size = Histogram("edgemti_batch_size", "Requests per engine run (one onnxruntime run).",
                                     ("task",), buckets=BATCH_SIZE_BUCKETS, registry=r)
+        self.exit_layer = Histogram("edgemti_exit_layer", "Early exit: the layer each answer exited at.", ("task",),
+                                    buckets=EXIT_LAYER_BUCKETS, registry=r)
+        self.target_misses = Counter("edgemti_latency_target_misses_total",
+                                     "Early exit with DVFS: answers whose simulated latency missed the target.",
+                                     ("task",), registry=r)
         self.queue = Gauge("edgemti_queue_depth", "Requests waiting for the engine.", registry=r)
         self.resident = Gauge("edgemti_pack_resident", "1 while the task's pack sits in an SRAM slot, else 0.",
                               ("task",), registry=r)
@@ -72,6 +78,10 @@ class ServerMetrics:
                 self.energy.labels(task=task, component=component).inc(float(joules))
         if record.get("latency_s") is not None:
             self.sim_latency.labels(task=task).observe(float(record["latency_s"]))
+        if record.get("exit_layer") is not None:
+            self.exit_layer.labels(task=task).observe(int(record["exit_layer"]))
+            if record.get("latency_target_met") is False:
+                self.target_misses.labels(task=task).inc()
         host_s = float(record.get("queue_s") or 0.0) + float(record.get("loop_s") or 0.0)
         self.host_latency.labels(task=task).observe(host_s)
 

@@ -362,6 +362,7 @@ def serve(
     batching: BatchingConfig | None = None,
     http_config: HttpConfig | None = None,
     verify_key: str | Path | None = None,
+    early_exit: Any = None,
 ) -> ServeResult:
     """Open ``build`` and serve requests from a file (``requests``), HTTP (``http``) or ``stdin`` (a file
     descriptor, read as bytes line by line, or an iterable of lines).
@@ -370,6 +371,8 @@ def serve(
     ``fault`` (a :class:`edgemti.runtime.faults.FaultModel`) serves from faulty RRAM cells. The build is verified
     before serving (every file's sha256); ``trust`` skips the file hashes, never the manifest's own digest.
     ``verify_key`` (an Ed25519 public key PEM file): serve only a build signed with it (file hashes checked).
+    ``early_exit`` (an :class:`edgemti.runtime.early_exit.ExitConfig`) serves layer by layer with entropy early
+    exit (runtime/early_exit.py).
     """
     from edgemti.runtime.engine import Engine
     from edgemti.runtime.http import parse_address, serve_http
@@ -395,6 +398,10 @@ def serve(
             raise
         raise CapacityError(f"{exc}; or let serve size the on-chip memories to this build",
                             options=("fit",)) from None
+    if early_exit is not None:  # same protocol as the engine: the loop, the log and HTTP serve it alike
+        from edgemti.runtime.early_exit import EarlyExitEngine
+
+        engine = EarlyExitEngine(engine, early_exit, threads=threads)  # type: ignore[assignment]
     if http is not None:  # the HTTP server warms on its worker: live at once, ready (/v2/health/ready) after it
         if verify_key is None:
             from edgemti.formats.signature import signed_by

@@ -93,6 +93,8 @@ class SummaryAccumulator:
         self._next_seq = 0
         self._held: dict[int, tuple[str, float, float] | None] = {}
         self.fifo_energy_j = self.fifo_latency_s = 0.0
+        self.exit_layers: dict[int, int] = {}  # early exit (runtime/early_exit.py): exit layer -> answers
+        self.target_misses = 0
 
     def add(self, r: dict) -> None:
         self.requests += 1
@@ -109,6 +111,9 @@ class SummaryAccumulator:
             self.host_latency.add(r["host_s"])
             for k, v in (r.get("energy_by_component_j") or {}).items():
                 self.components[k] = self.components.get(k, 0.0) + float(v)
+            if "exit_layer" in r:
+                self.exit_layers[int(r["exit_layer"])] = self.exit_layers.get(int(r["exit_layer"]), 0) + 1
+                self.target_misses += int(r.get("latency_target_met") is False)
         seq = r.get("seq")
         if self.swap_cost is None or not isinstance(seq, int) or seq < self._next_seq:
             return
@@ -160,6 +165,11 @@ class SummaryAccumulator:
                                "mean": self.host_latency.mean},
             "energy_by_component_j": dict(self.components),
         }
+        if self.exit_layers:
+            k = sum(self.exit_layers.values())
+            out["early_exit"] = {"exit_layer_histogram": {str(x): self.exit_layers[x] for x in sorted(self.exit_layers)},
+                                 "mean_exit_layer": sum(x * c for x, c in self.exit_layers.items()) / k,
+                                 "latency_target_misses": self.target_misses}
         if replay and self.swap_cost is not None and n:
             # the idle time between arrivals is the stream's, not the policy's: both carry the same idle energy
             fifo_e, fifo_swaps = self.fifo_energy_j + self.idle_energy_j, self._cache.swaps
@@ -205,6 +215,10 @@ def format_summary(s: dict) -> str:
         f"simulated latency p50 {ms(s['sim_latency_s']['p50'])} p99 {ms(s['sim_latency_s']['p99'])}; "
         f"host latency p50 {ms(s['host_latency_s']['p50'])} p99 {ms(s['host_latency_s']['p99'])}",
     ]
+    if "early_exit" in s:
+        x = s["early_exit"]
+        lines.append(f"early exit: mean exit layer {x['mean_exit_layer']:.2f}, histogram {x['exit_layer_histogram']}, "
+                     f"latency-target misses {x['latency_target_misses']}")
     if "fifo_baseline" in s:
         f, sv = s["fifo_baseline"], s["saved_vs_fifo"]
         lines.append(f"vs fifo on the same stream: fifo swaps {f['swaps']}, energy/inference "

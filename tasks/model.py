@@ -138,6 +138,10 @@ class AdapterModel(nn.Module):
         nn.init.normal_(self.classifier.weight, std=0.02)
         nn.init.zeros_(self.classifier.bias)
         self._adapted = [m for m in self.modules() if isinstance(m, AdaptedLinear)]
+        # EdgeBERT-style off-ramps (tasks/offramp.py attaches them): one small classifier after each layer but the
+        # last; with ``exit_outputs`` the forward also returns their logits (what the early-exit graph exports)
+        self.off_ramps: nn.ModuleList | None = None
+        self.exit_outputs = False
 
     # -- structure -------------------------------------------------------------------------------------------
     def _output_projections(self) -> list[tuple[nn.Module, str, str, int]]:
@@ -175,7 +179,7 @@ class AdapterModel(nn.Module):
         return parts
 
     def _is_task(self, name: str) -> bool:
-        if name.startswith("classifier."):
+        if name.startswith(("classifier.", "off_ramps.")):
             return True
         if self.design == "vanilla":
             return not name.startswith("encoder.embeddings.")
@@ -212,16 +216,37 @@ class AdapterModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Logits ``[batch, num_labels]``; with off-ramps and ``exit_outputs``: ``(logits, exit_1, ...,
+        exit_{L-1})``, ``exit_i`` the off-ramp logits after layer ``i`` (tasks/offramp.py)."""
         for m in self._adapted:
             m.reset_depth()
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        exits = self.off_ramps is not None and self.exit_outputs
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                           output_hidden_states=exits)
         if self.info.pooling == "mean":
-            mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
-            pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            pooled = self.mean_pool(out.last_hidden_state, attention_mask)
         else:
             pooled = out.pooler_output
-        return self.classifier(pooled)
+        logits = self.classifier(pooled)
+        if not exits:
+            return logits
+        assert self.off_ramps is not None  # exits implies it
+        ramps = [ramp(self.ramp_input(h, attention_mask))
+                 for ramp, h in zip(self.off_ramps, out.hidden_states[1:-1], strict=True)]
+        return (logits, *ramps)
+
+    @staticmethod
+    def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def ramp_input(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """What an off-ramp reads of a layer's output ``[batch, seq, hidden]``: the [CLS] row (EdgeBERT) for a
+        pooler backbone, the masked mean for a mean-pooled one (MiniLM, whose [CLS] is not trained as a summary)."""
+        if self.info.pooling == "mean":
+            return self.mean_pool(hidden, attention_mask)
+        return hidden[:, 0]
 
 
 def tensors_hash(tensors: Mapping[str, torch.Tensor | np.ndarray]) -> str:

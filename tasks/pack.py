@@ -2,7 +2,7 @@
 
 A pack is a folder::
 
-    pack.json          format "edgemti-pack", format_version 2 (1 still reads; see docs/TASKS.md)
+    pack.json          format "edgemti-pack", format_version 4 (1, 2 and 3 still read; see docs/TASKS.md)
     pack.safetensors   the task-specific tensors, float32, names = the model's PyTorch parameter names
 
 ``pack.json`` records the backbone the pack was trained on (its ``tensors_hash``), so a pack is never applied to
@@ -27,14 +27,17 @@ from safetensors.numpy import load_file, save_file
 
 from edgemti import __version__
 from edgemti.errors import BackboneMismatchError, ConfigError, FormatError
+from edgemti.exit_policy import ExitPolicy
 from edgemti.tasks.backbones import build_model
 from edgemti.tasks.lora import LoraSpec, is_lora, lora_problems
 from edgemti.tasks.model import AdapterModel, AdapterSpec
 from edgemti.tasks.served import TrainedOn
 
 PACK_FORMAT = "edgemti-pack"
-PACK_FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)  # 1: before trained_on (read as trained_on = None); 3: LoRA packs, imported
+PACK_FORMAT_VERSION = 4  # 4: off_ramps, exit (early exit, docs/EARLY_EXIT.md)
+READABLE_VERSIONS = (1, 2, 3, 4)  # 1: before trained_on (read as trained_on = None); 3: LoRA packs, imported;
+# 1-3: no off-ramps
+RAMP_PREFIX = "off_ramps."
 PACK_JSON = "pack.json"
 PACK_TENSORS = "pack.safetensors"
 _BACKBONE_KEYS = ("name", "family", "hash", "hf_config", "pooling", "pretrained")
@@ -68,6 +71,8 @@ class TaskPack:
     imported: dict[str, Any] = field(default_factory=dict)  # v2: where an imported pack came from (else empty)
     edgemti_version: str = __version__
     path: Path | None = None
+    off_ramps: dict[str, Any] | None = None  # num_layers, pooling, train (tasks/offramp.py); None: no early exit
+    exit: ExitPolicy | None = None  # threshold + exit predictor (edgemti calibrate-exit); needs off_ramps
 
     def __post_init__(self) -> None:
         if not self.task:
@@ -91,6 +96,22 @@ class TaskPack:
             if not isinstance(a, np.ndarray) or a.dtype != np.float32:
                 raise ConfigError(f"TaskPack: tensor {name!r} must be a float32 numpy array, got "
                                   f"{type(a).__name__} {getattr(a, 'dtype', '')}")
+        ramps = sorted(n for n in self.tensors if n.startswith(RAMP_PREFIX))
+        if self.off_ramps is None:
+            if ramps or self.exit is not None:
+                raise ConfigError(f"TaskPack: off_ramps is None but the pack has off-ramp tensors {ramps[:2]} or an "
+                                  "exit policy")
+            return
+        layers = self.off_ramps.get("num_layers")
+        if not isinstance(layers, int) or isinstance(layers, bool) or layers < 2:
+            raise ConfigError(f"TaskPack: off_ramps.num_layers must be an int >= 2, got {layers!r}")
+        want = sorted(f"{RAMP_PREFIX}{i}.{m}.{w}" for i in range(layers - 1) for m in ("dense", "classifier")
+                      for w in ("weight", "bias"))
+        if ramps != want:
+            raise ConfigError(f"TaskPack: off-ramp tensors {ramps[:4]}... do not match off_ramps.num_layers "
+                              f"{layers} (want {want[:4]}...)")
+        if self.exit is not None and self.exit.num_layers != layers:
+            raise ConfigError(f"TaskPack: exit.num_layers {self.exit.num_layers} != off_ramps.num_layers {layers}")
 
     @property
     def num_labels(self) -> int:
@@ -130,6 +151,8 @@ class TaskPack:
             "train_config": self.train_config,
             "train_time_s": self.train_time_s,
             "imported": self.imported,
+            "off_ramps": self.off_ramps,
+            "exit": self.exit.to_dict() if self.exit is not None else None,
         }
 
 
@@ -214,6 +237,8 @@ def load_pack(path: str | Path) -> TaskPack:
             train_time_s=meta.get("train_time_s"), frozen_check=dict(meta.get("frozen_check") or {}),
             imported=dict(meta.get("imported") or {}),
             trained_on=trained_on, edgemti_version=str(meta.get("edgemti_version", "?")), path=folder,
+            off_ramps=dict(meta["off_ramps"]) if meta.get("off_ramps") is not None else None,
+            exit=ExitPolicy.from_dict(meta["exit"]) if meta.get("exit") is not None else None,
         )
     except (ConfigError, TypeError) as exc:
         raise FormatError(f"{jpath}: invalid pack description: {exc}") from None
@@ -313,6 +338,15 @@ def pack_problems(meta: dict[str, Any]) -> list[str]:
     t = meta.get("train_time_s")
     if t is not None and (not isinstance(t, (int, float)) or isinstance(t, bool)):
         bad("train_time_s", "must be a number or null")
+    if meta["format_version"] < 4 and ("off_ramps" in meta or "exit" in meta):
+        problems.append(f"off_ramps/exit need format_version 4, the file says {meta['format_version']}")
+    if meta["format_version"] >= 4 and ("off_ramps" not in meta or "exit" not in meta):
+        problems.append("format_version 4 needs the keys off_ramps and exit (null when the pack has no early exit)")
+    ramps = meta.get("off_ramps")
+    if ramps is not None and (not isinstance(ramps, dict) or set(ramps) - {"num_layers", "pooling", "train"}):
+        bad("off_ramps", "must be null or an object with num_layers, pooling, train")
+    if meta.get("exit") is not None and ramps is None:
+        bad("exit", "needs off_ramps (an exit policy without off-ramps has nothing to exit through)")
     return problems
 
 
@@ -389,7 +423,12 @@ def apply_pack(model: AdapterModel, pack: TaskPack) -> AdapterModel:
 
 
 def model_for_pack(pack: TaskPack, checkpoint: str | None = None) -> AdapterModel:
-    """Build the backbone named in ``pack`` (with its design/adapters/head) and apply the pack, in eval mode."""
+    """Build the backbone named in ``pack`` (with its design/adapters/head, and off-ramps when it has them) and
+    apply the pack, in eval mode."""
     model = build_model(pack.backbone["name"], num_labels=pack.num_labels, adapter=pack.adapter, design=pack.design,
                         checkpoint=checkpoint, pooling=pack.backbone.get("pooling"))
+    if pack.off_ramps is not None:
+        from edgemti.tasks.offramp import attach_off_ramps
+
+        attach_off_ramps(model)
     return apply_pack(model, pack).eval()

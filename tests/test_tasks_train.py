@@ -95,6 +95,7 @@ def test_pack_round_trip_and_metadata(trained, tmp_path):
     meta = json.loads((result.path / PACK_JSON).read_text())
     assert meta["format"] == "edgemti-pack" and meta["format_version"] == PACK_FORMAT_VERSION and meta["task"] == "rte"
     assert meta["trained_on"] is None and pack.trained_on is None  # trained on the float backbone
+    assert meta["off_ramps"] is None and meta["exit"] is None  # no early exit unless trained with off-ramps
     assert meta["labels"] == ["entailment", "not_entailment"] and meta["is_regression"] is False
     assert meta["adapter"]["attn_bottleneck"] == 8 and meta["backbone"]["family"] == "bert"
     assert meta["train_config"]["lr"] == cfg.lr and "dev_accuracy" in meta["metrics"] and meta["train_time_s"] >= 0
