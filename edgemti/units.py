@@ -16,16 +16,16 @@ def si(x: float, unit: str, digits: int = 4) -> str:
         return f"{x:g} {unit}"
     for scale, prefix in _SI:
         if abs(x) >= scale * (1 - 0.5 * 10 ** -digits):
-            return f"{x / scale:.{digits}g} {prefix}{unit}"
+            return f"{x / scale:#.{digits}g} {prefix}{unit}"
     scale, prefix = _SI[-1]
-    return f"{x / scale:.{digits}g} {prefix}{unit}"
+    return f"{x / scale:#.{digits}g} {prefix}{unit}"
 
 
 def size(n_bytes: float, digits: int = 4) -> str:
     """A size in bytes with the binary prefix that puts it in [1, 1024): ``size(21_300_000)`` -> ``20.31 MiB``."""
     for scale, unit in _BINARY:
         if abs(n_bytes) >= scale:
-            return f"{n_bytes / scale:.{digits}g} {unit}"
+            return f"{n_bytes / scale:#.{digits}g} {unit}"
     return f"{n_bytes:.0f} B"
 
 

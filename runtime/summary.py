@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from edgemti.runtime.slots import PackSlots
+from edgemti.units import si
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -201,11 +202,11 @@ def summarize(
 
 def format_summary(s: dict) -> str:
     """A few human lines (the CLI prints these; the JSON is in the log)."""
-    def ms(x: float | None) -> str:
-        return "n/a" if x is None else f"{x * 1e3:.3f} ms"
+    def ms(x: float | None) -> str:  # engineering units: 1.698 ms, 2.792 mJ, never 2791.560 uJ
+        return "n/a" if x is None else si(x, "s")
 
     def uj(x: float | None) -> str:
-        return "n/a" if x is None else f"{x * 1e6:.3f} uJ"
+        return "n/a" if x is None else si(x, "J")
 
     lines = [
         f"requests {s['requests']} (ok {s['ok']}, errors {s['errors']}), policy {s['policy']}, "

@@ -203,3 +203,12 @@ def test_log_lines_carry_one_level_prefix():
     logging.getLogger("edgemti.runtime.server").info("spec sized for this build")  # INFO: below the default level
     assert stream.getvalue() == "WARNING edgemti.tasks.backbones: backbone 'albert-base' is RANDOMLY INITIALISED\n"
 
+
+
+def test_engineering_units():
+    from edgemti.units import quantity, si, size
+
+    assert (si(3.4164e-4, "J"), si(2.79156e-3, "J"), si(999.96e-6, "J"), si(5.2e-3, "s")) == (
+        "341.6 uJ", "2.792 mJ", "1.000 mJ", "5.200 ms")
+    assert (size(176_836), size(21_299_200), size(500)) == ("172.7 KiB", "20.31 MiB", "500 B")
+    assert quantity(16.9, "mm2") == "16.9 mm2" and quantity(2048, "B") == "2.000 KiB"
