@@ -8,6 +8,7 @@ from typing import Any
 
 from edgemti.errors import ConfigError, UnknownTaskError
 from edgemti.formats.quant import QFormat, parse_format
+from edgemti.tasks.backbone_names import check_backbone_name
 from edgemti.tasks.glue import get_task
 
 DESIGNS = ("adapter", "vanilla")
@@ -47,7 +48,11 @@ class CompileConfig:
         if bool(self.packs) == bool(self.synthetic_tasks):
             problems.append("give either packs (pack folders) or synthetic_tasks (task names such as "
                             f"mnli,mrpc), not {'both' if self.packs else 'neither'}")
-        for t in self.synthetic_tasks:  # checked here, before a backbone is loaded
+        try:  # the names are checked here, before a backbone is loaded
+            check_backbone_name(self.backbone)
+        except ConfigError as exc:
+            problems.append(f"backbone: {exc}")
+        for t in self.synthetic_tasks:
             try:
                 get_task(t)
             except UnknownTaskError as exc:

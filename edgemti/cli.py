@@ -246,10 +246,13 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
     With --off-ramps, a second stage then trains one off-ramp per layer (only they learn) for --early-exit."""
     from click.core import ParameterSource
 
+    from edgemti.tasks.backbone_names import check_backbone_name
+
+    check_backbone_name(opts["backbone"])  # typos answer now, not after loading torch and the backbone
     if opts["task"] is not None and opts["train_file"] is None and opts["dev_file"] is None:
         from edgemti.tasks.glue import get_task
 
-        get_task(opts["task"])  # a typo answers now, not after loading torch and the backbone
+        get_task(opts["task"])
     from edgemti.tasks.train import TrainConfig, train_task
 
     settings = {k: v for k, v in (("sparsity_embedding", sparsity_embedding),

@@ -20,6 +20,7 @@ import torch
 from transformers import AlbertConfig, AutoConfig, BertConfig, PretrainedConfig
 
 from edgemti.errors import ConfigError
+from edgemti.tasks.backbone_names import PRESETS, unknown_backbone
 from edgemti.tasks.lora import LoraSpec
 from edgemti.tasks.model import (
     AdapterModel,
@@ -50,7 +51,6 @@ _BERT_TINY: dict[str, Any] = dict(
     intermediate_size=64, max_position_embeddings=128, type_vocab_size=2, hidden_act="gelu",
 )
 
-PRESETS = ("albert-base", "minilm", "albert-tiny", "bert-tiny")
 RANDOM_INIT_SEED = 0
 
 
@@ -134,10 +134,7 @@ def load_backbone(name: str, checkpoint: str | None = None, pooling: str | None 
         hub = _try_hub(name, pooling or "pooler", name=name, local_only=False)
         if hub is not None:
             return hub
-    raise ConfigError(
-        f"unknown backbone {name!r}: use a preset ({', '.join(PRESETS)}), a Hugging Face hub name "
-        "(e.g. albert/albert-base-v2, needs internet), a checkpoint folder, or a config.json"
-    )
+    raise unknown_backbone(name)
 
 
 def _has_tokenizer(path: Path) -> bool:

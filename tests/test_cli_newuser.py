@@ -146,6 +146,9 @@ def test_inspect_check_logits_says_what_agreement_means(build):
     (["compile", "--synthetic-tasks", "sst2", "--out", "{tmp}"], "exists: choose another folder, or pass --force"),
     (["train", "--task", "sst3", "--out", "{tmp}/p"], "unknown task 'sst3'"),
     (["demo", "--quant", "q3.55"], "'q3.55' (3 integer + 55 fraction bits) is not valid: use qI.F"),
+    (["compile", "--backbone", "minlm", "--synthetic-tasks", "sst2", "--out", "{tmp}/b"], "unknown backbone 'minlm'"),
+    (["train", "--backbone", "minlm", "--task", "sst2", "--out", "{tmp}/p"], "unknown backbone 'minlm'"),
+    (["demo", "--backbone", "minlm"], "unknown backbone 'minlm'"),
 ])
 def test_bad_arguments_answer_without_importing_torch(args, expect, tmp_path):
     p = cli(*[a.format(tmp=tmp_path) for a in args], importtime=True)

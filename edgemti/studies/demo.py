@@ -110,8 +110,11 @@ def _shipped_packs(tasks: tuple[str, ...]) -> dict[str, Path]:
     return {t: root / t for t in tasks if (root / t / "pack.json").is_file()}
 
 
-def check_demo_args(n_requests: int, quant: str, tasks: tuple[str, ...]) -> None:
+def check_demo_args(n_requests: int, quant: str, tasks: tuple[str, ...], backbone: str) -> None:
     """The demo's arguments, checked before anything is loaded (each error in one line)."""
+    from edgemti.tasks.backbone_names import check_backbone_name
+
+    check_backbone_name(backbone)
     if n_requests < 1:
         raise ConfigError(f"the demo serves a stream of requests: requests must be >= 1, got {n_requests}")
     parse_format(quant)
@@ -135,7 +138,7 @@ def run_demo(
 
     ``out_dir``: where the builds and serve logs are written and kept; None: a temporary folder, named in the
     report and removed at the end (on an error too)."""
-    check_demo_args(n_requests, quant, tasks)
+    check_demo_args(n_requests, quant, tasks, backbone)
     say = emit or (lambda s: None)
     if out_dir is not None:
         return _run(Path(out_dir), backbone, quant, tasks, n_requests, policy, sparsity, say, threads)
