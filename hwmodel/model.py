@@ -2,7 +2,7 @@
 
 The runtime codes against this class (names kept stable, documented in docs/HWMODEL.md):
 
-* ``HwModel(workload, graph, spec)``; a caller holding a build uses ``edgemti.formats.workload.hw_model(manifest,
+* ``HwModel(workload, graph, spec)``; a caller holding a build uses ``edgemti.runtime.workload.hw_model(manifest,
   graph, spec=None)`` (``spec=None``: the shipped spec of the build's design), which makes the ``Workload``;
 * ``hw.inference(seq_len, task=None, batch=1) -> InferenceCost`` (cached per (task, seq_len, batch): a repeat
   costs microseconds); a batch of ``batch`` requests runs as one graph execution: activations scale with it,

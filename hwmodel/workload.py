@@ -1,7 +1,7 @@
 """``Workload``: everything the hardware model needs to know about a build, typed, in one frozen value.
 
 This is the seam between a build (or an analytic design point) and :mod:`edgemti.hwmodel`. It is built in
-exactly one place from a typed ``Manifest`` (``edgemti.formats.workload.workload_of``) or, for design-space
+exactly one place from a typed ``Manifest`` (``edgemti.runtime.workload.workload_of``) or, for design-space
 sweeps, from a model's shapes and pruning statistics without writing images. Nothing inside hwmodel parses a
 manifest, re-reads a format from a dict or re-defaults a value: what is here is final.
 

@@ -467,7 +467,7 @@ class Engine:
 
 def _hw_model(manifest, graph, spec: ArchSpec):
     """The hardware model of a build (one place: :meth:`Engine.open` and a task added at run time)."""
-    from edgemti.formats.workload import hw_model  # the hardware model is heavy to import; only here
+    from edgemti.runtime.workload import hw_model  # the hardware model is heavy to import; only here
 
     return hw_model(manifest, graph, spec)
 

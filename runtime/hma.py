@@ -204,7 +204,7 @@ def build_spec(b: Any, spec_path: str | Path | None = None, fit: bool = False) -
     the shipped specs, sized for ALBERT). Without it, a build that outgrows the spec is the hardware model's
     :class:`CapacityError`. Returns (spec, one line per change)."""
     from edgemti.formats.graph import load_graph
-    from edgemti.formats.workload import hw_model
+    from edgemti.runtime.workload import hw_model
     from edgemti.hwmodel.spec import LEVELS, load_spec
 
     m = b.manifest

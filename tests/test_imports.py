@@ -1,8 +1,9 @@
 """The layout is the data flow: imports go one way (STYLE rule 1).
 
 tasks -> compiler -> formats -> runtime -> hwmodel. hwmodel imports nothing of edgemti but ``edgemti.errors``;
-runtime never imports compiler or tasks; formats never imports compiler, runtime or tasks (it may import hwmodel:
-``formats/workload.py`` turns a build into the hardware model's ``Workload``).
+runtime never imports compiler or tasks; formats (the on-disk formats) imports none of compiler, runtime, tasks or
+hwmodel: the bridge from a build to the hardware model's ``Workload`` is ``runtime/workload.py``, on the side that
+needs it.
 """
 
 import ast
@@ -16,7 +17,8 @@ FORBIDDEN = {
     "hwmodel": ("edgemti.tasks", "edgemti.compiler", "edgemti.formats", "edgemti.runtime", "edgemti.cli",
                 "edgemti.studies"),
     "runtime": ("edgemti.compiler", "edgemti.tasks", "edgemti.cli", "edgemti.studies"),
-    "formats": ("edgemti.compiler", "edgemti.runtime", "edgemti.tasks", "edgemti.cli"),
+    "formats": ("edgemti.compiler", "edgemti.runtime", "edgemti.tasks", "edgemti.hwmodel", "edgemti.cli",
+                "edgemti.studies"),
     "tasks": ("edgemti.compiler", "edgemti.runtime", "edgemti.formats", "edgemti.hwmodel", "edgemti.cli"),
     "compiler": ("edgemti.runtime", "edgemti.cli"),
 }

@@ -15,7 +15,7 @@ from edgemti.compiler.prune import magnitude_prune
 from edgemti.formats.build import open_build
 from edgemti.formats.graph import load_graph
 from edgemti.formats.quant import parse_format, quantize
-from edgemti.formats.workload import hw_model, workload_of
+from edgemti.runtime.workload import hw_model, workload_of
 from edgemti.studies.sweep import Evaluator, SweepPoint, prepare_assets
 
 FORMATS = ("fp32", "fp16", "q3.13", "q3.5", "q1.3", "q5.11")

@@ -35,7 +35,7 @@ import onnxruntime as ort
 
 from edgemti.formats.build import open_build
 from edgemti.formats.graph import bind_initializers, load_graph
-from edgemti.formats.workload import hw_model
+from edgemti.runtime.workload import hw_model
 from edgemti.runtime.batcher import BatchingConfig
 from edgemti.runtime.engine import Engine
 from edgemti.runtime.hma import fit_spec

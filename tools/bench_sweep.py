@@ -66,7 +66,7 @@ def old_path(points, tmp: Path, cache: Path) -> dict:
     from edgemti.compiler.footprint import footprint
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
-    from edgemti.formats.workload import hw_model, workload_of
+    from edgemti.runtime.workload import hw_model, workload_of
     from edgemti.studies.sweep import Evaluator, prepare_assets
 
     assets = prepare_assets(points, {}, cache)

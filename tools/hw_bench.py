@@ -23,7 +23,7 @@ from pathlib import Path
 
 from edgemti.formats.build import open_build
 from edgemti.formats.graph import load_graph
-from edgemti.formats.workload import hw_model
+from edgemti.runtime.workload import hw_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from hw_support import ort_shapes  # noqa: E402  (the old path: kept in the tests as their oracle)

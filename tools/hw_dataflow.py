@@ -23,7 +23,7 @@ TASKS = ("mnli", "mrpc", "qnli")
 def design_point(folder: Path, design: str, seq_len: int) -> dict:
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
-    from edgemti.formats.workload import workload_of
+    from edgemti.runtime.workload import workload_of
     from edgemti.hwmodel import HwModel, load_spec
 
     b = open_build(folder, verify=False)

@@ -77,7 +77,7 @@ def cross_check_build(build: str | Path, seq_len: int = 128, task: str | None = 
     """:func:`cross_check` of a build folder on ``spec`` (default: the shipped spec of the build's design)."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
-    from edgemti.formats.workload import hw_model
+    from edgemti.runtime.workload import hw_model
 
     b = open_build(build, verify=False)
     graph = load_graph(b.graph_bytes())

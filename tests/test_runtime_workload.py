@@ -11,7 +11,7 @@ from edgemti.errors import FormatError
 from edgemti.formats.build import open_build
 from edgemti.formats.manifest import CompileSection, Manifest
 from edgemti.formats.quant import QFormat
-from edgemti.formats.workload import workload_of
+from edgemti.runtime.workload import workload_of
 
 COMPILE = {
     "quant": "q3.13", "value_format": {"kind": "fixed", "int_bits": 3, "frac_bits": 13, "bits": 16},
