@@ -204,8 +204,8 @@ def build_spec(b: Any, spec_path: str | Path | None = None, fit: bool = False) -
     the shipped specs, sized for ALBERT). Without it, a build that outgrows the spec is the hardware model's
     :class:`CapacityError`. Returns (spec, one line per change)."""
     from edgemti.formats.graph import load_graph
-    from edgemti.runtime.workload import hw_model
     from edgemti.hwmodel.spec import LEVELS, load_spec
+    from edgemti.runtime.workload import hw_model
 
     m = b.manifest
     spec = load_spec(spec_path, design=m.design)

@@ -35,7 +35,6 @@ import onnxruntime as ort
 
 from edgemti.formats.build import open_build
 from edgemti.formats.graph import bind_initializers, load_graph
-from edgemti.runtime.workload import hw_model
 from edgemti.runtime.batcher import BatchingConfig
 from edgemti.runtime.engine import Engine
 from edgemti.runtime.hma import fit_spec
@@ -43,6 +42,7 @@ from edgemti.runtime.http import HttpServer
 from edgemti.runtime.request import Request
 from edgemti.runtime.scheduler import SchedulerConfig
 from edgemti.runtime.session import session_options
+from edgemti.runtime.workload import hw_model
 
 TEXTS = ["a gripping , beautifully made film .", "the worst movie of the year .", "it is fine , i guess .",
          "an uneven but often funny comedy ."]

@@ -23,8 +23,8 @@ TASKS = ("mnli", "mrpc", "qnli")
 def design_point(folder: Path, design: str, seq_len: int) -> dict:
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
-    from edgemti.runtime.workload import workload_of
     from edgemti.hwmodel import HwModel, load_spec
+    from edgemti.runtime.workload import workload_of
 
     b = open_build(folder, verify=False)
     hw = HwModel(workload_of(b.manifest), load_graph(b.graph_bytes()), load_spec(design=design))

@@ -121,9 +121,9 @@ def albert_base(build: str | Path, sentences: list[Sentence], src_layers: int, t
     sentence's exit and predicted layers mapped to the same relative depth (``round(k * L / src_layers)``)."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
-    from edgemti.runtime.workload import hw_model
     from edgemti.runtime.exit_cost import ExitCostModel
     from edgemti.runtime.hma import fit_spec
+    from edgemti.runtime.workload import hw_model
 
     b = open_build(build, verify=False)
     spec, sized = fit_spec(build)  # eleven 768x768 off-ramps outgrow the shipped SRAM: sized to the build

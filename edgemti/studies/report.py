@@ -23,10 +23,10 @@ def build_report(build: str | Path, seq_len: int | None = None, spec: str | Path
     inference of each task, and per MTI request) as a PNG there."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
-    from edgemti.runtime.workload import hw_model
     from edgemti.hwmodel.scenario import Scenario, run_scenario
     from edgemti.hwmodel.trace import write_traces
     from edgemti.runtime.hma import build_spec
+    from edgemti.runtime.workload import hw_model
 
     b = open_build(build, verify=False)
     m = b.manifest
@@ -210,9 +210,9 @@ def accelergy_report(build: str | Path, out_dir: str | Path | None = None, ert: 
     ``out_dir`` and/or re-price one inference and one switch with the Accelergy ERT ``ert``."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
-    from edgemti.runtime.workload import hw_model
     from edgemti.hwmodel.accelergy import export, reprice
     from edgemti.runtime.hma import build_spec
+    from edgemti.runtime.workload import hw_model
 
     b = open_build(build, verify=False)
     arch, _ = build_spec(b, spec, fit)
