@@ -92,7 +92,7 @@ def read_tensors(folder: Path, safetensors: tuple[str, ...], pickles: tuple[str,
             if not allow_pickle:
                 raise PickleRefusedError(f"{folder / name}: refusing to unpickle it (a pickle file can run code when it is "
                                   "loaded): convert it to safetensors, or allow pickles explicitly (they are then "
-                                  "loaded with torch.load(weights_only=True), tensors only)")
+                                  "loaded with torch.load(weights_only=True), tensors only)", options=("allow_pickle",))
             try:
                 data = torch.load(folder / name, map_location="cpu", weights_only=True)
             except Exception as exc:  # UnpicklingError for anything but tensors and plain containers

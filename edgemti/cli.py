@@ -33,6 +33,7 @@ _FLAG_OF = {
     "text_pair_column": "--text-pair-column", "train_file": "--train-file", "tasks": "--task",
     "latency_target_s": "--latency-target-ms", "early_exit": "--early-exit",
     "max_accuracy_drop": "--max-accuracy-drop", "off_ramps": "--off-ramps",
+    "lora_rank": "--lora-rank", "lora_targets": "--lora-targets", "allow_pickle": "--allow-pickle",
 }
 
 
@@ -203,6 +204,10 @@ def params(as_json: bool) -> None:
 @click.option("--full-finetune", is_flag=True, help="Vanilla baseline: train all transformer weights + head "
               "(embeddings frozen) instead of adapters.")
 @click.option("--adapter-size", default="64", show_default=True, help="N, or ATTN,FFN bottlenecks (VASE), e.g. 32,128.")
+@click.option("--lora-rank", type=int, default=None, help="Train a LoRA pack of this rank instead of Houlsby adapters.")
+@click.option("--lora-alpha", type=float, default=None, help="LoRA alpha (scaling alpha/rank) [default: the rank].")
+@click.option("--lora-targets", default=None, help="LoRA target modules, comma-separated [default: PEFT's for the "
+              "family: query,value for BERT/MiniLM; ALBERT has none: required].")
 @click.option("--epochs", type=int, default=3, show_default=True)
 @click.option("--lr", type=float, default=None, help="Learning rate [default: 1e-3 adapters, 3e-5 full fine-tune].")
 @click.option("--batch-size", type=int, default=32, show_default=True)
@@ -730,14 +735,11 @@ def import_pack_cmd(src, out_dir, backbone, checkpoint, task, labels, allow_pick
     """Import a PEFT LoRA or AdapterHub Houlsby adapter folder as a task pack (checked against the backbone)."""
     from pathlib import Path
 
-    from edgemti.compiler.import_pack import ImportConfig, PickleRefusedError, import_pack
+    from edgemti.compiler.import_pack import ImportConfig, import_pack
 
     cfg = ImportConfig(source=Path(src), backbone=backbone, checkpoint=checkpoint, task=task,
                        labels=tuple(x.strip() for x in labels.split(",")) if labels else (), allow_pickle=allow_pickle)
-    try:
-        res = import_pack(cfg, out_dir)
-    except PickleRefusedError as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc} (pass --allow-pickle to do that)") from None
+    res = import_pack(cfg, out_dir)
     p = res.pack
     click.echo(f"wrote {out_dir} ({p.task}, {res.library} {type(p.adapter).__name__} from {res.weights_file}, "
                f"{p.num_params:,} task-specific params, {p.size_bytes / 1024:.1f} KiB) on backbone "

@@ -213,6 +213,22 @@ def _try_hub(hub_name: str, pooling: str, name: str, local_only: bool):
     return encoder, info
 
 
+def backbone_family(name: str, checkpoint: str | None = None) -> Family:
+    """The family (``albert``/``bert``) of a backbone name, read from its config without loading weights."""
+    if name in PRESETS:
+        return preset_config(name)[0]
+    path = Path(checkpoint or name)
+    if path.is_file() and path.suffix == ".json":
+        raw = json.loads(path.read_text())
+        return as_family(raw.get("model_type") or ("albert" if "embedding_size" in raw else "bert"))
+    try:
+        return _family(AutoConfig.from_pretrained(str(path)))
+    except ConfigError:
+        raise
+    except Exception as exc:  # not a folder or not cached: the full load reports it
+        raise ConfigError(f"cannot read the config of backbone {name!r} ({type(exc).__name__})") from None
+
+
 def build_model(
     backbone: str,
     num_labels: int,

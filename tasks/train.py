@@ -27,6 +27,7 @@ from edgemti.errors import ConfigError, EdgemtiError
 from edgemti.tasks.data import Example, load_custom, load_glue, load_hf, subsample
 from edgemti.tasks.features import MAX_SEQ_LEN, Encoded, batches, encode, load_tokenizer, num_batches
 from edgemti.tasks.glue import TaskSpec, custom_task, get_task
+from edgemti.tasks.lora import LoraSpec
 from edgemti.tasks.metrics import compute_metrics
 from edgemti.tasks.model import AdapterModel, AdapterSpec
 from edgemti.tasks.pack import TaskPack, load_pack, model_for_pack, pack_from_model, save_pack
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 DEFAULT_LR = {"adapter": 1e-3, "vanilla": 3e-5}
 _TYPES: dict[str, type] = {"epochs": int, "batch_size": int, "max_seq_len": int, "seed": int, "lr": float,
                            "warmup_ratio": float, "weight_decay": float, "regression": bool,
-                           "max_train_examples": int, "max_eval_examples": int, "threads": int}
+                           "max_train_examples": int, "max_eval_examples": int, "threads": int,
+                           "lora_rank": int, "lora_alpha": float, "lora_targets": str}
 
 
 def _type_ok(v: Any, t: type) -> bool:
@@ -72,12 +74,22 @@ class TrainConfig:
     text_pair_column: str | None = None
     label_column: str = "label"
     regression: bool = False
+    lora_rank: int | None = None  # set: a LoRA pack of this rank instead of Houlsby adapters (tasks/lora.py)
+    lora_alpha: float | None = None  # None: PEFT's default, alpha = rank
+    lora_targets: str | None = None  # comma-separated module names; None: PEFT's default of the family
 
     def __post_init__(self) -> None:
         if self.design not in ("adapter", "vanilla"):
             raise ConfigError(f"TrainConfig: design must be 'adapter' or 'vanilla', got {self.design!r}")
         if self.design == "adapter":
             AdapterSpec.parse(self.adapter_size)
+        if self.lora_rank is not None:
+            if self.design != "adapter":
+                raise ConfigError("TrainConfig: lora_rank trains a LoRA pack on the frozen backbone, not a full "
+                                  "fine-tune: leave design 'adapter'", options=("lora_rank",))
+            LoraSpec.for_family("bert", self.lora_rank, self.lora_alpha, self._targets or ("query",))
+        elif self.lora_alpha is not None or self.lora_targets is not None:
+            raise ConfigError("TrainConfig: lora_alpha and lora_targets need lora_rank", options=("lora_rank",))
         for name in ("epochs", "batch_size", "max_seq_len"):
             v = getattr(self, name)
             if not isinstance(v, int) or v <= 0:
@@ -103,6 +115,19 @@ class TrainConfig:
     @property
     def adapter(self) -> AdapterSpec | None:
         return AdapterSpec.parse(self.adapter_size) if self.design == "adapter" else None
+
+    @property
+    def _targets(self) -> tuple[str, ...] | None:
+        return tuple(t.strip() for t in self.lora_targets.split(",")) if self.lora_targets else None
+
+    def adapter_for(self, family: str) -> AdapterSpec | LoraSpec | None:
+        """The pack's adapter spec on a backbone of ``family`` (LoRA's default targets depend on it)."""
+        if self.lora_rank is None:
+            return self.adapter
+        try:
+            return LoraSpec.for_family(family, self.lora_rank, self.lora_alpha, self._targets)
+        except ConfigError as exc:
+            raise ConfigError(str(exc), options=("lora_targets",)) from None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -234,7 +259,10 @@ def train_task(cfg: TrainConfig, out_dir: str | Path, progress: bool = True,
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    model = build_model(cfg.backbone, num_labels=spec.num_labels, adapter=cfg.adapter, design=cfg.design,
+    from edgemti.tasks.backbones import backbone_family
+
+    adapter = cfg.adapter_for(backbone_family(cfg.backbone, cfg.checkpoint)) if cfg.lora_rank else cfg.adapter
+    model = build_model(cfg.backbone, num_labels=spec.num_labels, adapter=adapter, design=cfg.design,
                         checkpoint=cfg.checkpoint)
     torch.manual_seed(cfg.seed)
     if model.info.warning:

@@ -196,4 +196,4 @@ def test_cli_import_pack_and_its_pickle_hint(peft_folder, tmp_path):
     (folder / "adapter_model.safetensors").unlink()
     run = CliRunner().invoke(main, ["import-pack", str(folder), "--out", str(tmp_path / "q"), "--task", "sst2",
                                     "--backbone", str(root / "tiny-bert")])
-    assert run.exit_code != 0 and "pass --allow-pickle" in run.output, run.output
+    assert run.exit_code != 0 and "--allow-pickle" in run.output, run.output

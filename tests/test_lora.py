@@ -112,3 +112,25 @@ def test_houlsby_v1_packs_still_load():
     pack = load_pack(packs_dir() / "sst2")
     assert isinstance(pack.adapter, AdapterSpec) and pack.imported == {}
     assert all(a.dtype == np.float32 for a in pack.tensors.values())
+
+
+def test_train_lora_rank_trains_only_the_pairs_head_and_norms(tmp_path):
+    from test_tasks_train import make_glue
+
+    from edgemti.tasks.train import TrainConfig, train_task
+
+    glue = make_glue(tmp_path / "glue")
+    cfg = TrainConfig(task="rte", backbone="bert-tiny", lora_rank=2, lora_alpha=4.0, epochs=1, batch_size=8, lr=5e-3,
+                      data_dir=str(glue), seed=1)
+    pack = train_task(cfg, tmp_path / "rte", progress=False).pack
+    assert pack.adapter == LoraSpec(rank=2, alpha=4.0, target_modules=("query", "value"))
+    assert pack.frozen_check["bit_identical"] is True
+    b = [a for n, a in pack.tensors.items() if n.endswith("lora_B.weight")]
+    assert len(b) == 4 and all(np.abs(a).max() > 0 for a in b)  # B left zero: it trained
+    assert load_pack(tmp_path / "rte").train_config["lora_rank"] == 2
+    with pytest.raises(ConfigError, match="no default LoRA target modules for 'albert'") as err:
+        train_task(TrainConfig(task="rte", backbone="albert-tiny", lora_rank=2, data_dir=str(glue)), tmp_path / "x",
+                   progress=False)
+    assert err.value.options == ("lora_targets",)
+    with pytest.raises(ConfigError, match="lora_alpha and lora_targets need lora_rank"):
+        TrainConfig(task="rte", lora_alpha=2.0)
