@@ -10,7 +10,7 @@ from edgemti.errors import ConfigError, FormatError
 from edgemti.tasks.backbones import build_model
 from edgemti.tasks.lora import LoraLinear, LoraSpec, adapter_structure
 from edgemti.tasks.model import AdapterSpec
-from edgemti.tasks.pack import apply_pack, load_pack, pack_from_model, save_pack
+from edgemti.tasks.pack import PACK_FORMAT_VERSION, apply_pack, load_pack, pack_from_model, save_pack
 
 
 def _inputs():
@@ -90,7 +90,7 @@ def test_lora_pack_round_trip_and_format_checks(tmp_path):
     pack = pack_from_model(m, "sst2", ("negative", "positive"), False)
     save_pack(pack, tmp_path / "p")
     meta = json.loads((tmp_path / "p" / "pack.json").read_text())
-    assert meta["format_version"] == 3 and meta["adapter"] == spec.to_dict()
+    assert meta["format_version"] == PACK_FORMAT_VERSION and meta["adapter"] == spec.to_dict()
     back = load_pack(tmp_path / "p")
     assert back.adapter == spec and set(back.tensors) == set(pack.tensors)
     fresh = apply_pack(build_model("bert-tiny", 2, adapter=spec), back).eval()
