@@ -34,6 +34,7 @@ _FLAG_OF = {
     "latency_target_s": "--latency-target-ms", "early_exit": "--early-exit",
     "max_accuracy_drop": "--max-accuracy-drop", "off_ramps": "--off-ramps",
     "lora_rank": "--lora-rank", "lora_targets": "--lora-targets", "allow_pickle": "--allow-pickle",
+    "fault_mlc_rate": "--fault-mlc-rate",
 }
 
 
@@ -232,6 +233,10 @@ def params(as_json: bool) -> None:
 @click.option("--sparsity-transformer", type=float, default=None, help="... transformer sparsity [default 0].")
 @click.option("--quant", default=None, help="... backbone value format, as compile's --quant [default q3.13].")
 @click.option("--pack-quant", default=None, help="... pack value format, as compile's --pack-quant [default --quant].")
+@click.option("--fault-mlc-rate", type=float, default=None,
+              help="With --on-build/--sparsity-*: fault-aware pack, MLC cell errors at this rate injected in the "
+                   "backbone, a fresh pattern every step.")
+@click.option("--fault-seed", type=int, default=0, show_default=True, help="Seed of the fault patterns.")
 @click.option("--no-progress", is_flag=True)
 @click.option("--off-ramps", "off_ramps", is_flag=True,
               help="Then train EdgeBERT off-ramps (stage 2: only they learn) for early exit (docs/EARLY_EXIT.md).")
@@ -243,7 +248,8 @@ def params(as_json: bool) -> None:
 @click.option("--holdout-examples", type=int, default=1000, show_default=True,
               help="Train sentences kept out of stage 2 for calibrate-exit.")
 def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, sparsity_transformer, quant, pack_quant,
-          off_ramps, from_pack, off_ramp_epochs, off_ramp_lr, off_ramp_examples, holdout_examples, **opts) -> None:
+          off_ramps, from_pack, off_ramp_epochs, off_ramp_lr, off_ramp_examples, holdout_examples, fault_mlc_rate,
+          fault_seed, **opts) -> None:
     """Train a task pack: adapters on the frozen backbone (proven unchanged), or --full-finetune.
 
     With --on-build BUILD, or any of --sparsity-embedding/--sparsity-transformer/--quant/--pack-quant, the frozen
@@ -295,7 +301,15 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
                    f"by layer {last['train_accuracy_by_layer']}; next: edgemti calibrate-exit --pack {p.path}")
         return
     assert cfg is not None  # from_pack needs off_ramps
-    if on_build is not None or settings:
+    if fault_mlc_rate is not None and on_build is None and not settings:
+        raise click.UsageError("--fault-mlc-rate trains on a served backbone: add --on-build BUILD or --sparsity-*")
+    if fault_mlc_rate is not None:
+        from edgemti.compiler.served import Compression
+        from edgemti.studies.fault_train import train_fault_aware
+
+        result = train_fault_aware(cfg, out_dir, fault_mlc_rate, compression=Compression(**settings) if settings
+                                   else None, build=on_build, seed=fault_seed, progress=not no_progress)
+    elif on_build is not None or settings:
         from edgemti.compiler.retrain import train_on_served
         from edgemti.compiler.served import Compression
 

@@ -152,3 +152,20 @@ def test_cli_train_with_compression_settings(cfg, tmp_path):
     assert load_pack(out).trained_on.value_format == "q3.13"
     r = CliRunner().invoke(main, [*args[:-3], "--on-build", str(out), "--quant", "q3.5"])
     assert r.exit_code != 0 and "--on-build takes the build's compression" in r.output
+
+
+def test_fault_aware_training_reads_the_runtimes_faults_fresh_each_step(cfg, build, tmp_path):
+    from edgemti.studies.fault_train import FaultyBackbone, train_fault_aware
+
+    served = served_backbone_of_build(build)
+    faulty = FaultyBackbone(0.05, seed=4)
+    first, second = faulty(served, 0), faulty(served, 1)
+    engine = Engine.open(build, fault=faulty.model(0))  # the runtime reading the same cells through the same faults
+    _same_bits(first, engine.hma.read_backbone())
+    changed = sum(int(np.sum(first[n] != served.tensors[n])) for n in first)
+    moved = sum(int(np.sum(first[n] != second[n])) for n in first)
+    assert changed > 0 and moved > 0  # faulty, and a fresh pattern per step
+    r = train_fault_aware(cfg, tmp_path / "fa", 0.05, build=build, seed=4, progress=False)
+    assert r.pack.trained_on.fault_mlc_rate == 0.05 and r.pack.trained_on.fault_seed == 4
+    assert r.pack.trained_on.image_hash == served.image_hash  # compiles into the same builds as a fault-free pack
+    assert r.pack.frozen_check["backbone_hash_before"] == served.decoded_hash  # the fault-free served backbone
