@@ -18,11 +18,12 @@ from pathlib import Path
 
 from edgemti.errors import FormatError
 from edgemti.hwmodel.model import InferenceCost
-from edgemti.hwmodel.spec import LEVELS
+from edgemti.hwmodel.spec import PRICED_LEVELS
 
 CSV_FORMAT = "edgemti-op-trace-csv"
 JSON_FORMAT = "edgemti-op-trace-chrome"
-TRACE_VERSION = 2  # 2: one row per fused-group stage, group/group_kind/tiles columns, group and tile events
+TRACE_VERSION = 3  # 2: one row per fused-group stage, group/group_kind/tiles columns, group and tile events;
+# 3: bytes of the PE array's buffers (spad_a, spad_b, psum) per row
 _KINDS = ("gather", "matmul", "sfu", "layout", "control")
 GROUP_TID, TILE_TID = len(_KINDS) + 1, len(_KINDS) + 2
 MAX_TILE_EVENTS = 64  # per stage; beyond it the last event stands for the remaining tiles
@@ -30,7 +31,7 @@ MAX_TILE_EVENTS = 64  # per stage; beyond it the last event stands for the remai
 
 def _columns(components: list[str]) -> list[str]:
     return (["index", "node", "op_type", "kind", "group", "group_kind", "tiles", "macs", "cycles", "start_s",
-             "latency_s", "energy_j", "compute_energy_j"] + [f"{lv}_bytes" for lv in LEVELS] + [f"{c}_energy_j" for c in components])
+             "latency_s", "energy_j", "compute_energy_j"] + [f"{lv}_bytes" for lv in PRICED_LEVELS] + [f"{c}_energy_j" for c in components])
 
 
 def to_csv(cost: InferenceCost, provenance: dict | None = None) -> str:
@@ -42,7 +43,7 @@ def to_csv(cost: InferenceCost, provenance: dict | None = None) -> str:
     for r in cost.records:
         w.writerow([r.index, r.node, r.op_type, r.kind, r.group, r.group_kind, r.tiles, r.macs, repr(r.cycles), repr(r.start_s), repr(r.latency_s),
                     repr(r.energy_j), repr(r.compute_energy_j)]
-                   + [repr(float(r.bytes_by_level.get(lv, 0.0))) for lv in LEVELS]
+                   + [repr(float(r.bytes_by_level.get(lv, 0.0))) for lv in PRICED_LEVELS]
                    + [repr(r.energy_by_component_j.get(c, 0.0)) for c in components])
     body = buf.getvalue()
     prov = json.dumps({"task": cost.task, "seq_len": cost.seq_len, **(provenance or {})}, sort_keys=True)

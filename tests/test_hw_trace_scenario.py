@@ -28,7 +28,7 @@ def test_csv_round_trip_and_corruption(hw):
     assert {r["group_kind"] for r in rows} >= {"matmul", "attention", "adapter", "add_layernorm"}
     assert all(int(r["tiles"]) >= 1 for r in rows if r["kind"] == "matmul")
     with pytest.raises(FormatError, match="format_version"):
-        read_csv(text.replace("# format_version: 2", "# format_version: 1"))
+        read_csv(text.replace("# format_version: 3", "# format_version: 2"))
 
 
 def test_chrome_trace_is_loadable_and_checked(hw):
