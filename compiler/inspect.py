@@ -71,7 +71,6 @@ def inspect_build(path: str | Path, verify: bool = False, table3: bool = False, 
         "memory_map": memory_map(m),
         "compact_map": compact_map(m),
     }
-    report["buffers"] = pe_buffers(m, build.graph_bytes())
     if verify:
         report["verify"] = {"ok": True, "checks": build.verify()}
     if table3:
@@ -118,19 +117,6 @@ def table3_for_manifest(m: Manifest, progress: Callable[[str], None] | None = No
     return table3_rows(fps)
 
 
-def pe_buffers(m: Manifest, graph: bytes) -> dict:
-    """The PE array's buffer levels (hwmodel v3: spad_a, spad_b, psum) this build needs and is provisioned, on the
-    shipped spec of its design: bytes needed (the tiler's working set), capacity, macros, copies, area."""
-    from edgemti.formats.graph import load_graph
-    from edgemti.formats.workload import hw_model
-    from edgemti.hwmodel.spec import BUFFERS
-
-    hw = hw_model(m, load_graph(graph))
-    return {lv: {"need_bytes": p.required_bytes, "capacity_bytes": p.capacity_bytes, "copies": p.copies,
-                 "macros": [list(x) for x in p.macros], "area_mm2": p.area_mm2}
-            for lv, p in hw.levels.items() if lv in BUFFERS}
-
-
 def format_report(r: dict, tensors: bool = False) -> str:
     """Human-readable text of :func:`inspect_build`'s report (``tensors``: one line per backbone tensor)."""
     fp = r["footprint"]
@@ -172,10 +158,6 @@ def format_report(r: dict, tensors: bool = False) -> str:
                      f"{t['sparsity']:>8.3f} {t['saturated']:>5} {t['quant_max_abs_err']:>9.2e}")
     lines.append(f"backbone: {len(r['tensors'])} tensors, {sat} saturated values"
                  + (f", worst quantization error {worst['quant_max_abs_err']:.3g} ({worst['name']})" if worst else ""))
-    if r.get("buffers"):
-        lines.append("PE-array buffers (shipped spec): " + "; ".join(
-            f"{lv} needs {v['need_bytes']:,} B, {v['capacity_bytes'] // 1024} KiB x{v['copies']} "
-            f"({v['area_mm2']:.3f} mm2)" for lv, v in r["buffers"].items()))
     if "verify" in r:
         lines.append("")
         lines.append("verify: OK")
