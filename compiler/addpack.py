@@ -30,7 +30,6 @@ from edgemti.errors import BackboneMismatchError, ConfigError
 from edgemti.formats.build import (
     MANIFEST_FILE,
     ImageBuilder,
-    build_id,
     encode_pack,
     open_build,
     sha256_hex,
@@ -128,12 +127,12 @@ def add_pack(pack: str | Path, into: str | Path, sign_key: str | Path | None = N
     images = dict(m.images)
     images["dram"] = ImageEntry(dram_file, len(data), sha256_hex(data), IMAGE_MEMORY["dram"],
                                 IMAGE_BITS_PER_CELL["dram"])
-    new_id = build_id(images, m.graph["sha256"], m.compile.to_dict())
     added = list(m.provenance.get("added_packs") or [])
     added.append({"task": p.task, "pack_sha256": entry.sha256, "source": Path(pack).name,
                   "added_unix_s": round(time.time(), 3)})
     prov = dict(m.provenance, manifest_version=version, parent_build_id=m.build_id, added_packs=added)
-    manifest = dataclasses.replace(m, build_id=new_id, images=images, packs=(*m.packs, entry), provenance=prov)
+    manifest = dataclasses.replace(m, images=images, packs=(*m.packs, entry), provenance=prov).with_build_id()
+    new_id = manifest.build_id
     stale = folder / SIGNATURE_FILE
     if stale.exists() and key is None:
         log.warning("build %s was signed (key %s); the added pack changes its manifest, so the signature is "

@@ -38,7 +38,6 @@ from edgemti.formats.build import (
     OUTPUT,
     TOKENIZER_DIR,
     ImageBuilder,
-    build_id,
     encode_pack,
     file_entries,
     image_entries,
@@ -216,11 +215,12 @@ def compile_build(config: CompileConfig, out: str | Path, force: bool = False,
         images = image_entries(plan.images)
         m = plan.manifest
         manifest = Manifest(
-            edgemti_version=m.edgemti_version, build_id=build_id(images, gsha, m.compile.to_dict()), design=m.design,
+            edgemti_version=m.edgemti_version, build_id="", design=m.design,
             synthetic=m.synthetic, backbone=backbone, compile=m.compile, graph=dict(m.graph, sha256=gsha),
             images=images, tensors=m.tensors, packs=m.packs, files=file_entries(tmp, tok) if tok else {},
             provenance={"spec": spec.path or spec.name, "spec_hash": spec.spec_hash(),
-                        "compile_time_s": round(time.perf_counter() - t0, 3), "footprint": fp.to_dict()})
+                        "compile_time_s": round(time.perf_counter() - t0, 3), "footprint": fp.to_dict()}
+        ).with_build_id()  # the id covers everything an answer depends on (formats.manifest.derive_build_id)
         write_build(tmp, manifest, plan.images, graph)  # fsyncs what it writes
         if key is not None:
             sig = sign_build(tmp, key)

@@ -8,6 +8,7 @@ compiler or the tasks package.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ from edgemti.formats.manifest import (
     PackTensor,
     Span,
     TensorEntry,
-    derive_build_id,
+    pack_meta_sha256,
     path_problem,
 )
 from edgemti.formats.quant import (
@@ -116,21 +117,16 @@ def encode_pack(task: str, labels: tuple[str, ...], is_regression: bool, adapter
         offset += len(blob)
     data = b"".join(blobs)
     span = dram.add(data)
-    return PackEntry(task=task, labels=tuple(labels), is_regression=is_regression, adapter=adapter,
-                     backbone_hash=backbone_hash, synthetic=synthetic, image=span.image, offset=span.offset,
-                     length=span.length, sha256=sha256_hex(data), tensors=tuple(entries), metrics=dict(metrics or {}),
-                     text_fields=tuple(text_fields), exit=ExitPolicy.from_dict(exit) if exit is not None else None)
+    entry = PackEntry(task=task, labels=tuple(labels), is_regression=is_regression, adapter=adapter,
+                      backbone_hash=backbone_hash, synthetic=synthetic, image=span.image, offset=span.offset,
+                      length=span.length, sha256=sha256_hex(data), tensors=tuple(entries), metrics=dict(metrics or {}),
+                      text_fields=tuple(text_fields), exit=ExitPolicy.from_dict(exit) if exit is not None else None)
+    return dataclasses.replace(entry, meta_sha256=pack_meta_sha256(entry))  # the pack's description as compiled
 
 
 def image_entries(images: Mapping[str, bytes]) -> dict[str, ImageEntry]:
     return {n: ImageEntry(IMAGE_FILES[n], len(images[n]), sha256_hex(images[n]), IMAGE_MEMORY[n],
                           IMAGE_BITS_PER_CELL[n]) for n in IMAGE_NAMES}
-
-
-def build_id(images: Mapping[str, ImageEntry], graph_sha256: str, compile_cfg: dict) -> str:
-    """The build's id (re-derived and checked on every load): sha256 over the image checksums (rram_mlc, rram_slc,
-    dram), the graph's and the compile object (sorted-key JSON)."""
-    return derive_build_id(dict(images), graph_sha256, compile_cfg)
 
 
 def file_entries(folder: str | Path, sub: str) -> dict[str, FileEntry]:
@@ -232,6 +228,14 @@ class Build:
                     problems.append(f"manifest lists no file of the tokenizer folder {tok!r}")
         return problems
 
+    def check_graph(self, graph: bytes) -> list[str]:
+        """Problems binding the manifest's tensors to the graph's inputs (:func:`formats.servable.graph_problems`):
+        the checks serving needs, run by every open, so verify and serve refuse the same builds."""
+        from edgemti.formats.graph import load_graph
+        from edgemti.formats.servable import graph_problems
+
+        return [f"graph: {p}" for p in graph_problems(self.manifest, load_graph(graph))]
+
     def decode_backbone(self) -> dict[str, np.ndarray]:
         return decode_backbone(self.manifest, self.image_bytes("rram_mlc"), self.image_bytes("rram_slc"))
 
@@ -252,9 +256,15 @@ class Build:
             except FormatError as exc:
                 problems.append(str(exc))
         try:
-            self.graph_bytes() if self.verified else _read_checked(
+            graph = self.graph_bytes() if self.verified else _read_checked(
                 self.file(self.manifest.graph["file"]), None, self.manifest.graph["sha256"], True)
             passed.append(f"{self.manifest.graph['file']}: sha256 ok")
+            more = self.check_graph(graph)
+            problems += more
+            if not more:
+                passed.append(f"graph inputs: {len(self.manifest.tensors)} backbone tensors and every pack's "
+                              f"{len(self.manifest.packs[0].tensors) if self.manifest.packs else 0} tensors bind "
+                              "(names, shapes, order)")
         except FormatError as exc:
             problems.append(str(exc))
         more = self.check_files(hashes=True)
@@ -337,6 +347,18 @@ def inside(folder: Path, rel: str) -> Path:
     return path
 
 
+def symlinks_in(folder: Path) -> list[str]:
+    """Paths (relative to ``folder``) of every symlink inside ``folder``, the manifest included; links are not
+    followed. ``folder`` itself may be a link (a deployment's ``current`` pointing at a build)."""
+    out = []
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            p = Path(root) / name
+            if p.is_symlink():
+                out.append(p.relative_to(folder).as_posix())
+    return sorted(out)
+
+
 def open_build(path: str | Path, verify: bool = True, verify_key: str | Path | None = None) -> Build:
     """Open a build folder: parse and check ``manifest.json`` (its own digest, its build_id, every field, every
     path inside the folder, the tokenizer files present with their sizes); with ``verify`` every file's sha256
@@ -345,6 +367,10 @@ def open_build(path: str | Path, verify: bool = True, verify_key: str | Path | N
     and every file's sha256 is checked whatever ``verify`` says (a signed manifest vouches for files by hash)."""
     folder = Path(path)
     mpath = folder / MANIFEST_FILE
+    links = symlinks_in(folder)
+    if links:
+        raise FormatError(f"{folder}: a build holds no symlinks, found {links[:5]}: copy the files themselves "
+                          "(a link can point anywhere, and change after the build was checked)")
     if not mpath.is_file():
         raise FormatError(f"{mpath}: missing: {folder} is not an edgemti build (make one with `edgemti compile`)")
     raw = mpath.read_bytes()
@@ -364,6 +390,8 @@ def open_build(path: str | Path, verify: bool = True, verify_key: str | Path | N
                 build.file(rel)
             except FormatError as exc:
                 problems.append(str(exc))
+        if not problems:
+            problems += build.check_graph(_read_checked(build.file(manifest.graph["file"]), None, "", False))
         if problems:
             raise FormatError(f"{folder}: {len(problems)} problem(s): " + "; ".join(problems))
     return build

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -22,10 +22,12 @@ from edgemti.formats.quant import QFormat
 __all__ = ["BUILD_FORMAT", "BUILD_FORMAT_VERSION", "DIGEST_KEY", "GRAPH_DATA_INPUTS", "GRAPH_OUTPUTS", "GROUPS",
            "IMAGE_BITS_PER_CELL", "IMAGE_MEMORY", "IMAGE_NAMES", "TEXT_FIELDS", "CompileSection", "FileEntry",
            "ImageEntry", "Manifest", "PackEntry", "PackTensor", "Span", "TensorEntry", "canonical_json",
-           "derive_build_id", "manifest_digest", "path_problem"]
+           "derive_build_id", "manifest_digest", "pack_meta_sha256", "path_problem"]
 
 BUILD_FORMAT = "edgemti-build"
-BUILD_FORMAT_VERSION = 2  # 2: manifest_sha256 (the manifest's own digest), files (tokenizer), strict schema
+BUILD_FORMAT_VERSION = 3  # 2: manifest_sha256, files (tokenizer), strict schema; 3: build_id over every served
+# field (labels, text_fields, tensor formats, tokenizer files, ...), packs[].meta_sha256, layout order checked
+_ID_EXCLUDED = ("build_id", DIGEST_KEY, "provenance", "edgemti_version")  # what does not change an answer
 IMAGE_NAMES = ("rram_mlc", "rram_slc", "dram")
 IMAGE_MEMORY = {"rram_mlc": "RRAM_MLC2", "rram_slc": "RRAM_SLC", "dram": "DRAM"}
 IMAGE_BITS_PER_CELL = {"rram_mlc": 2, "rram_slc": 1, "dram": 1}
@@ -158,6 +160,9 @@ class PackEntry:
     text_fields: tuple[str, ...] = ("text",)
     # the task's early-exit policy (edgemti/exit_policy.py); optional key, absent = the task has none
     exit: ExitPolicy | None = None
+    # sha256 of the pack's own description (task, labels, is_regression, text_fields, tensor names, shapes and
+    # formats) as the compiler took it from the pack; re-derived on every load (:func:`pack_meta_sha256`)
+    meta_sha256: str = ""
 
     @property
     def num_labels(self) -> int:
@@ -166,6 +171,7 @@ class PackEntry:
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("task", "is_regression", "adapter", "backbone_hash", "synthetic", "image",
                                            "offset", "length", "sha256", "metrics")}
+        d["meta_sha256"] = self.meta_sha256 or pack_meta_sha256(self)
         d["labels"] = list(self.labels)
         d["text_fields"] = list(self.text_fields)
         d["tensors"] = [t.to_dict() for t in self.tensors]
@@ -337,6 +343,10 @@ class Manifest:
         d[DIGEST_KEY] = manifest_digest(d)
         return d
 
+    def with_build_id(self) -> Manifest:
+        """This manifest with its ``build_id`` derived from its content (how the compiler and add-pack seal one)."""
+        return replace(self, build_id=derive_build_id(self.to_dict()))
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1) + "\n"
 
@@ -357,12 +367,17 @@ class Manifest:
         return parse_manifest(cls, d, origin)
 
 
-def derive_build_id(images: dict[str, ImageEntry], graph_sha256: str, compile_cfg: dict) -> str:
-    """The build's id: sha256 over the image checksums (rram_mlc, rram_slc, dram), the graph's and the compile
-    object (sorted-key JSON). :func:`edgemti.formats.build.build_id` is this function."""
-    h = hashlib.sha256()
-    for n in IMAGE_NAMES:
-        h.update(images[n].sha256.encode() if n in images else b"")
-    h.update(graph_sha256.encode())
-    h.update(json.dumps(compile_cfg, sort_keys=True, default=str).encode())
-    return h.hexdigest()
+def pack_meta_sha256(p: PackEntry) -> str:
+    """sha256 of what a pack says about itself (canonical JSON of task, labels, is_regression, text_fields and
+    every tensor's name, shape and format): recorded by the compiler, re-derived by the reader."""
+    return hashlib.sha256(canonical_json({
+        "task": p.task, "labels": list(p.labels), "is_regression": p.is_regression, "text_fields": list(p.text_fields),
+        "tensors": [[t.name, list(t.shape), t.format.to_dict()] for t in p.tensors]})).hexdigest()
+
+
+def derive_build_id(d: dict) -> str:
+    """The build's id from a manifest's JSON object: sha256 of its canonical encoding without ``build_id``,
+    ``manifest_sha256``, ``provenance`` and ``edgemti_version`` -- so it covers every field an answer depends on
+    (images, graph, compile settings, tokenizer files, backbone tensors and their formats, every pack with its
+    labels and text fields), and two builds that can answer differently never share an id."""
+    return hashlib.sha256(canonical_json({k: v for k, v in d.items() if k not in _ID_EXCLUDED})).hexdigest()

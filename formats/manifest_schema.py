@@ -33,6 +33,7 @@ from edgemti.formats.manifest import (
     Span,
     TensorEntry,
     derive_build_id,
+    pack_meta_sha256,
     path_problem,
 )
 from edgemti.formats.quant import QFormat, packed_nbytes
@@ -108,6 +109,11 @@ def parse_manifest(cls: type[Manifest], d: Any, origin: str) -> Manifest:
                     if t is not None)
     packs = tuple(p for p in (_pack(p, i, f, images) for i, p in enumerate(f.items("packs", d["packs"])))
                   if p is not None)
+    if "provenance" in d and not isinstance(d["provenance"], dict):
+        problems.append(f"provenance must be an object, got {_short(d['provenance'])}")
+    if compile_section is not None:
+        problems += _format_problems(compile_section, tensors, packs)
+    problems += _layout_problems(images, tensors, packs)
     names = [t.name for t in tensors]
     if len(set(names)) != len(names):
         problems.append("duplicate backbone tensor names")
@@ -120,11 +126,11 @@ def parse_manifest(cls: type[Manifest], d: Any, origin: str) -> Manifest:
     if isinstance(bb.get("hash"), str):
         problems += [f"packs[{p.task}]: backbone_hash {p.backbone_hash[:12]} is not the build's backbone "
                      f"{bb['hash'][:12]}" for p in packs if p.backbone_hash != bb["hash"]]
-    if not problems and compile_section is not None and isinstance(graph.get("sha256"), str):
-        derived = derive_build_id(images, graph["sha256"], compile_section.to_dict())
+    if not problems:
+        derived = derive_build_id(d)
         if derived != d["build_id"]:
-            problems.append(f"build_id {d['build_id'][:12]}... is not the one its images, graph and compile "
-                            f"settings give ({derived[:12]}...)")
+            problems.append(f"build_id {d['build_id'][:12]}... is not the one its content gives ({derived[:12]}...: "
+                            "images, graph, compile settings, tokenizer files, tensors, packs)")
     if problems:
         raise FormatError(f"{origin}: {len(problems)} problem(s): " + "; ".join(problems[:40])
                           + (f"; ... and {len(problems) - 40} more" if len(problems) > 40 else "")
@@ -134,6 +140,49 @@ def parse_manifest(cls: type[Manifest], d: Any, origin: str) -> Manifest:
                synthetic=d["synthetic"], backbone=dict(d["backbone"]), compile=compile_section,
                graph=dict(d["graph"]), images=images, tensors=tensors, packs=packs,
                provenance=dict(d.get("provenance") or {}), files=files)
+
+
+def _format_problems(c: CompileSection, tensors: tuple[TensorEntry, ...], packs: tuple[PackEntry, ...]) -> list[str]:
+    """Every tensor's declared format is the one the compile settings give (backbone: value_format, packs:
+    pack_format): the compiler quantizes every tensor of a kind with one format."""
+    out = [f"tensor {t.name}: format {t.format.name} is not the build's value_format {c.value_format.name}"
+           for t in tensors if t.format != c.value_format]
+    out += [f"pack {p.task} tensor {t.name}: format {t.format.name} is not the build's pack_format "
+            f"{c.pack_format.name}" for p in packs for t in p.tensors if t.format != c.pack_format]
+    return out[:10]
+
+
+def _layout_problems(images: dict[str, ImageEntry], tensors: tuple[TensorEntry, ...],
+                     packs: tuple[PackEntry, ...]) -> list[str]:
+    """The compiler lays regions out back to back in manifest order from offset 0 and each image ends with its last
+    region: a span that moved (two tensors' spans swapped, a pack pointed at another's bytes) shows here."""
+    out = []
+    regions: list[tuple[str, str, list[tuple[str, Span]]]] = [
+        ("rram_mlc", "values", [(f"tensor {t.name} values", t.values) for t in tensors]),
+        ("rram_slc", "masks", [(f"tensor {t.name} mask", t.mask) for t in tensors]),
+        ("dram", "packs", [(f"pack {p.task}", Span(p.image, p.offset, p.length)) for p in packs])]
+    for image, kind, spans in regions:
+        end = 0
+        for name, s in spans:
+            if s.offset != end:
+                out.append(f"{name} starts at {image}[{s.offset}], the previous region ends at {end}: {kind} are "
+                           "laid out back to back in manifest order")
+                break
+            end = s.end
+        else:
+            if image in images and images[image].size_bytes != end:
+                out.append(f"image {image} is {images[image].size_bytes} bytes, its {kind} end at {end}")
+    for p in packs:
+        end = 0
+        for t in p.tensors:
+            if t.offset != end:
+                out.append(f"pack {p.task} tensor {t.name} starts at {t.offset}, the previous one ends at {end}")
+                break
+            end = t.offset + t.length
+        else:
+            if end != p.length:
+                out.append(f"pack {p.task}: its tensors end at {end}, the pack is {p.length} bytes")
+    return out[:10]
 
 
 def _overlaps(spans: list[tuple[str, Span]]) -> list[str]:
@@ -229,7 +278,7 @@ _IMAGE_KEYS = ("file", "size_bytes", "sha256", "memory", "bits_per_cell")
 _TENSOR_KEYS = ("name", "shape", "numel", "nnz", "format", "group", "values", "mask", "pruned", "sparsity_target",
                 "saturated", "quant_max_abs_err")
 _PACK_KEYS = ("task", "labels", "is_regression", "adapter", "backbone_hash", "synthetic", "image", "offset", "length",
-              "sha256", "tensors")
+              "sha256", "meta_sha256", "tensors")
 _PACK_TENSOR_KEYS = ("name", "shape", "numel", "format", "offset", "length", "saturated", "quant_max_abs_err")
 
 
@@ -327,6 +376,7 @@ def _pack(p: Any, i: int, f: _Fields, images: dict[str, ImageEntry]) -> PackEntr
     f.check(f"{where}.synthetic", p["synthetic"], "bool")
     f.check(f"{where}.backbone_hash", p["backbone_hash"], "str")
     f.check(f"{where}.sha256", p["sha256"], "hex64")
+    f.check(f"{where}.meta_sha256", p["meta_sha256"], "hex64")
     labels = p["labels"]
     if not isinstance(labels, list) or any(not isinstance(x, str) or not x for x in labels) \
             or len(set(labels)) != len(labels):
@@ -378,10 +428,15 @@ def _pack(p: Any, i: int, f: _Fields, images: dict[str, ImageEntry]) -> PackEntr
     for t in tensors:  # the head's rows are the labels: a reordered or truncated label list shows here
         if t.name in ("classifier.weight", "classifier.bias") and (not t.shape or t.shape[0] != n_out):
             f.problems.append(f"{where}: {t.name} has shape {list(t.shape)}, the pack has {n_out} output(s)")
-    return PackEntry(task=p["task"], labels=tuple(labels), is_regression=p["is_regression"], adapter=p["adapter"],
-                     backbone_hash=p["backbone_hash"], synthetic=p["synthetic"], image=span.image,
-                     offset=span.offset, length=span.length, sha256=p["sha256"], tensors=tuple(tensors),
-                     metrics=dict(p.get("metrics") or {}), text_fields=tuple(fields), exit=policy)
+    entry = PackEntry(task=p["task"], labels=tuple(labels), is_regression=p["is_regression"], adapter=p["adapter"],
+                      backbone_hash=p["backbone_hash"], synthetic=p["synthetic"], image=span.image,
+                      offset=span.offset, length=span.length, sha256=p["sha256"], tensors=tuple(tensors),
+                      metrics=dict(p.get("metrics") or {}), text_fields=tuple(fields), exit=policy,
+                      meta_sha256=p["meta_sha256"])
+    if pack_meta_sha256(entry) != entry.meta_sha256:
+        f.problems.append(f"{where}: meta_sha256 {entry.meta_sha256[:12]}... is not the pack's recorded description "
+                          f"({pack_meta_sha256(entry)[:12]}...): its labels, text fields or tensor formats were changed")
+    return entry
 
 
 def _prod(shape: tuple[int, ...]) -> int:

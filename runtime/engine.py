@@ -164,25 +164,29 @@ class Engine:
         """Serve ``task`` from now on, without a restart and without writing RRAM.
 
         Re-reads the build's manifest (verified): the task must be in it (``edgemti compile --add-pack`` appends
-        it) and the backbone images and graph must be the ones this engine programmed (else the build is another
-        one: restart to serve it). The task's pack is written into DRAM; it is swapped into SRAM on its first
-        request like any pack. Call it from the thread that runs the engine, between batches. Loading a task that
-        is already served is a no-op. Returns what was done (``loaded``, pack bytes, build ids).
+        it) and the build must be the one this engine serves, or it with packs added
+        (:func:`edgemti.runtime.reload.extension_problems`): anything else -- a build recompiled into the folder,
+        other packs, formats or tokenizer -- is refused with :class:`FormatError` and changes nothing (restart to
+        serve it). On success the engine switches to the new manifest whole: its ``build_id`` is the new one (the
+        log's records name it from then on). The task's pack is written into DRAM; it is swapped into SRAM on its
+        first request like any pack. Call it from the thread that runs the engine, between batches. Loading a task
+        that is already served is a no-op. Returns what was done (``loaded``, pack bytes, build id).
         """
         if task in self.rules.tasks:
             return {"task": task, "loaded": False, "build_id": self.build_id, "pack_bytes": 0}
+        from edgemti.runtime.reload import extension_problems
+
         b = open_build(self.build.path, verify=True)
         m = b.manifest
-        changed = [n for n in ("rram_mlc", "rram_slc") if m.images[n].sha256 != self.manifest.images[n].sha256]
-        if m.graph["sha256"] != self.manifest.graph["sha256"]:
-            changed.append("graph")
+        changed = extension_problems(self.manifest, m)
         if changed:
-            raise FormatError(f"{self.build.path}: {changed} differ from the build this engine opened (build "
-                              f"{self.build_id[:12]}): it is another build; restart the server to serve it")
+            raise FormatError(f"{self.build.path} now holds another build ({m.build_id[:12]}), not the served build "
+                              f"{self.build_id[:12]} with packs added: {', '.join(changed)} differ; refusing to "
+                              "load from it (restart the server to serve that build)")
         pack = m.pack(task)  # UnknownTaskError when the build has no such task
         data = b.image_bytes("dram")[pack.offset:pack.offset + pack.length]
+        self.hma.add_pack(pack, data)  # checks the bytes first: a corrupt pack leaves the engine as it was
         self._adopt(b)
-        self.hma.add_pack(pack, data)
         self.rules = dataclasses.replace(self.rules, tasks=(*self.rules.tasks, task), pair_tasks=(
             *self.rules.pair_tasks, *((task,) if "text_pair" in pack.text_fields else ())))
         log.info("task %s loaded: %d B pack in DRAM, build %s", task, pack.length, self.build_id[:12])
@@ -301,18 +305,22 @@ class Engine:
         acc = self.slots.access(task)
         if acc.hit:
             return False, None, 0.0
-        dram0, sram0 = self.hma.mem["DRAM"].counts(), self.hma.mem["SRAM"].counts()
-        _, raw = self.hma.swap_in(task, evict=acc.evicted)
-        # count first, then price: what the DMA did, as the memories counted it
-        self._swap_counts = ((self.hma.mem["DRAM"].counts() - dram0).bytes_read,
-                             (self.hma.mem["SRAM"].counts() - sram0).bytes_written)
-        loader = self._loaders.get(task)
-        if loader is None:
-            loader = self._loaders[task] = PackLoader(self.manifest.pack(task))
-            loader.load(raw)
-            self.session.bind_pack(task, loader.views)  # OrtValues over the staging views: made once per task
-        else:
-            loader.load(raw)  # same buffers, new contents from SRAM: the binding stays valid
+        try:
+            dram0, sram0 = self.hma.mem["DRAM"].counts(), self.hma.mem["SRAM"].counts()
+            _, raw = self.hma.swap_in(task, evict=acc.evicted)
+            # count first, then price: what the DMA did, as the memories counted it
+            self._swap_counts = ((self.hma.mem["DRAM"].counts() - dram0).bytes_read,
+                                 (self.hma.mem["SRAM"].counts() - sram0).bytes_written)
+            loader = self._loaders.get(task)
+            if loader is None:
+                loader = self._loaders[task] = PackLoader(self.manifest.pack(task))
+                loader.load(raw)
+                self.session.bind_pack(task, loader.views)  # OrtValues over the staging views: made once per task
+            else:
+                loader.load(raw)  # same buffers, new contents from SRAM: the binding stays valid
+        except BaseException:
+            self._not_resident(task)
+            raise
         dt = time.perf_counter() - t0
         self.stats.host_swap_s.append(dt)
         return True, acc.evicted, dt
@@ -328,6 +336,16 @@ class Engine:
         if task not in self._loaders or not self.slots.peek(task):
             raise UnknownTaskError(f"task {task!r} is not resident in SRAM: make it resident first")
         return dict(self._loaders[task].views)
+
+    def _not_resident(self, task: str) -> None:
+        """A swap-in of ``task`` failed part way: undo it (slot, SRAM region, loader, binding), so the engine is as
+        if ``task`` had never been resident and its next request tries the swap again (and fails the same way,
+        never with a stale slot). The pack it evicted stays evicted: that swap-out had completed."""
+        self.slots.forget(task)
+        if f"slot:{task}" in self.hma.mem["SRAM"]:
+            self.hma.mem["SRAM"].free(f"slot:{task}")
+        self._loaders.pop(task, None)
+        self.session.unbind(task)
 
     def run_ids(self, task: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Logits ``[batch, num_labels]`` for ready-made int64 inputs (swapping the pack in if needed)."""

@@ -17,7 +17,7 @@ from edgemti.runtime.http_routes import Front, Handler, json_response, raw_respo
 from edgemti.runtime.http_wire import WireRequest, WireResponse
 from edgemti.runtime.metrics import NO_TASK
 from edgemti.runtime.oip import OipError, decode_infer, encode_infer, error_body, model_metadata, split_body
-from edgemti.runtime.request import RequestParseError, error_response, parse_request
+from edgemti.runtime.request import RequestParseError, error_response, numbered, parse_rows
 
 
 def oip_error(front: Front, status: int, message: str) -> WireResponse:
@@ -77,17 +77,15 @@ async def infer(front: Front, req: WireRequest, task: str) -> WireResponse:
                                "error": {"type": "RequestError", "message": str(exc)}})
         return oip_error(front, exc.status, str(exc))
     n = len(ib.rows)
+    try:  # every row checked before any seq is taken: a refused request is one log record with one seq (no gap)
+        reqs = parse_rows(ib.rows, task, rules, arrival_s=time.monotonic())
+    except RequestParseError as exc:
+        seq = front.next_seq()
+        front.answer_unparsed(dict(error_response(ib.id if ib.id is not None else f"v2-{seq}", exc), seq=seq,
+                                   task=task))
+        return oip_error(front, 400, str(exc))
     seq0 = front.next_seq(n)
-    rid = ib.id if ib.id is not None else f"v2-{seq0}"
-    now = time.monotonic()
-    reqs = []
-    for i, row in enumerate(ib.rows):
-        obj = dict(row, id=rid if n == 1 else f"{rid}/{i}", task=task)
-        try:
-            reqs.append(parse_request(obj, rules, seq=seq0 + i, arrival_s=now))
-        except RequestParseError as exc:
-            front.answer_unparsed(dict(error_response(obj["id"], exc), seq=seq0 + i, task=task))
-            return oip_error(front, 400, f"text {i}: {exc}" if n > 1 else str(exc))
+    reqs = numbered(reqs, seq0, ib.id if ib.id is not None else f"v2-{seq0}")
     answers = await front.submit_many(reqs)
     if answers is None:
         front.metrics.requests.labels(task=task, status="503").inc(n)

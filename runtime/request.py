@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -128,13 +128,27 @@ def json_depth(text: str) -> int:
     return int(np.cumsum(step).max(initial=0))
 
 
-def _loads(text: str, rules: RequestRules) -> Any:
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object, refusing a key given twice (json's default keeps the last one silently: a request with two
+    ``"task"`` keys would be served as whichever came last, and a proxy may have read the first)."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Refused(f"key {k[:40]!r} appears twice in one object: send each field once")
+        out[k] = v
+    return out
+
+
+def strict_json(text: str, max_depth: int) -> Any:
+    """Parse JSON the way every request is parsed (bounded nesting, bounded integers, no ``NaN``/``Infinity``, no
+    duplicate keys); raises :class:`RequestParseError` naming the problem, and nothing else."""
     depth = json_depth(text)
-    if depth > rules.max_json_depth:
-        raise RequestParseError(f"JSON nested {depth} levels deep, over the limit of {rules.max_json_depth}: a "
+    if depth > max_depth:
+        raise RequestParseError(f"JSON nested {depth} levels deep, over the limit of {max_depth}: a "
                                 "request is one flat object like {\"id\": 1, \"task\": \"sst2\", \"text\": \"...\"}")
     try:
-        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant,
+                          object_pairs_hook=_object)
     except _Refused as exc:
         raise RequestParseError(f"refused JSON value: {exc}") from None
     except json.JSONDecodeError as exc:
@@ -142,6 +156,10 @@ def _loads(text: str, rules: RequestRules) -> Any:
                                 "like {\"id\": 1, \"task\": \"sst2\", \"text\": \"...\"}") from None
     except (ValueError, RecursionError) as exc:  # belt and braces: the depth check should have caught these
         raise RequestParseError(f"unreadable JSON ({type(exc).__name__}): {str(exc)[:200]}") from None
+
+
+def _loads(text: str, rules: RequestRules) -> Any:
+    return strict_json(text, rules.max_json_depth)
 
 
 def _decode(raw: bytes | bytearray | memoryview, rules: RequestRules) -> str:
@@ -158,9 +176,16 @@ def _decode(raw: bytes | bytearray | memoryview, rules: RequestRules) -> str:
 
 def _id_of(text: str, rules: RequestRules) -> Any:
     """Best effort: the id of a request refused for its bytes, so the client can match the error answer."""
+    def lenient(pairs: list[tuple[str, Any]]) -> dict:  # another key twice still names one id; "id" twice not
+        ids = [v for k, v in pairs if k == "id"]
+        return {"id": ids[0]} if len(ids) == 1 else {}
+
+    if json_depth(text) > rules.max_json_depth:
+        return None
     try:
-        obj = _loads(text, rules)
-    except RequestParseError:
+        obj = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant,
+                         object_pairs_hook=lenient)
+    except (ValueError, RecursionError):
         return None
     rid = obj.get("id") if isinstance(obj, dict) else None
     ok = isinstance(rid, int) and not isinstance(rid, bool) and -(1 << _INT_ID_BITS) <= rid < (1 << _INT_ID_BITS)
@@ -208,7 +233,11 @@ def _parse(line: str | bytes | bytearray | memoryview | dict, rules: RequestRule
             text = line
         else:
             text = _decode(line, rules)
-        obj = _loads(text, rules)
+        try:
+            obj = _loads(text, rules)
+        except RequestParseError as exc:
+            exc.request_id = _id_of(text, rules) if exc.request_id is None else exc.request_id
+            raise
     if not isinstance(obj, dict):
         raise RequestParseError(f"a request must be a JSON object, got {type(obj).__name__}")
     rid = obj.get("id")
@@ -267,6 +296,28 @@ def _parse(line: str | bytes | bytearray | memoryview | dict, rules: RequestRule
     # no problems: task is a str this build serves
     return Request(id=rid, task=cast(str, task), text=obj["text"], text_pair=obj.get("text_pair"), seq=seq,
                    arrival_s=arrival_s)
+
+
+def parse_rows(rows: Sequence[dict], task: str, rules: RequestRules, arrival_s: float = 0.0) -> list[Request]:
+    """The rows of one batched request (an OIP inference's texts) for ``task``, every row validated before any is
+    accepted: one bad row refuses the whole request with one :class:`RequestParseError` naming the row. The
+    requests carry no id or seq yet (:func:`numbered` gives them once the request is accepted)."""
+    out = []
+    for i, row in enumerate(rows):
+        try:
+            out.append(parse_request(dict(row, id=i, task=task), rules, arrival_s=arrival_s))
+        except RequestParseError as exc:
+            if len(rows) == 1:
+                raise
+            raise RequestParseError(f"text {i}: {exc}", kind=exc.kind) from None
+    return out
+
+
+def numbered(reqs: Sequence[Request], seq0: int, request_id: Any) -> list[Request]:
+    """The accepted rows of one request, with consecutive seqs from ``seq0`` and ids ``request_id`` (one row) or
+    ``request_id/i``."""
+    return [replace(r, id=request_id if len(reqs) == 1 else f"{request_id}/{i}", seq=seq0 + i)
+            for i, r in enumerate(reqs)]
 
 
 def error_response(request_id: Any, exc: BaseException) -> dict:

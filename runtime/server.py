@@ -51,6 +51,9 @@ class ServingEngine(Protocol):
     rules: RequestRules
     slots: Any
 
+    @property
+    def build_id(self) -> str: ...  # the build answering now (a task loaded at run time moves it: build + pack)
+
     def infer_request(self, req: Request) -> dict: ...
     def infer_batch(self, reqs: Sequence[Request]) -> list[dict]: ...
     def is_resident(self, task: str) -> bool: ...
@@ -83,7 +86,7 @@ class Session:
         self.summary = SummaryAccumulator(engine.swap_cost, slots=getattr(slots, "slots", 1),
                                           pinned=getattr(slots, "pinned", ()), policy=scheduler.policy)
         header = dict(engine.log_header(), scheduler=scheduler.to_dict(), started_unix_s=time.time())
-        self._stamp = {"build_id": header.get("build_id"), "spec_sha256": (header.get("spec") or {}).get("sha256")}
+        self._stamp = {"spec_sha256": (header.get("spec") or {}).get("sha256")}
         self.log = LogWriter(log_path, header) if log_path else None
         self.lock = threading.Lock()
 
@@ -95,7 +98,8 @@ class Session:
             if self.keep_responses:
                 self.responses.append(resp)
             if self.log is not None:
-                self.log.request(dict(resp, **self._stamp))  # every record names its build and spec
+                # every record names its build (the current one: a load may have moved it) and spec
+                self.log.request(dict(resp, **self._stamp, build_id=self.engine.build_id))
         if self.emit is not None:
             try:
                 self.emit(resp)

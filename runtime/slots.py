@@ -71,6 +71,10 @@ class PackSlots:
         del self._lru[task]
         return True
 
+    def forget(self, task: str) -> None:
+        """Undo an access whose load failed (pinned or not): ``task`` is not resident, its next access is a miss."""
+        self._lru.pop(task, None)
+
     def peek(self, task: str) -> bool:
         """Would ``task`` hit now (no state change)?"""
         return task in self._lru

@@ -10,7 +10,6 @@ from edgemti.errors import FormatError, UnknownTaskError
 from edgemti.formats.build import (
     GRAPH_FILE,
     ImageBuilder,
-    build_id,
     decode_backbone,
     decode_pack,
     encode_backbone_tensor,
@@ -23,7 +22,24 @@ from edgemti.formats.build import (
 from edgemti.formats.manifest import CompileSection, Manifest
 from edgemti.formats.quant import fake_quantize, parse_format
 
-GRAPH = b"not-a-real-graph: the format layer only checksums it"
+
+
+def _graph() -> bytes:
+    """A weightless graph whose inputs are the tensors below (the format layer checks the manifest binds to it)."""
+    from onnx import TensorProto, helper
+
+    def inp(name, dims, kind=TensorProto.FLOAT):
+        return helper.make_tensor_value_info(name, kind, dims)
+
+    inputs = [inp("input_ids", ["batch", "seq"], TensorProto.INT64), inp("encoder.embeddings.word_embeddings.weight",
+              [37, 5]), inp("encoder.pooler.weight", [6, 6]), inp("encoder.pooler.bias", [6]),
+              inp("classifier.weight", ["num_labels", 6]), inp("classifier.bias", ["num_labels"])]
+    node = helper.make_node("Identity", ["classifier.bias"], ["logits"])
+    g = helper.make_graph([node], "g", inputs, [inp("logits", ["num_labels"])])
+    return helper.make_model(g).SerializeToString()
+
+
+GRAPH = _graph()
 
 
 def _tensors(seed=0):
@@ -52,13 +68,13 @@ def _write(folder, fmt="q3.13", pfmt="q3.5"):
     compile_meta = {"quant": fmt.name, "value_format": fmt.to_dict(), "pack_format": pfmt.to_dict(),
                     "activation_bits": 16, "sparsity_embedding": 0.6, "sparsity_transformer": 0.0,
                     "cumulative_sparsity": 0.5, "max_seq_len": 16}
-    m = Manifest(edgemti_version="test", build_id=build_id(entries, sha256_hex(GRAPH), compile_meta),
+    m = Manifest(edgemti_version="test", build_id="",
                  design="adapter", synthetic=True,
                  backbone={"name": "t", "family": "albert", "pretrained": False, "hash": "h" * 64, "pooling": "pooler",
                            "hf_config": {}, "tokenizer": None, "num_params": 227},
                  compile=CompileSection.from_dict(compile_meta), graph={"file": GRAPH_FILE, "sha256": sha256_hex(GRAPH),
                                               "data_inputs": ["input_ids"], "output": "logits"},
-                 images=entries, tensors=tensors, packs=packs)
+                 images=entries, tensors=tensors, packs=packs).with_build_id()
     folder.mkdir()
     write_build(folder, m, images, GRAPH)
     return folder, (pack_a, pack_b), (fmt, pfmt)
@@ -78,7 +94,7 @@ def test_round_trip(tmp_path):
         for n, a in pack.items():
             np.testing.assert_array_equal(got[n], fake_quantize(a, pfmt))
     assert m.tensor("encoder.pooler.bias").nnz == 0 and m.pack("stsb").num_labels == 1
-    assert len(build.verify()) == 5
+    assert len(build.verify()) == 6  # 3 images, graph sha256, graph inputs, manifest vs images
     with pytest.raises(UnknownTaskError, match="qqp"):
         m.pack("qqp")
 

@@ -154,7 +154,7 @@ def test_symlink_out_of_the_build_is_refused(copy, tmp_path):
     shutil.move(str(copy / "tokenizer"), outside)
     os.symlink(outside, copy / "tokenizer")
     code, out = _inspect(copy, verify=False)
-    assert code != 0 and "outside the build folder" in out, out
+    assert code != 0 and "holds no symlinks" in out and "tokenizer" in out, out
 
 
 def test_serve_refuses_an_edited_build_and_trust_never_skips_the_manifest(copy):

@@ -201,8 +201,7 @@ def test_nan_weights_give_an_error_answer_never_bare_nan(tmp_path_factory, tmp_p
 
     import numpy as np
 
-    from edgemti.formats.build import build_id
-    from edgemti.formats.manifest import DIGEST_KEY, ImageEntry, manifest_digest
+    from edgemti.formats.manifest import DIGEST_KEY, derive_build_id, manifest_digest
     from edgemti.runtime.engine import Engine
     from edgemti.runtime.server import serve_stream
 
@@ -220,8 +219,7 @@ def test_nan_weights_give_an_error_answer_never_bare_nan(tmp_path_factory, tmp_p
     (folder / "dram.bin").write_bytes(bytes(dram))
     pack["sha256"] = hashlib.sha256(dram[pack["offset"]:pack["offset"] + pack["length"]]).hexdigest()
     d["images"]["dram"]["sha256"] = hashlib.sha256(dram).hexdigest()
-    images = {k: ImageEntry(**v) for k, v in d["images"].items()}
-    d["build_id"] = build_id(images, d["graph"]["sha256"], d["compile"])
+    d["build_id"] = derive_build_id(d)
     d[DIGEST_KEY] = manifest_digest(d)
     (folder / "manifest.json").write_text(json.dumps(d))
     out = []
