@@ -23,7 +23,6 @@ from edgemti.formats.manifest import CompileSection, Manifest
 from edgemti.formats.quant import fake_quantize, parse_format
 
 
-
 def _graph() -> bytes:
     """A weightless graph whose inputs are the tensors below (the format layer checks the manifest binds to it)."""
     from onnx import TensorProto, helper
