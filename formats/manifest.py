@@ -22,7 +22,7 @@ from edgemti.formats.quant import QFormat
 __all__ = ["BUILD_FORMAT", "BUILD_FORMAT_VERSION", "DIGEST_KEY", "GRAPH_DATA_INPUTS", "GRAPH_OUTPUTS", "GROUPS",
            "IMAGE_BITS_PER_CELL", "IMAGE_MEMORY", "IMAGE_NAMES", "TEXT_FIELDS", "CompileSection", "FileEntry",
            "ImageEntry", "Manifest", "PackEntry", "PackTensor", "Span", "TensorEntry", "canonical_json",
-           "derive_build_id", "manifest_digest", "pack_meta_sha256", "path_problem"]
+           "derive_build_id", "manifest_digest", "pack_meta_sha256", "path_problem", "reseal"]
 
 BUILD_FORMAT = "edgemti-build"
 BUILD_FORMAT_VERSION = 3  # 2: manifest_sha256, files (tokenizer), strict schema; 3: build_id over every served
@@ -171,12 +171,12 @@ class PackEntry:
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("task", "is_regression", "adapter", "backbone_hash", "synthetic", "image",
                                            "offset", "length", "sha256", "metrics")}
-        d["meta_sha256"] = self.meta_sha256 or pack_meta_sha256(self)
         d["labels"] = list(self.labels)
         d["text_fields"] = list(self.text_fields)
         d["tensors"] = [t.to_dict() for t in self.tensors]
         if self.exit is not None:
             d["exit"] = self.exit.to_dict()
+        d["meta_sha256"] = self.meta_sha256 or pack_meta_sha256(d)
         return d
 
 
@@ -367,12 +367,26 @@ class Manifest:
         return parse_manifest(cls, d, origin)
 
 
-def pack_meta_sha256(p: PackEntry) -> str:
-    """sha256 of what a pack says about itself (canonical JSON of task, labels, is_regression, text_fields and
-    every tensor's name, shape and format): recorded by the compiler, re-derived by the reader."""
+def pack_meta_sha256(p: PackEntry | dict) -> str:
+    """sha256 of what a pack says about itself (canonical JSON of task, labels, is_regression, text_fields, its
+    early-exit policy and every tensor's name, shape and format): recorded by the compiler, re-derived by the reader. ``p``: the entry,
+    or its JSON object."""
+    d = p.to_dict() if isinstance(p, PackEntry) else p
     return hashlib.sha256(canonical_json({
-        "task": p.task, "labels": list(p.labels), "is_regression": p.is_regression, "text_fields": list(p.text_fields),
-        "tensors": [[t.name, list(t.shape), t.format.to_dict()] for t in p.tensors]})).hexdigest()
+        "task": d["task"], "labels": list(d["labels"]), "is_regression": d["is_regression"],
+        "text_fields": list(d.get("text_fields", ["text"])), "exit": d.get("exit"),
+        "tensors": [[t["name"], list(t["shape"]), t["format"]] for t in d["tensors"]]})).hexdigest()
+
+
+def reseal(d: dict) -> dict:
+    """``d`` (a manifest's JSON object, edited) made self-consistent again: every pack's ``meta_sha256``, the
+    ``build_id`` and the digest re-derived -- what anyone who knows the format can do, which is why a build is
+    signed with a key (:mod:`edgemti.formats.signature`) when that matters. Tests use it to play that attacker."""
+    for p in d.get("packs", []):
+        p["meta_sha256"] = pack_meta_sha256(p)
+    d["build_id"] = derive_build_id(d)
+    d[DIGEST_KEY] = manifest_digest(d)
+    return d
 
 
 def derive_build_id(d: dict) -> str:

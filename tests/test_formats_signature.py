@@ -12,7 +12,8 @@ from test_runtime_engine import tiny_build
 
 from edgemti.cli import main
 from edgemti.formats.build import open_build
-from edgemti.formats.digest import DIGEST_KEY, manifest_digest
+from edgemti.formats.digest import DIGEST_KEY
+from edgemti.formats.manifest import reseal
 from edgemti.formats.signature import (
     SIGNATURE_FILE,
     Signature,
@@ -87,11 +88,12 @@ def test_unsigned_build_is_refused_under_a_key_and_served_without(unsigned, keys
 
 
 def _tamper(build, edit):
-    """Edit the manifest as an attacker would: change a field, recompute the digest (it then passes its own check)."""
+    """Edit the manifest as an attacker would: change a field, recompute meta_sha256, build_id and the digest (it
+    then passes every check that needs no key)."""
     path = build / "manifest.json"
     d = json.loads(path.read_text())
     edit(d)
-    d[DIGEST_KEY] = manifest_digest(d)
+    reseal(d)
     path.write_text(json.dumps(d, indent=2))
 
 
