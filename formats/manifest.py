@@ -369,8 +369,8 @@ class Manifest:
 
 def pack_meta_sha256(p: PackEntry | dict) -> str:
     """sha256 of what a pack says about itself (canonical JSON of task, labels, is_regression, text_fields, its
-    early-exit policy and every tensor's name, shape and format): recorded by the compiler, re-derived by the reader. ``p``: the entry,
-    or its JSON object."""
+    early-exit policy and every tensor's name, shape and format): recorded by the compiler, re-derived by the
+    reader. ``p``: the entry, or its JSON object."""
     d = p.to_dict() if isinstance(p, PackEntry) else p
     return hashlib.sha256(canonical_json({
         "task": d["task"], "labels": list(d["labels"]), "is_regression": d["is_regression"],
