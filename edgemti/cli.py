@@ -690,7 +690,7 @@ def demo_cmd(out_dir, n_requests, policy, quant, backbone) -> None:
                    "exit / exit + DVFS (docs/EARLY_EXIT.md); writes early_exit.json and .png into --out.")
 @click.option("--task", "tasks", multiple=True, help="--early-exit: only this task (repeatable).")
 @click.option("--latency-target-ms", "targets_ms", type=float, multiple=True,
-              help="--early-exit: a latency target (repeatable) [default: 1.0x, 0.75x, 0.5x of full depth].")
+              help="--early-exit: an absolute latency target (repeatable) [default: 1.0x, 0.75x, 0.5x of each sentence's full-depth latency].")
 @click.option("--max-examples", type=int, default=None, help="--early-exit: seeded subset of each dev set.")
 @click.option("--albert-build", type=click.Path(exists=True, file_okay=False), default=None,
               help="--early-exit: an albert-base build with off-ramps: the ratios on its shapes, exits synthetic.")

@@ -240,3 +240,18 @@ def test_build_without_off_ramps_refuses_early_exit(tmp_path):
     with pytest.raises(FormatError, match="no exit_logits"):
         partition(helper.make_model(g))
 
+
+
+def test_study_rows_and_ratios(build, packs, tmp_path):
+    from edgemti.studies.early_exit import early_exit_study, format_study
+
+    _, glue, _, _ = packs
+    doc = early_exit_study(build, tmp_path / "study", data_dir=str(glue), max_examples=6, progress=False)
+    r = doc["tasks"]["sst2"]
+    names = [row["config"] for row in r["rows"]]
+    assert names[:2] == ["no exit", "exit"] and len(names) == 5 and r["num_sentences"] == 6
+    full, ex = r["rows"][0], r["rows"][1]
+    assert full["agreement_with_full_depth"] == 1.0 and ex["energy_per_sentence_j"] <= full["energy_per_sentence_j"]
+    assert r["ratios"]["no_exit_over_exit"] == pytest.approx(full["energy_per_sentence_j"] / ex["energy_per_sentence_j"])
+    assert sum(r["exit_histogram"]) == 6 and (tmp_path / "study" / "early_exit.png").stat().st_size > 0
+    assert "EdgeBERT" in format_study(doc)

@@ -85,7 +85,30 @@ def _config_row(name: str, correct: np.ndarray, agree: np.ndarray, energy: np.nd
             "target_misses": int((~met).sum()) if met is not None else None}
 
 
-def task_study(sentences: list[Sentence], ee, task: str, targets_s: tuple[float, ...]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Target:
+    """A latency target: ``value`` seconds, or (``relative``) that fraction of each sentence's own full-depth
+    latency at the nominal point (EdgeBERT's setting: finish no later than full depth would have)."""
+
+    value: float
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.value > 0:
+            raise ConfigError(f"Target: value must be > 0, got {self.value!r}", options=("latency_target_s",))
+
+    @property
+    def name(self) -> str:
+        return f"exit+DVFS {self.value:g}x full-depth latency" if self.relative else f"exit+DVFS {self.value * 1e3:g} ms"
+
+    def seconds(self, full_latency_s: float) -> float:
+        return self.value * full_latency_s if self.relative else self.value
+
+
+DEFAULT_TARGETS = (Target(1.0, True), Target(0.75, True), Target(0.5, True))
+
+
+def task_study(sentences: list[Sentence], ee, task: str, targets: tuple[Target, ...]) -> dict[str, Any]:
     """Rows no-exit / exit / exit+DVFS per target for one task's served sentences, and the ratios."""
     s = sentences
     gold = np.array([x.gold for x in s])
@@ -95,12 +118,12 @@ def task_study(sentences: list[Sentence], ee, task: str, targets_s: tuple[float,
                         np.array([x.full_latency_s for x in s])),
             _config_row("exit", ex == gold, ex == full, np.array([x.exit_energy_j for x in s]),
                         np.array([x.exit_latency_s for x in s]))]
-    for t in targets_s:
-        priced = [ee.price(task, x.seq_len, x.exit_layer, x.predicted, t) for x in s]
-        rows.append(_config_row(f"exit+DVFS {t * 1e3:g} ms", ex == gold, ex == full,
-                                np.array([p.cost.energy_j for p in priced]),
-                                np.array([p.cost.latency_s for p in priced]), t,
+    for t in targets:
+        priced = [ee.price(task, x.seq_len, x.exit_layer, x.predicted, t.seconds(x.full_latency_s)) for x in s]
+        rows.append(_config_row(t.name, ex == gold, ex == full, np.array([p.cost.energy_j for p in priced]),
+                                np.array([p.cost.latency_s for p in priced]), None if t.relative else t.value,
                                 np.array([bool(p.target_met) for p in priced])))
+        rows[-1]["target"] = {"value": t.value, "relative": t.relative}
     hist = np.bincount([x.exit_layer for x in s], minlength=ee.graph.num_layers + 1)[1:].tolist()
     e = {r["config"]: r["energy_per_sentence_j"] for r in rows}
     ratios = {"no_exit_over_exit": e["no exit"] / e["exit"]}
@@ -116,9 +139,10 @@ def task_study(sentences: list[Sentence], ee, task: str, targets_s: tuple[float,
 
 
 def albert_base(build: str | Path, sentences: list[Sentence], src_layers: int, task: str,
-                targets_s: tuple[float, ...]) -> dict[str, Any]:
+                targets: tuple[Target, ...]) -> dict[str, Any]:
     """The energy ratios on an albert-base build with off-ramps (``build``), the exits synthetic: each measured
-    sentence's exit and predicted layers mapped to the same relative depth (``round(k * L / src_layers)``)."""
+    sentence's exit and predicted layers mapped to the same relative depth (``round(k * L / src_layers)``); the
+    targets relative to albert-base's own full-depth latency (absolute ones as given)."""
     from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
     from edgemti.runtime.exit_cost import ExitCostModel
@@ -140,15 +164,16 @@ def albert_base(build: str | Path, sentences: list[Sentence], src_layers: int, t
     rows: dict[str, float] = {"no exit": float(np.mean([full[x.seq_len].energy_j for x in sentences]))}
     rows["exit"] = float(np.mean([cm.exit_cost(t0, x.seq_len, depth(x.exit_layer))[0].energy_j for x in sentences]))
     misses = {}
-    for t in targets_s:
+    for t in targets:
         es, miss = [], 0
         for x in sentences:
-            point, _ = cm.choose(t0, x.seq_len, depth(x.predicted), t)
+            target_s = t.seconds(full[x.seq_len].latency_s)
+            point, _ = cm.choose(t0, x.seq_len, depth(x.predicted), target_s)
             c, _ = cm.exit_cost(t0, x.seq_len, depth(x.exit_layer), point)
             es.append(c.energy_j)
-            miss += int(c.latency_s > t)
-        rows[f"exit+DVFS {t * 1e3:g} ms"] = float(np.mean(es))
-        misses[f"exit+DVFS {t * 1e3:g} ms"] = miss
+            miss += int(c.latency_s > target_s)
+        rows[t.name] = float(np.mean(es))
+        misses[t.name] = miss
     ratios = {f"no_exit_over_{k}": rows["no exit"] / v for k, v in rows.items() if k != "no exit"}
     ratios.update({f"exit_over_{k}": rows["exit"] / v for k, v in rows.items() if k.startswith("exit+")})
     return {"build": str(build), "backbone": b.manifest.backbone.get("name"), "num_layers": n, "spec_sized": sized,
@@ -162,8 +187,8 @@ def early_exit_study(build: str | Path, out_dir: str | Path, tasks: tuple[str, .
                      more_builds: tuple[str | Path, ...] = (), progress: bool = True) -> dict[str, Any]:
     """The study of ``build`` (a build with off-ramps and exit policies; ``more_builds``: others whose tasks join)
     on ``tasks`` (default: all they serve); writes ``early_exit.json`` and ``early_exit.png`` into ``out_dir``.
-    ``targets_ms``: latency targets (default: 1.0x, 0.75x and 0.5x of each task's mean full-depth latency, so the
-    tightest is met only by exiting early)."""
+    ``targets_ms``: absolute latency targets; default: 1.0x, 0.75x and 0.5x of each sentence's own full-depth
+    latency (:data:`DEFAULT_TARGETS`; the tighter ones are met only by exiting early)."""
     from edgemti.formats.build import open_build
 
     served: dict[str, str | Path] = {}
@@ -174,22 +199,20 @@ def early_exit_study(build: str | Path, out_dir: str | Path, tasks: tuple[str, .
     if unknown:
         raise ConfigError(f"tasks {unknown} are not in the builds (they serve {sorted(served)})", options=("tasks",))
     builds = {t: served[t] for t in (tasks or tuple(served))}
+    targets = tuple(Target(t / 1e3) for t in targets_ms) if targets_ms else DEFAULT_TARGETS
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = {}
+    results: dict[str, Any] = {}
     measured: tuple[list[Sentence], int, str] | None = None
     for task, build in builds.items():
         sentences, ee = serve_dev(build, task, data_dir, max_examples, threads=threads, progress=progress)
-        full_lat = float(np.mean([x.full_latency_s for x in sentences]))
-        targets = tuple(t / 1e3 for t in targets_ms) if targets_ms else tuple(f * full_lat for f in (1.0, 0.75, 0.5))
-        tasks[task] = task_study(sentences, ee, task, targets)
+        results[task] = task_study(sentences, ee, task, targets)
         if measured is None:
             measured = (sentences, ee.graph.num_layers, task)
-    result: dict[str, Any] = {"tasks": tasks, "edgebert_ratios": EDGEBERT_RATIOS}
+    result: dict[str, Any] = {"tasks": results, "edgebert_ratios": EDGEBERT_RATIOS}
     if albert_build is not None and measured is not None:
         sentences, src_layers, task = measured
-        result["albert_base"] = albert_base(albert_build, sentences, src_layers, task,
-                                            tuple(r["latency_target_s"] for r in tasks[task]["rows"][2:]))
+        result["albert_base"] = albert_base(albert_build, sentences, src_layers, task, targets)
     (out / "early_exit.json").write_text(json.dumps(result, indent=2) + "\n")
     plot_study(result, out / "early_exit.png")
     return result
