@@ -255,3 +255,27 @@ def test_study_rows_and_ratios(build, packs, tmp_path):
     assert r["ratios"]["no_exit_over_exit"] == pytest.approx(full["energy_per_sentence_j"] / ex["energy_per_sentence_j"])
     assert sum(r["exit_histogram"]) == 6 and (tmp_path / "study" / "early_exit.png").stat().st_size > 0
     assert "EdgeBERT" in format_study(doc)
+
+
+def test_summary_and_prometheus_count_exit_layers():
+    from edgemti.runtime.metrics import ServerMetrics
+    from edgemti.runtime.summary import summarize
+
+    def rec(i, layer, met):
+        return {"id": i, "seq": i, "ok": True, "task": "sst2", "energy_j": 1e-6, "latency_s": 1e-4, "host_s": 1e-3,
+                "inference": {"energy_j": 1e-6, "latency_s": 1e-4}, "swap": None, "swapped": False,
+                "exit_layer": layer, "latency_target_met": met}
+
+    records = [rec(0, 1, True), rec(1, 1, True), rec(2, 3, False)]
+    s = summarize(records)
+    assert s["early_exit"] == {"exit_layer_histogram": {"1": 2, "3": 1}, "mean_exit_layer": 5 / 3,
+                               "latency_target_misses": 1}
+    plain = {k: v for k, v in records[0].items() if k not in ("exit_layer", "latency_target_met")}
+    assert "early_exit" not in summarize([plain])  # a full-depth server's summary is unchanged
+    m = ServerMetrics(["sst2"])
+    for r in records:
+        m.observe(r, 200)
+    text = m.render().decode()
+    assert 'edgemti_exit_layer_bucket{le="1.0",task="sst2"} 2.0' in text
+    assert 'edgemti_exit_layer_count{task="sst2"} 3.0' in text
+    assert 'edgemti_latency_target_misses_total{task="sst2"} 1.0' in text
