@@ -131,11 +131,28 @@ def task_study(sentences: list[Sentence], ee, task: str, targets: tuple[Target, 
         ratios[f"no_exit_over_{r['config']}"] = e["no exit"] / r["energy_per_sentence_j"]
         ratios[f"exit_over_{r['config']}"] = e["exit"] / r["energy_per_sentence_j"]
     pol = ee.policies[task]
-    return {"task": task, "num_sentences": len(s), "num_layers": ee.graph.num_layers, "threshold": pol.threshold,
+    return {"task": task, "dvfs_full_depth": dvfs_table(ee.costs, task, int(np.median([x.seq_len for x in s]))), "num_sentences": len(s), "num_layers": ee.graph.num_layers, "threshold": pol.threshold,
             "calibration": pol.calibration, "exit_histogram": hist,
             "mean_exit_layer": float(np.mean([x.exit_layer for x in s])),
             "predictor_mean_abs_error_layers": float(np.mean([abs(x.predicted - x.exit_layer) for x in s])),
             "rows": rows, "ratios": ratios, "edgebert_ratios": EDGEBERT_RATIOS}
+
+
+def dvfs_table(cm, task: str, seq_len: int) -> list[dict[str, float]]:
+    """Full depth at every operating point, relative to nominal: how much DVFS alone can save on this chip (with
+    leakage-dominated energy the lowest voltage is not the lowest energy: leakage power falls with V, its time
+    grows with 1/f)."""
+    if cm.dvfs is None:
+        return []
+    n = cm.num_layers
+    nom = cm.layer_costs(task, seq_len).upto(n)
+    leak = sum(v for k, v in nom.energy_by_component_j.items() if k.startswith("leak_")) / nom.energy_j
+    out = []
+    for p in cm.dvfs.points:
+        c = cm.layer_costs(task, seq_len, p).upto(n)
+        out.append({"voltage_v": p.voltage_v, "freq_hz": p.freq_hz, "energy_ratio": c.energy_j / nom.energy_j,
+                    "latency_ratio": c.latency_s / nom.latency_s, "seq_len": seq_len, "leakage_fraction": leak})
+    return out
 
 
 def albert_base(build: str | Path, sentences: list[Sentence], src_layers: int, task: str,
@@ -177,6 +194,7 @@ def albert_base(build: str | Path, sentences: list[Sentence], src_layers: int, t
     ratios = {f"no_exit_over_{k}": rows["no exit"] / v for k, v in rows.items() if k != "no exit"}
     ratios.update({f"exit_over_{k}": rows["exit"] / v for k, v in rows.items() if k.startswith("exit+")})
     return {"build": str(build), "backbone": b.manifest.backbone.get("name"), "num_layers": n, "spec_sized": sized,
+            "dvfs_full_depth": dvfs_table(cm, t0, int(np.median([x.seq_len for x in sentences]))),
             "exits_from": task, "energy_per_sentence_j": rows, "target_misses": misses, "ratios": ratios,
             "full_depth_latency_s": {str(L): full[L].latency_s for L in seqs}}
 
@@ -257,11 +275,24 @@ def format_study(doc: dict[str, Any]) -> str:
             lines.append(f"  {row['config']:<22} acc {100 * row['accuracy']:6.2f}  agree {100 * row['agreement_with_full_depth']:6.2f}"
                          f"  {row['energy_per_sentence_j'] * 1e6:9.3f} uJ/sentence ({base / row['energy_per_sentence_j']:.2f}x)"
                          f"  latency mean {row['latency_mean_s'] * 1e3:.3f} ms{miss}")
+    for task, r in doc["tasks"].items():
+        lines.append(_dvfs_line(task, r["dvfs_full_depth"]))
     a = doc.get("albert_base")
     if a:
         lines.append(f"albert-base shapes ({a['num_layers']} layers), exits synthetic from {a['exits_from']}: "
                      + ", ".join(f"{k} {v:.2f}x" for k, v in a["ratios"].items()))
+        lines.append(_dvfs_line("albert-base", a["dvfs_full_depth"]))
     e = doc["edgebert_ratios"]
     lines.append(f"EdgeBERT (MICRO'21, up to): {e['no_exit_over_exit_dvfs']}x vs no exit, {e['exit_over_exit_dvfs']}x vs "
                  "latency-unbounded exit")
     return "\n".join(lines)
+
+
+def _dvfs_line(name: str, table: list[dict[str, float]]) -> str:
+    if not table:
+        return f"{name}: no DVFS points in the spec"
+    best = min(table, key=lambda r: r["energy_ratio"])
+    low = table[0]
+    return (f"{name} full depth by DVFS alone (seq {low['seq_len']}, leakage {100 * low['leakage_fraction']:.0f}% of "
+            f"the energy): {low['voltage_v']:.2f} V -> energy x{low['energy_ratio']:.3f}, latency "
+            f"x{low['latency_ratio']:.2f}; least energy at {best['voltage_v']:.2f} V: x{best['energy_ratio']:.3f}")
