@@ -95,7 +95,7 @@ def lift_inputs(proto: onnx.ModelProto, names: Iterable[str],
         init = by_name[n]
         dims: list[int | str] = list(init.dims)
         for axis in varying.get(n, ()):
-            dims[axis] = _dim_name(n, axis)
+            dims[axis] = input_dim_name(n, axis)
         lifted.append(onnx.helper.make_tensor_value_info(n, init.data_type, dims))
     keep = [i for i in g.initializer if i.name not in set(names)]
     del g.initializer[:]
@@ -117,7 +117,7 @@ _PAIRED = ((".lora_A.weight", 0, ".lora_rank"), (".lora_B.weight", 1, ".lora_ran
            (".down.weight", 0, ".bottleneck"), (".down.bias", 0, ".bottleneck"), (".up.weight", 1, ".bottleneck"))
 
 
-def _dim_name(name: str, axis: int) -> str:
+def input_dim_name(name: str, axis: int) -> str:
     """A lifted input's symbolic dim: ``num_labels`` for the head; one name for the two sides of a LoRA pair's rank
     or a Houlsby adapter's bottleneck (so shape inference sees A's output feed B); ``<name>:<axis>`` otherwise."""
     if name.startswith("classifier."):

@@ -759,5 +759,21 @@ def import_pack_cmd(src, out_dir, backbone, checkpoint, task, labels, allow_pick
                f"{p.num_params:,} task-specific params, {p.size_bytes / 1024:.1f} KiB) on backbone "
                f"{p.backbone['hash'][:8]}")
 
+
+@main.command(name="export-pack")
+@click.argument("pack_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--onnx-adapter", "adapter_out", required=True, type=click.Path(dir_okay=False),
+              help="ONNX Runtime adapter file to write (.onnx_adapter; activate with RunOptions.add_active_adapter).")
+@click.option("--onnx-model", "graph_out", default=None, type=click.Path(dir_okay=False),
+              help="Also write the base graph the adapter activates on (backbone + overridable task inputs).")
+@click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
+def export_pack_cmd(pack_dir, adapter_out, graph_out, checkpoint) -> None:
+    """Export a task pack as an ONNX Runtime adapter (onnxruntime.AdapterFormat) [and its base graph]."""
+    from edgemti.compiler.export_adapter import export_pack
+
+    r = export_pack(pack_dir, adapter_out, graph_out, checkpoint=checkpoint)
+    click.echo(f"wrote {r.adapter} ({r.parameters} parameters, model_version {r.model_version})"
+               + (f" and {r.graph}" if r.graph else ""))
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
