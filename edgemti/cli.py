@@ -112,7 +112,8 @@ def echo_json(obj) -> None:
 @click.option("--threads", type=int, default=None, help="onnxruntime intra-op threads.")
 @click.option("--duration", "duration_s", type=float, default=None, help="--http: stop after this many seconds.")
 @click.option("--seq-bucket", type=int, default=16, show_default=True,
-              help="Run requests padded to a multiple of this many tokens (0: exact length).")
+              help="Price requests at a multiple of this many tokens, the accelerator's tiles (0: exact length); "
+                   "the host always runs the exact length.")
 @click.option("--warm", is_flag=True, help="Price every (task, length bucket) at start, so no request pays it.")
 @click.option("--fit-spec", "fit", is_flag=True,
               help="Raise any on-chip memory of the spec too small for this build to the next power of two.")

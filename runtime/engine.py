@@ -43,7 +43,7 @@ class InferResult:
     label: str | float
     scores: list[float]
     logits: list[float]
-    seq_len: int  # tokens run (the request's tokens padded up to the sequence bucket)
+    seq_len: int  # tokens priced: the run's length padded up to the sequence bucket (the accelerator's tiles)
     tokens: int  # the request's own tokens
     truncated: bool
     swapped: bool
@@ -249,14 +249,16 @@ class Engine:
         return self._swap_cost[task]
 
     def tokenize(self, text: str, text_pair: str | None = None) -> tuple[dict[str, np.ndarray], bool]:
-        """int64 ``[1, L]`` data inputs and whether the text was truncated (overlong='reject' raises).
+        """int64 ``[1, n]`` data inputs (``n`` the token count) and whether the text was truncated (overlong='reject'
+        raises).
 
-        ``L`` is the token count rounded up to the engine's sequence bucket (``seq_bucket`` tokens, capped at
-        ``max_seq_len``), padded with attention mask 0: the accelerator runs fixed-size tiles, the simulated cost is
-        that of ``L`` tokens (what is actually run), and the cost table stays small (one entry per bucket and task).
+        The host runs the real length; the simulated cost is priced at ``n`` rounded up to the engine's sequence
+        bucket (``seq_bucket`` tokens, capped at ``max_seq_len``, :meth:`bucket`): the accelerator runs fixed-size
+        tiles, and the cost table stays small (one entry per bucket and task). Padding the host run to the bucket
+        as well cost ~20 % of HTTP throughput for the same answers (tools/bench_http.py).
         """
         enc, truncated = self._encode(text, text_pair)
-        return self._pad([enc], self.bucket(len(enc.ids))), truncated
+        return self._pad([enc], len(enc.ids)), truncated
 
     def _encode(self, text: str, text_pair: str | None) -> tuple[Encoded, bool]:
         """Token ids of one request (truncated to ``max_seq_len``, or refused under overlong='reject')."""
@@ -364,7 +366,8 @@ class Engine:
 
     def infer_ids(self, task: str, feeds: dict[str, np.ndarray], truncated: bool = False,
                   t0: float | None = None) -> InferResult:
-        """Serve one already-tokenized request (int64 ``[1, L]`` inputs): swap if needed, run, charge."""
+        """Serve one already-tokenized request (int64 ``[1, L]`` inputs): swap if needed, run, charge (priced at
+        ``L``'s bucket)."""
         return self._run_batch(task, feeds, [truncated], t0)[0]
 
     def _run_batch(self, task: str, feeds: dict[str, np.ndarray], truncated: Sequence[bool],
@@ -383,7 +386,8 @@ class Engine:
         t2 = time.perf_counter()
         from edgemti.hwmodel.cost import Cost
 
-        n_rows, seq_len = (int(x) for x in feeds["input_ids"].shape)
+        n_rows, run_len = (int(x) for x in feeds["input_ids"].shape)
+        seq_len = self.bucket(run_len)  # priced at the bucket the accelerator would run
         run = self.hw.inference(seq_len, task, batch=n_rows)  # cached per (task, seq_len, batch)
         share = Cost(run.energy_j / n_rows, run.latency_s,
                      {k: v / n_rows for k, v in run.energy_by_component_j.items()})
@@ -434,7 +438,7 @@ class Engine:
         """Serve requests of one task in one onnxruntime run: one response body per request, in order, each with
         the fields of :meth:`infer_request` (and ``batch_size``).
 
-        Rows are padded to the batch's longest sequence bucket. A request that cannot be tokenized (over-long under
+        Rows are padded to the batch's longest row (priced at that length's sequence bucket). A request that cannot be tokenized (over-long under
         overlong='reject', empty text) gets its error response and the others are served; a batch that mixes tasks
         is refused (the swap-aware scheduler picks the task, the batcher only gathers that task's requests).
         """
@@ -458,7 +462,7 @@ class Engine:
             except RequestError as exc:
                 out[i] = error_response(r.id, exc)
         if rows:
-            length = max(self.bucket(len(enc.ids)) for _, enc, _ in rows)
+            length = max(len(enc.ids) for _, enc, _ in rows)  # run at the longest row; priced at its bucket
             feeds = self._pad([enc for _, enc, _ in rows], length)
             results = self._run_batch(task, feeds, [t for _, _, t in rows], t0)
             for (i, _, _), res in zip(rows, results, strict=True):
