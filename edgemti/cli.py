@@ -114,7 +114,7 @@ def echo_json(obj) -> None:
 @click.option("--seq-bucket", type=int, default=16, show_default=True,
               help="Price requests at a multiple of this many tokens, the accelerator's tiles (0: exact length); "
                    "the host always runs the exact length.")
-@click.option("--warm", is_flag=True, help="Price every (task, length bucket) at start, so no request pays it.")
+@click.option("--warm", is_flag=True, help="Price every (task, length bucket, batch size up to --max-batch-size) at start, so no request pays it.")
 @click.option("--fit-spec", "fit", is_flag=True,
               help="Raise any on-chip memory of the spec too small for this build to the next power of two.")
 @click.option("--fault-mlc-rate", type=float, default=0.0, help="Serve from faulty RRAM: MLC cell error rate.")

@@ -288,15 +288,17 @@ class Engine:
             return n_tokens
         return min(self.max_seq_len, -(-n_tokens // self.seq_bucket) * self.seq_bucket)
 
-    def warm(self, tasks: tuple[str, ...] | None = None) -> int:
-        """Price every (task, bucket) pair now, so no request pays the first pricing; returns pairs priced."""
+    def warm(self, tasks: tuple[str, ...] | None = None, max_batch: int = 1) -> int:
+        """Price every (task, bucket, batch size <= ``max_batch``) now, so no request pays the first pricing (a cold
+        entry is tens of ms of host time for MiniLM); returns the entries priced."""
         lengths = sorted({self.bucket(n) for n in range(1, self.max_seq_len + 1)})
         n = 0
         for t in tasks or self.rules.tasks:
             self._swap(t)
             for L in lengths:
-                self.hw.inference(L, t)
-                n += 1
+                for b in range(1, max(1, int(max_batch)) + 1):
+                    self.hw.inference(L, t, batch=b)
+                    n += 1
         return n
 
     def make_resident(self, task: str) -> tuple[bool, str | None, float]:

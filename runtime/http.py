@@ -212,8 +212,8 @@ class HttpServer(Application):
                 warm = getattr(self.engine, "warm", None)
                 if callable(warm):
                     t = time.perf_counter()
-                    n = warm()
-                    log.info("priced %s (task, length bucket) pairs in %.1f s before ready", n,
+                    n = warm(max_batch=self.batching.max_batch_size)
+                    log.info("priced %s (task, length bucket, batch size) entries in %.1f s before ready", n,
                              time.perf_counter() - t)
         self.ready.set()
         self.metrics.set_resident({t: self.engine.is_resident(t) for t in self.engine.rules.tasks})

@@ -417,7 +417,7 @@ def serve(
         return serve_http(engine, http, scheduler, log_path, emit, duration_s=duration_s, ready=ready,
                           batching=batching, config=http_config, warm=warm)
     if warm:
-        engine.warm()
+        engine.warm(max_batch=(batching or BatchingConfig()).max_batch_size)
     limit = engine.rules.max_request_bytes
     if requests is not None:
         with open(requests, "rb") as fh:
