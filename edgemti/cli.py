@@ -148,7 +148,7 @@ def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, h
     from edgemti.runtime.http import HttpConfig
     from edgemti.runtime.request import response_json
     from edgemti.runtime.scheduler import SchedulerConfig
-    from edgemti.runtime.server import serve as run_serve
+    from edgemti.runtime.serving import serve as run_serve
     from edgemti.runtime.summary import format_summary
 
     if debug:

@@ -24,7 +24,7 @@ from edgemti.formats.signature import (
     load_public_key,
     sign_build,
 )
-from edgemti.runtime.server import serve
+from edgemti.runtime.serving import serve
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +138,6 @@ def test_keys_are_checked_and_never_echoed(keys, tmp_path):
 
 
 def test_http_warns_when_serving_unverified(unsigned, caplog):
-    with caplog.at_level(logging.WARNING, logger="edgemti.runtime.server"):
+    with caplog.at_level(logging.WARNING, logger="edgemti.runtime.serving"):
         serve(unsigned, http="127.0.0.1:0", duration_s=0.1)
     assert any("not signed" in r.getMessage() for r in caplog.records)

@@ -149,7 +149,7 @@ def test_console_script_serves_stdin(build):
 
 
 def test_serve_entry_point_http_for_a_bounded_time(build, tmp_path):
-    from edgemti.runtime.server import serve
+    from edgemti.runtime.serving import serve
 
     got = {}
 

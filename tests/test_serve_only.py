@@ -39,7 +39,7 @@ import io, json, sys, contextlib
 import edgemti.runtime
 from edgemti.cli import main
 from edgemti.runtime.batcher import BatchingConfig
-from edgemti.runtime.server import serve
+from edgemti.runtime.serving import serve
 res = serve({str(build)!r}, requests={str(reqs)!r}, batching=BatchingConfig(4), fit=True, warm=True)
 out = io.StringIO()
 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
