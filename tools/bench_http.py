@@ -247,10 +247,10 @@ def main() -> None:
     for c in counts:
         med = {s: statistics.median(r["rps"] for r in rows if r["server"] == s and r["clients"] == c)
                for s in ("plain", "edgemti")}
-        p50 = {s: statistics.median(r["p50_ms"] for r in rows if r["server"] == s and r["clients"] == c)
-               for s in ("plain", "edgemti")}
-        per_round = [next(r["rps"] for r in rows if r["server"] == "edgemti" and r["clients"] == c and r["round"] == k)
-                     / next(r["rps"] for r in rows if r["server"] == "plain" and r["clients"] == c and r["round"] == k)
+        p50 = {s: statistics.median([r["p50_ms"] for r in rows if r["server"] == s and r["clients"] == c
+                                     and r["p50_ms"] is not None] or [float("nan")]) for s in ("plain", "edgemti")}
+        rps = {(r["server"], r["round"]): r["rps"] for r in rows if r["clients"] == c}
+        per_round = [rps[("edgemti", k)] / rps[("plain", k)] if rps[("plain", k)] else float("nan")
                      for k in range(a.rounds)]
         table.append({"clients": c, "plain_rps": med["plain"], "edgemti_rps": med["edgemti"],
                       "ratio": med["edgemti"] / med["plain"], "ratio_per_round": per_round,
