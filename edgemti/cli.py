@@ -634,9 +634,11 @@ def study_group() -> None:
 @click.option("--limit", type=int, default=None, help="Score at most this many new points (a re-run goes on).")
 @click.option("--plot", "plot_only", is_flag=True, help="Only redraw the figures and the table of --out.")
 @click.option("--keep-builds", is_flag=True, help="Keep each point's compiled build under OUT/builds/.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes training packs and scoring points side by side.")
 @click.option("--no-progress", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-def study_compression_cmd(out, grid, limit, plot_only, keep_builds, no_progress, as_json) -> None:
+def study_compression_cmd(out, grid, limit, plot_only, keep_builds, workers, no_progress, as_json) -> None:
     """The paper's s III (Figs. 3-5): packs trained on the float vs the compressed backbone, builds scored as
     served on GLUE dev; figures and a table beside the paper's numbers in --out."""
     from edgemti.studies.compression import DEFAULT_STUDY, draw_study, run_study
@@ -646,6 +648,7 @@ def study_compression_cmd(out, grid, limit, plot_only, keep_builds, no_progress,
         echo_json({"files": files}) if as_json else click.echo("wrote " + ", ".join(files))
         return
     res = run_study(grid or DEFAULT_STUDY, out, progress=not no_progress, keep_builds=keep_builds, limit=limit,
+                    workers=workers,
                     step=lambda s: click.echo(f"study: {s}", err=True)).to_dict()
     if as_json:
         echo_json(res)

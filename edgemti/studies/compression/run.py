@@ -112,8 +112,7 @@ def _build_sparsity(manifest) -> tuple[float, float]:
     return (zeros / total if total else 0.0), (emb / total if total else 0.0)
 
 
-def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds: bool = False,
-                progress: bool = False) -> dict:
+def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds: bool = False) -> dict:
     """One point's result row (raises on failure; :func:`run_study` turns that into an error row)."""
     from edgemti.compiler.compile import compile_build
     from edgemti.compiler.config import CompileConfig
@@ -121,7 +120,7 @@ def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds:
     from edgemti.formats.image_hash import manifest_image_hash
     from edgemti.tasks.pack import load_pack
 
-    pack_dir, train_s = ensure_pack(point, out, data_dir, progress)
+    pack_dir, train_s = ensure_pack(point, out, data_dir)
     pack = load_pack(pack_dir)
     build = out / BUILDS_DIR / point.build_key
     cfg = CompileConfig(backbone=point.backbone, packs=(pack_dir,), quant=point.quant,
@@ -130,7 +129,7 @@ def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds:
     compile_build(cfg, build, force=True)
     try:
         t0 = time.perf_counter()
-        res = score_build(build, point, data_dir, progress)
+        res = score_build(build, point, data_dir)
         eval_s = time.perf_counter() - t0
         m = open_build(build, verify=False).manifest
         cum, p_emb = _build_sparsity(m)
@@ -152,7 +151,7 @@ def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds:
             "backbone_image_hash": image_hash, "train_s": train_s, "eval_s": eval_s}
 
 
-def score_build(build: Path, point: StudyPoint, data_dir: str | None, progress: bool = False) -> dict:
+def score_build(build: Path, point: StudyPoint, data_dir: str | None) -> dict:
     """``{"metrics": {name: fraction}, "num_examples": n}`` of the point's task on the build as served
     (:func:`edgemti.studies.accuracy.evaluate_build`, what ``edgemti eval --build`` runs), on the budget's seeded
     dev subset (the same subset the pack's own score used)."""
@@ -164,28 +163,44 @@ def score_build(build: Path, point: StudyPoint, data_dir: str | None, progress: 
     return {"metrics": dict(score.metrics), "num_examples": score.num_examples}
 
 
-def _row(point: StudyPoint, out: Path, data_dir: str | None, keep_builds: bool, progress: bool) -> dict:
+def base_row(point: StudyPoint) -> dict[str, Any]:
+    """The columns of a row that name the point and its budget."""
     b = point.budget
-    row: dict[str, Any] = {"id": point.point_id, "task": point.task, "backbone": point.backbone,
+    return {"id": point.point_id, "task": point.task, "backbone": point.backbone,
                            "sparsity_embedding": point.sparsity_embedding,
                            "sparsity_transformer": point.sparsity_transformer, "quant": point.quant,
                            "adapter": point.adapter, "trained_on": point.trained_on, "epochs": b.epochs,
                            "max_train_examples": b.max_train_examples or 0,
                            "max_eval_examples": b.max_eval_examples or 0, "seed": b.seed, "lr": b.lr}
+
+
+def error_row(point: StudyPoint, exc: BaseException) -> dict[str, Any]:
+    log.warning("point %s failed: %s", point.point_id, exc)
+    return {**base_row(point), "status": "error", "error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+ROW_ERRORS = (EdgemtiError, ArithmeticError, ValueError, KeyError, OSError)  # a point's failure, not the run's
+
+
+def point_row(point: StudyPoint, out: Path, data_dir: str | None, keep_builds: bool = False) -> dict:
+    """The stored row of one point: its scores, or ``status = "error"`` and why (never raised)."""
+    row = base_row(point)
     try:
-        row.update(score_point(point, out, data_dir, keep_builds, progress))
+        row.update(score_point(point, out, data_dir, keep_builds))
         row.update(status="ok", error=None)
-    except (EdgemtiError, ArithmeticError, ValueError, KeyError, OSError) as exc:
-        log.warning("point %s failed: %s", point.point_id, exc)
-        row.update(status="error", error=f"{type(exc).__name__}: {exc}"[:2000])
+    except ROW_ERRORS as exc:
+        return error_row(point, exc)
     return row
 
 
 def run_study(study: StudyConfig | str | Path, out: str | Path, progress: bool = True, keep_builds: bool = False,
-              limit: int | None = None, step: Callable[[str], None] | None = None, plot: bool = True) -> StudySummary:
+              limit: int | None = None, step: Callable[[str], None] | None = None, plot: bool = True,
+              workers: int = 1) -> StudySummary:
     """Score every point of ``study`` not yet in ``out`` (at most ``limit`` of them), in :func:`study_points`
     order; each row is stored as soon as it is scored, so an interrupted run resumes at the next point. Then
-    draw the figures and the table from every row (:func:`edgemti.studies.compression.figures.draw_study`)."""
+    draw the figures and the table from every row (:func:`edgemti.studies.compression.figures.draw_study`).
+    ``workers`` > 1: that many processes train packs and score points side by side
+    (:func:`edgemti.studies.compression.pool.run_pool`); one process (here) writes the results."""
     config = study if isinstance(study, StudyConfig) else load_study(study)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -209,15 +224,23 @@ def run_study(study: StudyConfig | str | Path, out: str | Path, progress: bool =
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="study", unit="pt")
-    for p in todo:
-        if bar is not None:
-            bar.set_postfix_str(f"{p.task} {p.sparsity_embedding:g}/{p.sparsity_transformer:g} {p.quant} "
-                                f"a{p.adapter} {p.trained_on}")
-        row = _row(p, out, config.data_dir, keep_builds, progress=False)
+
+    def take(row: dict) -> None:
+        nonlocal n_err
         n_err += row["status"] != "ok"
         store.append([row])
         if bar is not None:
+            bar.set_postfix_str(f"{row['task']} {row['sparsity_embedding']:g}/{row['sparsity_transformer']:g} "
+                                f"{row['quant']} a{row['adapter']} {row['trained_on']}: {row.get('score') or '-'}")
             bar.update(1)
+
+    if workers > 1:
+        from edgemti.studies.compression.pool import run_pool
+
+        run_pool(todo, out, config.data_dir, keep_builds, workers, take)
+    else:
+        for p in todo:
+            take(point_row(p, out, config.data_dir, keep_builds))
     if bar is not None:
         bar.close()
     files: tuple[str, ...] = ()

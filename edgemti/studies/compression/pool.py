@@ -1,0 +1,65 @@
+"""Running the study's points on a process pool: :func:`run_pool` keeps ``workers`` jobs in flight, each either
+the training of one pack (no two workers ever train the same pack) or the scoring of one point whose pack is
+ready, the earliest point of the run order first; rows come back to the caller, which alone writes them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from edgemti.studies.compression.point import StudyPoint
+from edgemti.studies.compression.run import PACKS_DIR, ROW_ERRORS, ensure_pack, error_row, point_row
+
+log = logging.getLogger(__name__)
+
+
+def _train(point: StudyPoint, out: Path, data_dir: str | None) -> None:
+    logging.getLogger("edgemti").setLevel(logging.WARNING)
+    ensure_pack(point, out, data_dir)
+
+
+def _score(point: StudyPoint, out: Path, data_dir: str | None, keep_builds: bool) -> dict:
+    logging.getLogger("edgemti").setLevel(logging.WARNING)
+    return point_row(point, out, data_dir, keep_builds)
+
+
+def run_pool(todo: list[StudyPoint], out: Path, data_dir: str | None, keep_builds: bool, workers: int,
+             take: Callable[[dict], None]) -> None:
+    import multiprocessing
+
+    waiting = list(todo)  # run order
+    ready = {p.pack_key for p in todo if (out / PACKS_DIR / p.pack_key).is_dir()}  # checked again by ensure_pack
+    failed: dict[str, BaseException] = {}
+    training: dict[Future, StudyPoint] = {}
+    scoring: dict[Future, StudyPoint] = {}
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+    with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+        while waiting or training or scoring:
+            while len(training) + len(scoring) < workers and waiting:
+                in_training = {p.pack_key for p in training.values()}
+                p = next((p for p in waiting if p.pack_key in ready or p.pack_key in failed), None)
+                if p is not None:
+                    waiting.remove(p)
+                    if p.pack_key in failed:
+                        take(error_row(p, failed[p.pack_key]))
+                    else:
+                        scoring[ex.submit(_score, p, out, data_dir, keep_builds)] = p
+                    continue
+                p = next((p for p in waiting if p.pack_key not in in_training), None)
+                if p is None:
+                    break  # every waiting point waits for a pack in training
+                training[ex.submit(_train, p, out, data_dir)] = p
+            done, _ = wait([*training, *scoring], return_when=FIRST_COMPLETED)
+            for f in done:
+                if f in scoring:
+                    p = scoring.pop(f)
+                    take(f.result())
+                    continue
+                p = training.pop(f)
+                try:
+                    f.result()
+                    ready.add(p.pack_key)
+                except ROW_ERRORS as exc:
+                    failed[p.pack_key] = exc
