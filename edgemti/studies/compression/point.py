@@ -59,9 +59,9 @@ class StudyPoint:
 
 
 def study_points(config: StudyConfig) -> list[StudyPoint]:
-    """Every point of the study, de-duplicated, in run order: fig4 at its first adapter size, then fig3's lines,
-    fig5, and the remaining adapter sizes of fig4 and fig5. A compressed point trained on the float backbone
-    comes before its retrained twin (it needs no training beyond the shared float pack)."""
+    """Every point of the study, de-duplicated, in run order: first every float-trained point of fig4 (first
+    adapter size), fig3 and fig5 (cheap: one shared float pack per task, then a compile and a scoring per point),
+    then the retrained points in the same figure order, then the remaining adapter sizes of fig4 and fig5."""
     b, bb = config.budget, config.backbone
     stages: list[list[StudyPoint]] = [[], [], [], []]
 
@@ -93,9 +93,9 @@ def study_points(config: StudyConfig) -> list[StudyPoint]:
                     add(2 if i == 0 else 3, task, c.sparsity_embedding, c.sparsity_transformer, q, adapter,
                         f5.trained_on)
     out: dict[str, StudyPoint] = {}
-    for stage in stages:
-        for p in sorted(stage, key=lambda p: p.trained_on != "float"):
-            out.setdefault(p.point_id, p)
+    ranked = [(i == 3, p.trained_on != "float", i, p) for i, stage in enumerate(stages) for p in stage]
+    for *_, p in sorted(ranked, key=lambda x: x[:3]):  # stable: within a rank, the figure's own order
+        out.setdefault(p.point_id, p)
     return list(out.values())
 
 
