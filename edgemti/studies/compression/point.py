@@ -59,9 +59,10 @@ class StudyPoint:
 
 
 def study_points(config: StudyConfig) -> list[StudyPoint]:
-    """Every point of the study, de-duplicated, in run order: first every float-trained point of fig4 (first
-    adapter size), fig3 and fig5 (cheap: one shared float pack per task, then a compile and a scoring per point),
-    then the retrained points in the same figure order, then the remaining adapter sizes of fig4 and fig5."""
+    """Every point of the study, de-duplicated, in run order: first fig4 (first adapter size) of the first task,
+    both pack kinds, and every float-trained point of fig4, fig3 and fig5 (cheap: one shared float pack per
+    task, then a compile and a scoring per point), then the retrained points in the same figure order, then the
+    remaining adapter sizes of fig4 and fig5."""
     b, bb = config.budget, config.backbone
     stages: list[list[StudyPoint]] = [[], [], [], []]
 
@@ -93,7 +94,9 @@ def study_points(config: StudyConfig) -> list[StudyPoint]:
                     add(2 if i == 0 else 3, task, c.sparsity_embedding, c.sparsity_transformer, q, adapter,
                         f5.trained_on)
     out: dict[str, StudyPoint] = {}
-    ranked = [(i == 3, p.trained_on != "float", i, p) for i, stage in enumerate(stages) for p in stage]
+    first = config.tasks[0] if config.tasks else ""
+    ranked = [(i == 3, p.trained_on != "float" and not (i == 0 and p.task == first), i, p)
+              for i, stage in enumerate(stages) for p in stage]
     for *_, p in sorted(ranked, key=lambda x: x[:3]):  # stable: within a rank, the figure's own order
         out.setdefault(p.point_id, p)
     return list(out.values())

@@ -25,6 +25,19 @@ def _score(point: StudyPoint, out: Path, data_dir: str | None, keep_builds: bool
     return point_row(point, out, data_dir, keep_builds)
 
 
+def _next_job(waiting: list[StudyPoint], ready: set[str], failed: dict, in_training: set[str]):
+    """The job for a free worker: the earliest waiting point whose pack is ready (score it) or not started
+    (train its pack); points whose pack is in training are passed over."""
+    for p in waiting:
+        if p.pack_key in failed:
+            return "failed", p
+        if p.pack_key in ready:
+            return "score", p
+        if p.pack_key not in in_training:
+            return "train", p
+    return None
+
+
 def run_pool(todo: list[StudyPoint], out: Path, data_dir: str | None, keep_builds: bool, workers: int,
              take: Callable[[dict], None]) -> None:
     import multiprocessing
@@ -37,20 +50,19 @@ def run_pool(todo: list[StudyPoint], out: Path, data_dir: str | None, keep_build
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
     with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
         while waiting or training or scoring:
-            while len(training) + len(scoring) < workers and waiting:
-                in_training = {p.pack_key for p in training.values()}
-                p = next((p for p in waiting if p.pack_key in ready or p.pack_key in failed), None)
-                if p is not None:
-                    waiting.remove(p)
-                    if p.pack_key in failed:
-                        take(error_row(p, failed[p.pack_key]))
-                    else:
-                        scoring[ex.submit(_score, p, out, data_dir, keep_builds)] = p
-                    continue
-                p = next((p for p in waiting if p.pack_key not in in_training), None)
-                if p is None:
+            while len(training) + len(scoring) < workers:
+                job = _next_job(waiting, ready, failed, {p.pack_key for p in training.values()})
+                if job is None:
                     break  # every waiting point waits for a pack in training
-                training[ex.submit(_train, p, out, data_dir)] = p
+                kind, p = job
+                if kind == "train":
+                    training[ex.submit(_train, p, out, data_dir)] = p
+                    continue
+                waiting.remove(p)
+                if kind == "failed":
+                    take(error_row(p, failed[p.pack_key]))
+                else:
+                    scoring[ex.submit(_score, p, out, data_dir, keep_builds)] = p
             done, _ = wait([*training, *scoring], return_when=FIRST_COMPLETED)
             for f in done:
                 if f in scoring:
