@@ -265,7 +265,20 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
     bufs = spec.execution.price_buffers  # the PE array's buffers as levels (else the v2 accounting: spill in SRAM)
     spill_level = "psum" if bufs else "sram"
     out: list[OpCharge] = []
+    # a stage's counts depend only on its kind, its operands' classes and weights and the shapes it touches: equal
+    # stages (ALBERT's 12 passes over one shared layer) are counted once
+    memo: dict[tuple, tuple] = {}
     for st in _plan(model, fusion, weights, shapes.float_tensors, shp):
+        key = (st.op_type, st.role, st.trans, st.a_ops and tuple((x if w == "w" else w) for x, w in st.a_ops),
+               tuple((x if w == "w" else w) for x, w in st.b_ops), st.other_weights,
+               tuple(shp.get(t) for t in st.ins), shp.get(st.out), tuple(shp.get(t) for t in st.writes),
+               tuple(shp.get(t) for t in st.other_sram), tuple(shp.get(x) for x, _ in (*st.a_ops, *st.b_ops)))
+        hit = memo.get(key)
+        if hit is not None:
+            out.append(OpCharge(st.name, st.op_type, st.role, hit[0], hit[1], hit[2], group=st.group,
+                                group_kind=st.group_kind, tiles=hit[3], overlap=hit[4], prologue=hit[5],
+                                buffer_bytes=hit[6]))
+            continue
         acc = _Traffic(vec)
         read, write = acc.read, acc.write
         macs = 0
@@ -364,10 +377,11 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
             sfu_precision=(act_precision or precision) if sfu_elems else "",
             bitmask_decode_vectors=acc.decode,
         )
+        pro = ActionCounts(read_bits=prologue) if prologue else None
+        memo[key] = (macs, counts, tuple(acc.used), tiles, st.role == "matmul" and dbuf, pro, held)
         out.append(OpCharge(
             st.name, st.op_type, st.role, macs, counts, tuple(acc.used), group=st.group, group_kind=st.group_kind,
-            tiles=tiles, overlap=st.role == "matmul" and dbuf,
-            prologue=ActionCounts(read_bits=prologue) if prologue else None, buffer_bytes=held))
+            tiles=tiles, overlap=st.role == "matmul" and dbuf, prologue=pro, buffer_bytes=held))
     return out
 
 

@@ -17,19 +17,21 @@ the activations in SRAM; every pack in DRAM. Shapes come from :class:`ShapeInfer
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import onnx
 
 from edgemti.errors import CapacityError
+from edgemti.hwmodel.bulk import StageTable, price_stages
 from edgemti.hwmodel.cost import ActionCounts, Cost, price
 from edgemti.hwmodel.fusion import Fusion, fuse
 from edgemti.hwmodel.graph import (
     activation_working_set_bytes,
     charge_graph,
-    price_charges,
     unmatched_weights,
 )
 from edgemti.hwmodel.macros import LevelProvision, load_macro_table, provision
@@ -74,12 +76,23 @@ class InferenceCost:
     energy_j: float
     latency_s: float
     energy_by_component_j: dict
-    records: list = field(repr=False)
-    counts: ActionCounts = field(repr=False)
+    macs: int
+    # the per-stage records and the summed action counts are built on first use from the stage table (a serving
+    # request needs only the totals: hwmodel/bulk.py)
+    _records: Callable[[], list] = field(repr=False, compare=False)
+    _counts: Callable[[], ActionCounts] = field(repr=False, compare=False)
 
-    @property
-    def macs(self) -> int:
-        return sum(r.macs for r in self.records)
+    @functools.cached_property
+    def records(self) -> list:
+        """One :class:`OpRecord` per charged stage, in execution order; they sum to the totals (asserted)."""
+        recs = self._records()
+        assert math.isclose(math.fsum(r.energy_j for r in recs), self.energy_j, rel_tol=1e-9, abs_tol=1e-24)
+        assert math.isclose(math.fsum(r.latency_s for r in recs), self.latency_s, rel_tol=1e-9, abs_tol=1e-24)
+        return recs
+
+    @functools.cached_property
+    def counts(self) -> ActionCounts:
+        return self._counts()
 
     def summary(self) -> dict:
         return {"task": self.task, "seq_len": self.seq_len, "energy_j": self.energy_j, "latency_s": self.latency_s,
@@ -110,6 +123,33 @@ class AreaReport:
     def to_dict(self) -> dict:
         return {"total_mm2": self.total_mm2, "memory_mm2": self.memory_mm2, "pe_array_mm2": self.pe_array_mm2,
                 "logic_mm2": self.logic_mm2, "levels": {k: v.to_dict() for k, v in self.levels.items()}}
+
+
+def _records(charges: list, table: StageTable, extra: list[tuple[ActionCounts, Cost]]) -> list[OpRecord]:
+    """The records of an inference from its stage table (and the DRAM re-fetch passes, ``extra``)."""
+    out = []
+    t = 0.0
+    comps = table.components
+    for i, ch in enumerate(charges):
+        e = dict(zip(comps, table.energy_j[i].tolist(), strict=True))
+        nbytes = {lv: (ch.counts.read_bits.get(lv, 0) + ch.counts.write_bits.get(lv, 0)) / 8 for lv in PRICED_LEVELS}
+        lat = float(table.latency_s[i])
+        out.append(OpRecord(
+            index=i, node=ch.node, op_type=ch.op_type, kind=ch.kind, macs=ch.macs,
+            cycles=ch.counts.pe_cycles + sum(ch.counts.sfu_cycles.values()),
+            bytes_by_level={k: v for k, v in nbytes.items() if v}, energy_by_component_j=e,
+            energy_j=math.fsum(e.values()), compute_energy_j=e.get("pe_array", 0) + e.get("sfu", 0) + e.get("bitmask", 0),
+            latency_s=lat, start_s=t, weights=ch.weights, group=ch.group, group_kind=ch.group_kind, tiles=ch.tiles))
+        t += lat
+    for rc, c in extra:
+        bits = rc.read_bits["dram"]
+        out.append(OpRecord(
+            index=len(out), node="dram_pack_refetch", op_type="Transfer", kind="layout:dram_refetch", macs=0,
+            cycles=0.0, bytes_by_level={"dram": bits / 8, "sram": bits / 8},
+            energy_by_component_j=dict(c.energy_by_component_j), energy_j=c.energy_j, compute_energy_j=0.0,
+            latency_s=c.latency_s, start_s=t))
+        t += c.latency_s
+    return out
 
 
 class HwModel:
@@ -221,43 +261,32 @@ class HwModel:
             log.warning("graph inputs not in the manifest, charged as SRAM activations: %s", missing[:5])
         charges = charge_graph(self.graph, shapes, weights, self.spec, self.precision, self.act_bits, self.fusion,
                                act_precision=self.workload.activation_precision)
-        records = []
-        total = Cost.zero()
-        counts = ActionCounts()
-        t = 0.0
-        for i, (ch, c) in enumerate(zip(charges, price_charges(charges, self.spec, self.levels), strict=True)):
-            e = c.energy_by_component_j
-            nbytes = {lv: (ch.counts.read_bits.get(lv, 0) + ch.counts.write_bits.get(lv, 0)) / 8
-                      for lv in PRICED_LEVELS}
-            records.append(OpRecord(
-                index=i, node=ch.node, op_type=ch.op_type, kind=ch.kind, macs=ch.macs,
-                cycles=ch.counts.pe_cycles + sum(ch.counts.sfu_cycles.values()),
-                bytes_by_level={k: v for k, v in nbytes.items() if v}, energy_by_component_j=dict(e),
-                energy_j=c.energy_j, compute_energy_j=e.get("pe_array", 0) + e.get("sfu", 0) + e.get("bitmask", 0),
-                latency_s=c.latency_s, start_s=t, weights=ch.weights, group=ch.group, group_kind=ch.group_kind,
-                tiles=ch.tiles,
-            ))
-            t += c.latency_s
-            total = total + c
-            counts = counts + ch.counts
+        table = price_stages(charges, self.spec, self.levels)
+        extra: list[tuple[ActionCounts, Cost]] = []
         passes = self.spec.execution.dram_pack_passes_per_inference
         if passes:  # the SRAM set is re-read from DRAM on each pass (it does not stay on chip between layers)
             bits = 8.0 * passes * self.sram_set_bytes(task)
             rc = ActionCounts(read_bits={"dram": bits}, write_bits={"sram": bits})
-            c = self.price(rc)
-            records.append(OpRecord(
-                index=len(records), node="dram_pack_refetch", op_type="Transfer", kind="layout:dram_refetch", macs=0,
-                cycles=0.0, bytes_by_level={"dram": bits / 8, "sram": bits / 8},
-                energy_by_component_j=dict(c.energy_by_component_j), energy_j=c.energy_j, compute_energy_j=0.0,
-                latency_s=c.latency_s, start_s=t))
-            t += c.latency_s
-            total = total + c
-            counts = counts + rc
-        # accounting invariants: the records close on the totals
-        assert math.isclose(math.fsum(r.energy_j for r in records), total.energy_j, rel_tol=1e-9, abs_tol=1e-24)
-        assert math.isclose(math.fsum(r.latency_s for r in records), total.latency_s, rel_tol=1e-9, abs_tol=1e-24)
-        res = InferenceCost(task, seq_len, total.energy_j, total.latency_s, dict(total.energy_by_component_j),
-                            records, counts)
+            extra.append((rc, self.price(rc)))
+        by_comp = table.total_by_component_j()
+        for _, c in extra:
+            for k, v in c.energy_by_component_j.items():
+                by_comp[k] = by_comp.get(k, 0.0) + v
+        energy = math.fsum(by_comp.values())
+        latency = float(table.latency_s.sum()) + sum(c.latency_s for _, c in extra)
+
+        def records() -> list:
+            return _records(charges, table, extra)
+
+        def counts() -> ActionCounts:
+            total = ActionCounts()
+            for ch in charges:
+                total = total + ch.counts
+            for rc, _ in extra:
+                total = total + rc
+            return total
+
+        res = InferenceCost(task, seq_len, energy, latency, by_comp, sum(ch.macs for ch in charges), records, counts)
         self._cache[key] = res
         return res
 

@@ -8,9 +8,12 @@ Measured in one run, on one ``HwModel`` of BUILD:
 * first pricing of each new (task, sequence length): its shapes (``ShapeInference.shapes``) and its total;
 * the same (task, length) priced the old way: an onnxruntime shape probe (tests/hw_support.py ``ort_shapes``,
   the probe the model used before) then the same charging and pricing; the two costs must be equal;
-* a cached request (``inference`` + ``swap``), per call.
+* a cached request (``inference`` + ``swap``), per call;
+* hwmodel v3's bulk pricing (``hwmodel/bulk.py``: the stage table priced with numpy, records built on first use)
+  beside the v2 per-stage path (one ``Cost`` per stage, summed with ``Cost.__add__``, the records built at once,
+  ``old_stage_pricing`` below) on the same charges; the totals must be equal.
 
-Targets (issue 8): first pricing of a new (task, length) <= 10 ms for albert-base; a cached one ~2 us.
+Targets (issues 8 and 16): first pricing of a new (task, length) <= 10 ms for albert-base; a cached one ~2 us.
 """
 
 from __future__ import annotations
@@ -27,6 +30,26 @@ from edgemti.runtime.workload import hw_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from hw_support import ort_shapes  # noqa: E402  (the old path: kept in the tests as their oracle)
+
+
+def old_stage_pricing(hw, seq: int, task: str):
+    """The v2 path after the shapes: charge, one Cost per stage (memoised on equal counts), records, totals."""
+    from edgemti.hwmodel.cost import ActionCounts, Cost
+    from edgemti.hwmodel.graph import charge_graph, price_charges
+    from edgemti.hwmodel.model import OpRecord
+    from edgemti.hwmodel.spec import PRICED_LEVELS
+
+    charges = charge_graph(hw.graph, hw._shapes(seq, task), hw.workload.weights(task), hw.spec, hw.precision,
+                           hw.act_bits, hw.fusion, act_precision=hw.workload.activation_precision)
+    total, counts, t, records = Cost.zero(), ActionCounts(), 0.0, []
+    for i, (ch, c) in enumerate(zip(charges, price_charges(charges, hw.spec, hw.levels), strict=True)):
+        e = c.energy_by_component_j
+        nbytes = {lv: (ch.counts.read_bits.get(lv, 0) + ch.counts.write_bits.get(lv, 0)) / 8 for lv in PRICED_LEVELS}
+        records.append(OpRecord(i, ch.node, ch.op_type, ch.kind, ch.macs, ch.counts.pe_cycles, nbytes, dict(e),
+                                c.energy_j, 0.0, c.latency_s, t))
+        t += c.latency_s
+        total, counts = total + c, counts + ch.counts
+    return total
 
 
 def _ms(xs: list[float]) -> str:
@@ -50,6 +73,8 @@ def main() -> None:
           f"construction {t_build * 1e3:.1f} ms")
 
     new_shapes, new_total, old_probe, old_total = [], [], [], []
+    per_stage: list[float] = []
+    bulk: list[float] = []
     for task in hw.tasks:
         weights = {n: w.shape for n, w in hw.workload.weights(task).items()}
         for seq in lengths:
@@ -69,6 +94,16 @@ def main() -> None:
             slow = hw.inference(seq, task)
             old_total.append(time.perf_counter() - t0)
             assert slow.energy_j == fast.energy_j and slow.latency_s == fast.latency_s, (task, seq)
+            # v2's per-stage pricing vs v3's bulk pricing, shapes cached for both (the pricing alone)
+            del hw._cache[(task, seq, 1)]
+            hw._shapes(seq, task)
+            t0 = time.perf_counter()
+            v2 = old_stage_pricing(hw, seq, task)
+            per_stage.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            v3 = hw.inference(seq, task)
+            bulk.append(time.perf_counter() - t0)
+            assert abs(v2.energy_j / v3.energy_j - 1) < 1e-9 and abs(v2.latency_s / v3.latency_s - 1) < 1e-9
     task = hw.tasks[0]
     hw.inference(lengths[-1], task)
     t0 = time.perf_counter()
@@ -82,6 +117,8 @@ def main() -> None:
     print(f"  old ORT probe:   probe  {_ms(old_probe)}; total {_ms(old_total)}")
     print(f"  speed-up of the median first pricing: {statistics.median(old_total) / statistics.median(new_total):.1f}x "
           "(identical costs)")
+    print(f"  pricing after the shapes: v2 per-stage Costs {_ms(per_stage)}; v3 bulk {_ms(bulk)}; "
+          f"{statistics.median(per_stage) / statistics.median(bulk):.1f}x (equal totals)")
     print(f"cached inference+swap: {cached * 1e6:.2f} us per request; "
           f"first/cached = {statistics.median(new_total) / cached:,.0f}x")
 
