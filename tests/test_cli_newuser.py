@@ -215,3 +215,16 @@ def test_engineering_units():
         "341.6 uJ", "2.792 mJ", "1.000 mJ", "5.200 ms")
     assert (size(176_836), size(21_299_200), size(500)) == ("172.7 KiB", "20.31 MiB", "500 B")
     assert quantity(16.9, "mm2") == "16.9 mm2" and quantity(2048, "B") == "2.000 KiB"
+
+
+def test_report_paper_bar_labels_are_short_lines():
+    """The PNG's labels: at most ~20 characters a line, so neighbours never overlap (the figure is also saved with
+    a tight bounding box); the terminal table sizes its label column to the longest label (format_paper)."""
+    from edgemti.studies.paper import _bar_label
+
+    for fig_id in ("fig6.area.adapter_fp32", "fig6.energy_per_inference.adapter_q3.5",
+                   "abstract.latency_per_inference.vanilla_q3.5_over_adapter_q3.5"):
+        lines = _bar_label(fig_id).splitlines()
+        assert 2 <= len(lines) <= 3 and max(map(len, lines)) <= 20, lines
+    assert _bar_label("abstract.energy_per_inference.vanilla_q3.5_over_adapter_q3.5") == (
+        "abstract energy\nvanilla q3.5 /\nadapter q3.5")

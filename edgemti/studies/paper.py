@@ -336,7 +336,7 @@ def _bar_label(fig_id: str) -> str:
     source, _, rest = fig_id.partition(".")
     metric, _, what = rest.partition(".")
     source = {"fig6": "Fig. 6", "abstract": "abstract"}.get(source, source)
-    what = what.replace("_over_", " / ").replace("_", " ")
+    what = what.replace("_over_", " /\n").replace("_", " ")
     return f"{source} {metric.replace('_per_inference', '')}\n{what}"
 
 
