@@ -113,7 +113,8 @@ def parse_manifest(cls: type[Manifest], d: Any, origin: str) -> Manifest:
         problems.append(f"provenance must be an object, got {_short(d['provenance'])}")
     if compile_section is not None:
         problems += _format_problems(compile_section, tensors, packs)
-    problems += _layout_problems(images, tensors, packs)
+    if len(tensors) == len(f.items("tensors", d["tensors"])) and len(packs) == len(f.items("packs", d["packs"])):
+        problems += _layout_problems(images, tensors, packs)  # on whole tables only (else a dropped bad entry shows)
     names = [t.name for t in tensors]
     if len(set(names)) != len(names):
         problems.append("duplicate backbone tensor names")

@@ -186,7 +186,9 @@ def serve_stream(
     ``lines`` are text or byte lines (bytes are decoded per line by the request parser, see
     :func:`edgemti.runtime.request.split_lines`). SIGTERM or SIGINT (when called from the main thread), or
     ``stop`` being set, end the stream early: reading stops, every line already read is answered and logged, the
-    summary is written and this returns normally.
+    summary is written and this returns normally. A live stream reads ahead at most ``max(window,
+    max_batch_size)`` lines beyond the ones waiting to be scheduled (the reader blocks, the pipe fills, the writer
+    waits): memory stays flat on an endless pipe, and a stop answers at most twice that many lines.
     """
     scheduler = scheduler or SchedulerConfig()
     batching = batching or BatchingConfig()
@@ -231,7 +233,10 @@ def serve_stream(
     restore = stop_on_signals(stop, (signal.SIGTERM, signal.SIGINT))
     try:
         if live:
-            q: queue.Queue[Line | None] = queue.Queue()
+            # bounded read-ahead: the reader blocks once this many lines wait (the pipe then fills and the writer
+            # blocks), so memory stays flat on any stream and a stop answers at most window + read-ahead lines
+            window = max(scheduler.window, batching.max_batch_size)
+            q: queue.Queue[Line | None] = queue.Queue(maxsize=window)
             threading.Thread(target=_pump, args=(lines, q, stop), daemon=True, name="edgemti-stdin").start()
             done = False
             while not done or pending:
@@ -251,7 +256,7 @@ def serve_stream(
                         done = True
                     elif item is not _NOTHING:
                         admit(item)
-                while not done:  # everything that has arrived meanwhile joins the queue
+                while not done and len(pending) < window:  # what has arrived meanwhile joins, up to the window
                     try:
                         item = q.get_nowait()
                     except queue.Empty:
@@ -298,15 +303,26 @@ class _Rejected:
 
 
 def _pump(lines: Iterable[Line], q: queue.Queue, stop: threading.Event) -> None:
+    """Forward lines into the bounded queue ``q`` (blocking while it is full, so no more is read), then None."""
     try:
         for line in lines:
-            if stop.is_set():  # read after the stop: not admitted
+            if not _put(q, line, stop):  # stopped: this line and the rest are not admitted
                 break
-            q.put(line)
     except Exception as exc:  # noqa: BLE001 - a broken input stream ends the stream, it does not kill the loop
         log.error("reading requests failed (%s: %s); serving what was read", type(exc).__name__, exc)
     finally:
-        q.put(None)
+        _put(q, None, stop)
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` once there is room; False (not put) when ``stop`` is set first."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def stdin_lines(fd: int = 0, max_bytes: int = 1 << 20) -> Iterator[bytes | RequestParseError]:
