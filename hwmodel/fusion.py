@@ -12,6 +12,9 @@ Patterns (each works on graphs from the dynamo exporter and the legacy TorchScri
 * ``attention``: (scale) Q.K^T (+ scale) (+ mask Add) + Softmax (+ the exporter's all-masked-row cleanup);
 * ``add_layernorm``: residual Add + LayerNormalization;
 * ``adapter``: down matmul (+ act) + up matmul + skip Add (the Add's other operand is the down input);
+* ``lora``: a base matmul (+ bias) and the unmerged LoRA path on its input, ``x.A`` matmul -> ``.B`` matmul
+  (-> scale Mul by a constant) -> Add onto the base output: the scale and the Add fold into the B matmul's
+  accumulation onto the base accumulators, ``x.A`` ([tokens x rank]) stays in the scratchpad;
 * anything else: one group per node (``gather``, ``sfu``).
 
 Nodes that cost nothing fold away: layout-only nodes (Transpose, Reshape, ...; they fold into their consumer,
@@ -46,7 +49,7 @@ _ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Neg", "Erf
 _CONTROL_OPS = frozenset({"IsNaN", "IsInf", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or",
                           "Not", "Xor", "ArgMax", "ArgMin", "NonZero", "TopK"})
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
-GROUP_KINDS = ("matmul", "attention", "adapter", "gelu", "add_layernorm", "gather", "sfu")
+GROUP_KINDS = ("matmul", "attention", "adapter", "lora", "gelu", "add_layernorm", "gather", "sfu")
 # what a node does inside its group; "folded" = free (bias into the accumulator, scale/mask into softmax, ...)
 ROLES = ("matmul", "gather", "folded", *(f"sfu:{k}" for k in ("layernorm", "softmax", "gelu", "elementwise", "other")))
 
@@ -335,6 +338,7 @@ def fuse(model: onnx.ModelProto, weights: set[str], data_inputs: tuple[str, ...]
     for region, anchor in gelu_of_root.values():  # GELU chains no matmul absorbed
         ops[region[0]], kinds[region[0]] = gelu_ops(region, anchor), "gelu"
     _merge_adapters(g, ops, kinds)
+    _merge_lora(g, ops, kinds)
 
     groups = []
     for anchor in sorted(ops):
@@ -409,6 +413,39 @@ def _merge_adapters(g: _Graph, ops: dict[int, list[GroupOp]], kinds: dict[int, s
         kinds[down] = "adapter"
         kinds.pop(up)
         kinds.pop(add)
+
+
+def _merge_lora(g: _Graph, ops: dict[int, list[GroupOp]], kinds: dict[int, str]) -> None:
+    """base matmul(x) (+bias) and A matmul(x) -> B matmul (-> Mul by a constant) -> Add(base, .): one ``lora`` group
+    anchored at the base matmul; the Mul and the Add are folded (the B product accumulates onto the base's)."""
+    base_of: dict[tuple[str, str], int] = {}  # (input, output) of a plain matmul group -> its anchor
+    for a, gops in ops.items():
+        if kinds.get(a) == "matmul" and len(g.act_inputs(a)) == 1:
+            base_of[(g.act_inputs(a)[0], g.out(gops[-1].node))] = a
+    for la in sorted(ops):
+        if kinds.get(la) != "matmul" or len(g.act_inputs(la)) != 1 or len(ops[la]) != 1:
+            continue
+        x = g.act_inputs(la)[0]
+        lb = g.sole_consumer(g.out(la))
+        if lb is None or lb == la or kinds.get(lb) != "matmul" or len(ops.get(lb, ())) != 1:
+            continue
+        t, chain = g.out(lb), []
+        c = g.sole_consumer(t)
+        if c is not None and kinds.get(c) == "sfu" and g.nodes[c].op_type == "Mul" and g.act_inputs(c) == [t]:
+            chain.append(c)
+            t = g.out(c)
+            c = g.sole_consumer(t)
+        if c is None or kinds.get(c) != "sfu" or g.nodes[c].op_type != "Add" or len(g.act_inputs(c)) != 2:
+            continue
+        other = [s for s in g.act_inputs(c) if s != t]
+        base = base_of.get((x, other[0])) if len(other) == 1 else None
+        if base is None or base in (la, lb) or kinds.get(base) != "matmul":
+            continue
+        ops[base] = [*ops[base], *ops.pop(la), *ops.pop(lb),
+                     *(GroupOp(o.node, "folded") for n in (*chain, c) for o in ops.pop(n))]
+        kinds[base] = "lora"
+        for n in (la, lb, *chain, c):
+            kinds.pop(n)
 
 
 def _group(g: _Graph, name: str, kind: str, gops: tuple[GroupOp, ...]) -> FusedGroup:

@@ -52,7 +52,10 @@ def test_lora_matmuls_are_priced_from_sram_per_mac(lora_build):
     lora = [r for r in cost.records if any(".lora_" in w for w in r.weights)]
     assert len(lora) == 8  # 2 layers x (query, value) x (A, B)
     assert all(r.macs == seq * hidden * rank for r in lora)
-    assert all(set(r.bytes_by_level) == {"sram"} for r in lora)  # A, B and their activations: SRAM only
+    assert not any(k.startswith("rram") for r in lora for k in r.bytes_by_level)  # A, B: SRAM (+ scratchpad)
+    # one ``lora`` fusion group per adapted projection: base W x + B (A x), scale and Add folded into the accumulation
+    assert engine.hw.fusion.kinds()["lora"] == 4 and all(r.group_kind == "lora" for r in lora)
+    assert not [r for r in cost.records if r.group_kind == "lora" and r.kind.startswith("sfu")]
     query = [r for r in cost.records if "attention.self.query.weight" in " ".join(r.weights)]
     assert query and all("rram_mlc" in r.bytes_by_level for r in query)  # W stays in RRAM, unmerged
     pack = engine.manifest.pack("sst2")
