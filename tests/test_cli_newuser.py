@@ -90,7 +90,7 @@ def test_report_prices_an_outgrown_build_with_fit_spec_like_serve(build, small_s
     assert p.returncode == 0 and json.loads(p.stdout.splitlines()[0])["ok"], p.stderr
     assert "spec sized" not in p.stderr and "WARNING" not in p.stderr
     p = run("-v", "serve", str(build), "--spec", str(small_spec), "--fit-spec", stdin=req)
-    assert re.search(r"^INFO edgemti\.runtime\.server: spec sized for this build: rram_slc", p.stderr, re.M)
+    assert re.search(r"^INFO edgemti\.runtime\.serving: spec sized for this build: rram_slc", p.stderr, re.M)
 
 
 def test_report_paper_refuses_a_build_argument(build):
@@ -203,7 +203,7 @@ def test_log_lines_carry_one_level_prefix():
     handler = logging.getLogger().handlers[-1]
     handler.setStream(stream)
     logging.getLogger("edgemti.tasks.backbones").warning("WARNING: backbone 'albert-base' is RANDOMLY INITIALISED")
-    logging.getLogger("edgemti.runtime.server").info("spec sized for this build")  # INFO: below the default level
+    logging.getLogger("edgemti.runtime.serving").info("spec sized for this build")  # INFO: below the default level
     assert stream.getvalue() == "WARNING edgemti.tasks.backbones: backbone 'albert-base' is RANDOMLY INITIALISED\n"
 
 
