@@ -287,6 +287,7 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
     full, use_hf = opts.pop("full_finetune"), opts.pop("use_hf")
     values = {**opts, "design": "vanilla" if full else "adapter", "source": "hf" if use_hf else "tsv"}
     given = (given - {"full_finetune", "use_hf"}) | ({"design"} if full else set()) | ({"source"} if use_hf else set())
+    cfg: TrainConfig | None
     if config_file:
         cfg = TrainConfig.from_file(config_file, **{k: values[k] for k in given})
     else:

@@ -68,7 +68,7 @@ def attach_off_ramps(model: AdapterModel) -> AdapterModel:
     # the HF pooler: ALBERT's is a bare Linear, BERT's a module with .dense, None without a pooling layer
     pooler = getattr(model.encoder, "pooler", None)
     pooler_dense = pooler if isinstance(pooler, nn.Linear) else getattr(pooler, "dense", None)
-    ramps = nn.ModuleList(OffRamp(hidden, model.num_labels) for _ in range(n - 1))
+    ramps = [OffRamp(hidden, model.num_labels) for _ in range(n - 1)]
     with torch.no_grad():
         for r in ramps:
             if isinstance(pooler_dense, nn.Linear):
@@ -79,7 +79,7 @@ def attach_off_ramps(model: AdapterModel) -> AdapterModel:
                 r.dense.bias.zero_()
             r.classifier.weight.copy_(model.classifier.weight)
             r.classifier.bias.copy_(model.classifier.bias)
-    model.off_ramps = ramps
+    model.off_ramps = nn.ModuleList(ramps)
     return model
 
 
