@@ -11,11 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SE="${1:?sparsity embedding}"; ST="${2:?sparsity transformer}"; Q="${3:-q3.13}"
-R="runs/recovery/s${SE}-${ST}-${Q}"
+R="results/recovery/s${SE}-${ST}-${Q}"
 mkdir -p "$R"
 OPTS=(--backbone minilm --adapter-size 8 --epochs 2 --max-train-examples 8000 --threads 1 --seed 0)
 run() { echo "[$(date -u +%H:%M:%S)] $*" >&2; nice "$@"; }
-[ -f runs/recovery/float.json ] || run edgemti eval --pack tasks/packs/sst2 --json >runs/recovery/float.json
+[ -f results/recovery/float.json ] || run edgemti eval --pack tasks/packs/sst2 --json >results/recovery/float.json
 run edgemti compile --backbone minilm --pack tasks/packs/sst2 --sparsity-embedding "$SE" --sparsity-transformer "$ST" \
     --quant "$Q" --no-capacity-check --force --out "$R/build-float" >"$R/compile-float.log" 2>&1
 run edgemti eval --build "$R/build-float" --json >"$R/eval-float.json"
@@ -27,7 +27,7 @@ run edgemti eval --build "$R/build-retrained" --json >"$R/eval-retrained.json"
 python - "$R" <<'PY'
 import json, sys
 r = sys.argv[1]
-f = 100 * json.load(open("runs/recovery/float.json"))["metrics"]["accuracy"]
+f = 100 * json.load(open("results/recovery/float.json"))["metrics"]["accuracy"]
 c = json.load(open(f"{r}/eval-float.json"))["tasks"][0]["headline"]
 t = json.load(open(f"{r}/eval-retrained.json"))["tasks"][0]["headline"]
 rec = (t - c) / (f - c) if f != c else float("nan")
