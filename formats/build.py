@@ -228,6 +228,24 @@ class Build:
                     problems.append(f"manifest lists no file of the tokenizer folder {tok!r}")
         return problems
 
+    def check_tokenizer(self) -> list[str]:
+        """Problems loading the build's ``tokenizer.json`` (what serving loads): it must load, and every id it can
+        produce must index a row of the word embeddings (a token past them fails the graph's Gather)."""
+        tok = self.manifest.backbone.get("tokenizer")
+        path = self.file(f"{tok}/tokenizer.json") if tok else None
+        if path is None or not path.is_file():
+            return []
+        from tokenizers import Tokenizer
+
+        try:
+            n = Tokenizer.from_file(str(path)).get_vocab_size(with_added_tokens=True)
+        except Exception as exc:  # noqa: BLE001 - the tokenizers library raises its own exception types
+            return [f"{path}: could not load the tokenizer ({str(exc)[:200]})"]
+        rows = [t.shape[0] for t in self.manifest.tensors if t.name.endswith("word_embeddings.weight") and t.shape]
+        if rows and n > rows[0]:
+            return [f"{path}: the tokenizer has {n} tokens, the word embeddings {rows[0]} rows"]
+        return []
+
     def check_graph(self, graph: bytes) -> list[str]:
         """Problems binding the manifest's tensors to the graph's inputs (:func:`formats.servable.graph_problems`):
         the checks serving needs, run by every open, so verify and serve refuse the same builds."""
@@ -268,9 +286,11 @@ class Build:
         except FormatError as exc:
             problems.append(str(exc))
         more = self.check_files(hashes=True)
+        more = more or self.check_tokenizer()
         problems += more
         if not more and self.manifest.files:
-            passed.append(f"{len(self.manifest.files)} tokenizer file(s): sizes and sha256 ok, none unlisted")
+            passed.append(f"{len(self.manifest.files)} tokenizer file(s): sizes and sha256 ok, none unlisted; "
+                          "tokenizer.json loads, its ids within the word embeddings")
         if len(images) == len(IMAGE_NAMES):
             more = _check_images(self.manifest, images, str(self.path))
             problems += more

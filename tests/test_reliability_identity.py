@@ -309,3 +309,19 @@ def test_hot_load_refuses_another_build_and_switches_whole_to_an_added_pack(tmp_
             proc.kill()
     ids = {r["id"]: r["build_id"] for r in read_log(log).requests}
     assert ids == {"a": old_id, "b": old_id, "c": new_id, "d": new_id}, ids
+
+
+def test_verify_loads_the_tokenizer_as_serve_does(copy):
+    """A tokenizer.json that is consistent with the manifest (sizes, hashes, id re-sealed) but does not load: serve
+    refused it at open while inspect --verify said OK. Both load it at open now (``Build.check_tokenizer``)."""
+    import hashlib
+
+    tok = copy / "tokenizer" / "tokenizer.json"
+    tok.write_text('{"version": "1.0", "model": {"type": "NoSuchModel"}}')
+    rel = tok.relative_to(copy).as_posix()
+    _edit(copy, lambda d: d["files"].__setitem__(rel, {"size_bytes": tok.stat().st_size,
+                                                       "sha256": hashlib.sha256(tok.read_bytes()).hexdigest()}))
+    code, out = _inspect(copy, "--verify")
+    assert code != 0 and "could not load the tokenizer" in out and "Traceback" not in out, out
+    code, served = _serve(copy)
+    assert code != 0 and "could not load the tokenizer" in served, served
