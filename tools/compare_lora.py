@@ -5,7 +5,7 @@ hardware model's energy / latency per inference and per task switch, on one comp
         --lora build/cmp/sst2-lora8 build/cmp/mrpc-lora8 --out build/cmp [--seq-len 32,128]
 
 Each kind's packs are compiled together (``--backbone minilm``, the README's recipe: q3.13, sparsity 0.3/0.3,
-no capacity check) into ``OUT/build-<kind>``; the table goes to stdout (markdown) and ``OUT/compare_lora.json``.
+no capacity check) into ``OUT/build-<kind>`` and served on the shipped spec fitted to it (``fit_spec``); the table goes to stdout (markdown) and ``OUT/compare_lora.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from edgemti.compiler.compile import compile_build
 from edgemti.compiler.config import CompileConfig
 from edgemti.runtime.engine import Engine
+from edgemti.runtime.hma import fit_spec
 from edgemti.tasks.lora import LoraSpec
 from edgemti.tasks.pack import load_pack
 
@@ -28,11 +29,14 @@ def _kind(pack) -> str:
     return f"Houlsby {a.attn_bottleneck},{a.ffn_bottleneck}"
 
 
-def measure(kind: str, packs: list[Path], out: Path, seq_lens: list[int], backbone: str) -> list[dict]:
+def measure(kind: str, packs: list[Path], out: Path, seq_lens: list[int], backbone: str,
+            reuse: bool = False) -> list[dict]:
     build = out / f"build-{kind}"
-    compile_build(CompileConfig(backbone=backbone, packs=tuple(packs), sparsity_embedding=0.3,
-                                sparsity_transformer=0.3, check_capacity=False), build, force=True)
-    engine = Engine.open(build)
+    if not (reuse and (build / "manifest.json").is_file()):
+        compile_build(CompileConfig(backbone=backbone, packs=tuple(packs), sparsity_embedding=0.3,
+                                    sparsity_transformer=0.3, check_capacity=False), build, force=True)
+    spec, _ = fit_spec(build)  # the shipped spec's on-chip memories sized to the build (as serve --fit-spec)
+    engine = Engine.open(build, spec=spec)
     rows = []
     for folder in packs:
         p = load_pack(folder)
@@ -78,11 +82,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("build/cmp"))
     ap.add_argument("--seq-len", default="32,128")
     ap.add_argument("--backbone", default="minilm")
+    ap.add_argument("--reuse", action="store_true", help="Reuse OUT/build-<kind> when it exists (no recompile).")
     args = ap.parse_args()
     seq_lens = [int(x) for x in args.seq_len.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = measure("houlsby", args.houlsby, args.out, seq_lens, args.backbone)
-    rows += measure("lora", args.lora, args.out, seq_lens, args.backbone)
+    rows = measure("houlsby", args.houlsby, args.out, seq_lens, args.backbone, args.reuse)
+    rows += measure("lora", args.lora, args.out, seq_lens, args.backbone, args.reuse)
     (args.out / "compare_lora.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(table(rows, seq_lens))
 
