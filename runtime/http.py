@@ -152,7 +152,7 @@ class HttpServer(Application):
         return await HANDLERS[name](self, req, **params)
 
     def error(self, status: int, message: str) -> bytes:
-        kind = {408: "RequestTimeout", 503: UNAVAILABLE}.get(status, "BadRequest")
+        kind = {408: "RequestTimeout", 500: "InternalError", 503: UNAVAILABLE}.get(status, "BadRequest")
         return response_json({"ok": False, "error": {"type": kind, "message": message}}).encode()
 
     def observe(self, status: int) -> None:

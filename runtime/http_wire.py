@@ -317,7 +317,13 @@ class WireServer:
                         await self._send_raw(writer, self._refusal(
                             408, f"the request did not arrive within {self.config.read_timeout_s:g} s"))
                 raise _Closed from None
-            resp = await self.app.handle(WireRequest(req.method, req.target, req.headers, bytes(body)))
+            try:
+                resp = await self.app.handle(WireRequest(req.method, req.target, req.headers, bytes(body)))
+            except Exception as exc:  # noqa: BLE001 - a handler's bug still gets the request an answer
+                log.error("http %s %s failed: %s: %s", req.method, req.target[:80], type(exc).__name__, exc,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+                self.app.observe(500)
+                resp = WireResponse(500, self.app.error(500, f"internal error: {type(exc).__name__}"), close=True)
             await self._send(h, writer, resp, close=resp.close, head_only=req.method == "HEAD")
             if h.our_state is h11.MUST_CLOSE or h.their_state is h11.MUST_CLOSE:
                 raise _Closed

@@ -154,3 +154,19 @@ def test_every_framed_request_is_logged_once(engine, tmp_path):
     srv.stop()
     assert [s for s, _, _ in got] == [200] * 6 + [400]
     assert sorted(r.get("id") or "" for r in read_log(log).requests) == [""] + [f"l{i}" for i in range(6)]
+
+
+def test_a_failing_handler_still_answers_500_json(server, monkeypatch, capfd):
+    from edgemti.runtime import http as http_front
+
+    async def broken(front, req):
+        raise RuntimeError("a bug in a route")
+
+    monkeypatch.setitem(http_front.HANDLERS, "health", broken)
+    got, closed = _exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+    assert [s for s, _, _ in got] == [500] and closed
+    assert json.loads(got[0][2])["error"]["type"] == "InternalError"
+    monkeypatch.undo()
+    got, _ = _exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 1)
+    assert [s for s, _, _ in got] == [200]
+    assert "Traceback" not in capfd.readouterr().err
