@@ -18,21 +18,26 @@ def inputs(batch: int = 3, seq: int = 10):
     return ids, mask
 
 
+def copy_tokenizer(folder: Path) -> None:
+    """MiniLM's BERT tokenizer files (the tiny BERT's vocabulary) into a backbone folder, so builds can serve text."""
+    from edgemti.tasks.backbones import minilm_path
+
+    for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (minilm_path() / f).is_file():
+            (folder / f).write_bytes((minilm_path() / f).read_bytes())
+
+
 def peft_adapter(root: Path, task: str = "sst2", rank: int = 4, alpha: int = 8,
                  targets: tuple[str, ...] = ("query", "value")):
     """``(backbone folder, adapter folder, the PEFT model in eval mode)``; the backbone folder carries MiniLM's
     BERT tokenizer files (same vocabulary) so builds made from it can serve text."""
     from peft import LoraConfig, get_peft_model
 
-    from edgemti.tasks.backbones import minilm_path
-
     bb = root / "tiny-bert"
     if not bb.is_dir():
         torch.manual_seed(0)
         BertForSequenceClassification(BertConfig(**TINY)).save_pretrained(bb)
-        for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-            if (minilm_path() / f).is_file():
-                (bb / f).write_bytes((minilm_path() / f).read_bytes())
+        copy_tokenizer(bb)
     base = BertForSequenceClassification.from_pretrained(bb)
     model = get_peft_model(base, LoraConfig(task_type="SEQ_CLS", r=rank, lora_alpha=alpha,
                                             target_modules=list(targets)))

@@ -16,7 +16,7 @@ from edgemti.tasks.model import AdapterSpec
 from edgemti.tasks.pack import model_for_pack
 
 peft = pytest.importorskip("peft")  # the dev extra installs it
-from lora_support import TINY, inputs, peft_adapter  # noqa: E402
+from lora_support import TINY, copy_tokenizer, inputs, peft_adapter  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
 _inputs = inputs
@@ -104,6 +104,7 @@ def _adapterhub_folder(root, name="mrpc"):
     torch.manual_seed(1)
     bert = BertForSequenceClassification(BertConfig(**TINY)).eval()
     bert.save_pretrained(root / "tiny-bert")
+    copy_tokenizer(root / "tiny-bert")
     folder = root / name
     folder.mkdir()
     config = {"config": {"architecture": "bottleneck", "mh_adapter": True, "output_adapter": True,
@@ -165,6 +166,18 @@ def test_adapterhub_houlsby_imports_with_the_reference_logits(tmp_path):
         got = model_for_pack(res.pack)(ids, mask)
     assert torch.allclose(got, want, atol=1e-5), (got, want)
     assert np.abs(want.numpy()).max() > 0.1
+    # and it compiles and serves with those logits (fp32 build)
+    from edgemti.compiler.compile import compile_build
+    from edgemti.compiler.config import CompileConfig
+    from edgemti.runtime.engine import Engine
+
+    compile_build(CompileConfig(backbone=str(tmp_path / "tiny-bert"), packs=(tmp_path / "pack",), quant="fp32"),
+                  tmp_path / "build")
+    engine = Engine.open(tmp_path / "build")
+    n = int(mask[0].sum())
+    served = engine.infer_ids("mrpc", {"input_ids": ids[:1, :n].numpy(), "attention_mask": mask[:1, :n].numpy(),
+                                       "token_type_ids": np.zeros((1, n), dtype=np.int64)}).logits
+    assert np.allclose(served, want[0].numpy(), atol=1e-5), (served, want[0])
 
 
 def test_adapterhub_problems_are_listed(tmp_path):
