@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemti.compiler.packs import _pack_text_fields, check_trained_on
+from edgemti.compiler.packs import check_trained_on, pack_text_fields
 from edgemti.errors import BackboneMismatchError, ConfigError
 from edgemti.formats.build import (
     MANIFEST_FILE,
@@ -111,7 +111,7 @@ def add_pack(pack: str | Path, into: str | Path, sign_key: str | Path | None = N
     if problems:
         raise ConfigError(f"pack '{p.task}' does not fit the build's graph ({len(problems)} problem(s): "
                           + "; ".join(problems[:6]) + "): train it with the build's adapter sizes")
-    text_fields = _pack_text_fields(p)
+    text_fields = pack_text_fields(p)
     old = b.image_bytes("dram")
     dram = ImageBuilder("dram")
     dram.add(old)

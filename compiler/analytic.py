@@ -191,11 +191,11 @@ def structure_key(config: CompileConfig) -> str:
 def build_structure(config: CompileConfig, graph: bytes | None = None) -> Structure:
     """Shapes and graph of a synthetic-task compile of ``config`` (``graph``: reuse cached bytes, skip the export)."""
     from edgemti.compiler.compile import weightless_graph
-    from edgemti.compiler.packs import _synthetic
+    from edgemti.compiler.packs import synthetic_tasks_tensors
 
     if not config.synthetic:
         raise FormatError("analytic builds are of synthetic-task configs (trained packs carry their own values)")
-    model, tasks = _synthetic(config)
+    model, tasks = synthetic_tasks_tensors(config)
     backbone = tuple((n, tuple(int(d) for d in t.shape)) for n, t in model.backbone_state().items())
     first = tasks[0]
     task_tensors = tuple((n, tuple(int(d) for d in a.shape)) for n, a in first.tensors.items())

@@ -51,7 +51,7 @@ def _structure(adapter: AdapterSpec | LoraSpec | None) -> tuple:
 def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
     """The float model (backbone + first task applied) and every task's tensors, all checked to belong together."""
     if config.synthetic:
-        return _synthetic(config)
+        return synthetic_tasks_tensors(config)
     from edgemti.tasks.backbones import build_model
     from edgemti.tasks.pack import apply_pack, load_pack
 
@@ -93,7 +93,7 @@ def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
     apply_pack(model, first)
     tasks = [TaskTensors(p.task, tuple(p.labels), p.is_regression, p.adapter, p.backbone["hash"], False,
                          {n: np.asarray(a, dtype=np.float32) for n, a in p.tensors.items()}, dict(p.metrics),
-                         _pack_text_fields(p), p.trained_on, p.exit.to_dict() if p.exit is not None else None)
+                         pack_text_fields(p), p.trained_on, p.exit.to_dict() if p.exit is not None else None)
              for p in packs]
     return model, tasks
 
@@ -128,13 +128,13 @@ def _request_fields(n_texts: int) -> tuple[str, ...]:
     return ("text", "text_pair") if n_texts == 2 else ("text",)
 
 
-def _pack_text_fields(pack) -> tuple[str, ...]:
+def pack_text_fields(pack) -> tuple[str, ...]:
     if pack.text_fields:
         return _request_fields(len(pack.text_fields))
     return _task_labels(pack.task)[2]  # packs without text_fields: the registry's task of that name
 
 
-def _synthetic(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
+def synthetic_tasks_tensors(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
     """Untrained packs: adapters at their identity init, seeded random classifiers of the task's label count."""
     from edgemti.tasks.backbones import build_model
 

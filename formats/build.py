@@ -34,6 +34,7 @@ from edgemti.formats.manifest import (
     pack_meta_sha256,
     path_problem,
 )
+from edgemti.formats.manifest_schema import manifest_from_json
 from edgemti.formats.quant import (
     QFormat,
     codes_from_bytes,
@@ -399,7 +400,7 @@ def open_build(path: str | Path, verify: bool = True, verify_key: str | Path | N
 
         verify_manifest(folder, raw, load_public_key(verify_key))  # the very bytes parsed below
         verify = True
-    manifest = Manifest.from_json(raw, origin=str(mpath))
+    manifest = manifest_from_json(raw, origin=str(mpath))
     build = Build(folder, manifest, verified=verify)
     if verify:
         build.verify()

@@ -1,9 +1,10 @@
 """``manifest.json`` of a build: the typed map of every image, tensor and pack (docs/FORMATS.md is its prose).
 
-:class:`Manifest` is the one dataclass of the format; :meth:`Manifest.from_json` checks everything at the
-boundary and raises one :class:`FormatError` listing every problem, naming the file. Nothing deeper re-checks.
-The checks are :mod:`edgemti.formats.manifest_schema`; the manifest's own digest is :mod:`edgemti.formats.digest`
-(its names are re-exported here).
+:class:`Manifest` is the one dataclass of the format. Reading one is the schema's job, one way round:
+:func:`edgemti.formats.manifest_schema.manifest_from_json` imports these dataclasses, checks everything at the
+boundary and raises one :class:`FormatError` listing every problem, naming the file; this module never imports
+the schema. Nothing deeper re-checks. The manifest's own digest is :mod:`edgemti.formats.digest` (its names are
+re-exported here).
 """
 
 from __future__ import annotations
@@ -350,21 +351,6 @@ class Manifest:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1) + "\n"
 
-    @classmethod
-    def from_json(cls, text: str | bytes, origin: str = "manifest.json") -> Manifest:
-        try:
-            d = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FormatError(f"{origin}: not valid JSON ({exc}): the build is corrupt, recompile it") from None
-        return cls.from_dict(d, origin)
-
-    @classmethod
-    def from_dict(cls, d: Any, origin: str = "manifest.json") -> Manifest:
-        """Check every field by type and range (one schema, :mod:`edgemti.formats.manifest_schema`), the manifest's
-        own digest and its ``build_id``; one :class:`FormatError` lists every problem."""
-        from edgemti.formats.manifest_schema import parse_manifest
-
-        return parse_manifest(cls, d, origin)
 
 
 def pack_meta_sha256(p: PackEntry | dict) -> str:

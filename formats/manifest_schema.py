@@ -1,12 +1,13 @@
 """The schema of ``manifest.json``: every field checked by type and range, every problem collected.
 
-:func:`parse_manifest` (behind :meth:`Manifest.from_dict <edgemti.formats.manifest.Manifest.from_dict>`) checks a
+:func:`manifest_from_json` / :func:`manifest_from_dict` (the one way a manifest is read) check a
 parsed JSON object against the format of docs/FORMATS.md, its own digest and its ``build_id``, and builds the typed
 entries; :class:`_Fields` gathers ``where: why`` for every bad field so one :class:`FormatError` names them all.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -46,9 +47,22 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _MAX_DIM = 1 << 31  # no tensor axis of a build is anywhere near this; a bigger one is corruption
 
 
-def parse_manifest(cls: type[Manifest], d: Any, origin: str) -> Manifest:
-    """``cls`` from the JSON object ``d`` of file ``origin``, every field checked by type and range, the manifest's own
-    digest and its ``build_id``; one :class:`FormatError` lists every problem."""
+def manifest_from_json(text: str | bytes, origin: str = "manifest.json") -> Manifest:
+    """The :class:`Manifest` of the JSON text of file ``origin`` (see :func:`manifest_from_dict`)."""
+    try:
+        d = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{origin}: not valid JSON ({exc}): the build is corrupt, recompile it") from None
+    return manifest_from_dict(d, origin)
+
+
+def manifest_from_dict(d: Any, origin: str = "manifest.json") -> Manifest:
+    """The :class:`Manifest` of the JSON object ``d`` of file ``origin``, every field checked by type and range, the
+    manifest's own digest and its ``build_id``; one :class:`FormatError` lists every problem."""
+    return _parse(Manifest, d, origin)
+
+
+def _parse(cls: type[Manifest], d: Any, origin: str) -> Manifest:
     if not isinstance(d, dict) or d.get("format") != BUILD_FORMAT:
         got = d.get("format") if isinstance(d, dict) else type(d).__name__
         raise FormatError(f"{origin}: format is {got!r}, expected {BUILD_FORMAT!r}: not an edgemti build manifest")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, cast, get_type_hints
 
 from edgemti.errors import SpecError
-from edgemti.hwmodel.dvfs import DvfsSpec, check_nominal
+from edgemti.hwmodel.dvfs_spec import DvfsSpec, check_nominal
 
 try:  # Python >= 3.11
     import tomllib

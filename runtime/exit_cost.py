@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import onnx
 
 from edgemti.hwmodel.cost import Cost
-from edgemti.hwmodel.dvfs import OperatingPoint, choose_point, scale
+from edgemti.hwmodel.dvfs import OperatingPoint, choose_point, scale, switch_cost
 from edgemti.runtime.stages import partition, stage_of_node
 
 
@@ -100,6 +100,6 @@ class ExitCostModel:
         if exit_layer > 1:
             if switched:
                 assert self.dvfs is not None
-                cost = cost + self.dvfs.switch_cost()
+                cost = cost + switch_cost(self.dvfs)
             cost = cost + self.layer_costs(task, seq_len, point).upto(exit_layer, start=2)
         return cost, switched

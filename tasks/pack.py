@@ -428,7 +428,7 @@ def model_for_pack(pack: TaskPack, checkpoint: str | None = None) -> AdapterMode
     model = build_model(pack.backbone["name"], num_labels=pack.num_labels, adapter=pack.adapter, design=pack.design,
                         checkpoint=checkpoint, pooling=pack.backbone.get("pooling"))
     if pack.off_ramps is not None:
-        from edgemti.tasks.offramp import attach_off_ramps
+        from edgemti.tasks.offramp_model import attach_off_ramps
 
         attach_off_ramps(model)
     return apply_pack(model, pack).eval()

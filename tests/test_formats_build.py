@@ -20,6 +20,7 @@ from edgemti.formats.build import (
     write_build,
 )
 from edgemti.formats.manifest import CompileSection, Manifest
+from edgemti.formats.manifest_schema import manifest_from_json
 from edgemti.formats.quant import fake_quantize, parse_format
 
 
@@ -83,7 +84,7 @@ def test_round_trip(tmp_path):
     folder, (pack_a, pack_b), (fmt, pfmt) = _write(tmp_path / "b")
     build = open_build(folder)
     m = build.manifest
-    assert Manifest.from_json(m.to_json()) == m
+    assert manifest_from_json(m.to_json()) == m
     dec = build.decode_backbone()
     for name, x in _tensors().items():
         np.testing.assert_array_equal(dec[name], fake_quantize(x, fmt))

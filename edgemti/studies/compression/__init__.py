@@ -20,7 +20,7 @@ from edgemti.studies.compression.config import (
     load_study,
     study_from_dict,
 )
-from edgemti.studies.compression.figures import draw_study
+from edgemti.studies.compression.draw import draw_study
 from edgemti.studies.compression.paper import PaperSection3, paper_section3
 from edgemti.studies.compression.point import StudyPoint, study_points
 from edgemti.studies.compression.results import StudyResults, critical_sparsity, recovered_fraction

@@ -211,16 +211,3 @@ def _save(fig, plt, png: Path) -> Path:
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return png
-
-
-def draw_study(out: str | Path, img_dir: str | Path | None = None) -> list[str]:
-    """Draw fig3/fig4/fig5 PNGs and ``table.md`` of a results folder (into ``img_dir``, default the folder)."""
-    from edgemti.studies.compression.table import study_table
-
-    res = StudyResults.load(out)
-    d = Path(img_dir) if img_dir else Path(out)
-    files = [draw_fig3(res, d / "compression_fig3.png"), draw_fig4(res, d / "compression_fig4.png"),
-             draw_fig5(res, d / "compression_fig5.png")]
-    table = Path(out) / "table.md"
-    table.write_text(study_table(res))
-    return [str(f) for f in files if f is not None] + [str(table)]

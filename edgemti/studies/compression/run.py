@@ -198,7 +198,7 @@ def run_study(study: StudyConfig | str | Path, out: str | Path, progress: bool =
               workers: int = 1) -> StudySummary:
     """Score every point of ``study`` not yet in ``out`` (at most ``limit`` of them), in :func:`study_points`
     order; each row is stored as soon as it is scored, so an interrupted run resumes at the next point. Then
-    draw the figures and the table from every row (:func:`edgemti.studies.compression.figures.draw_study`).
+    draw the figures and the table from every row (:func:`edgemti.studies.compression.draw.draw_study`).
     ``workers`` > 1: that many processes train packs and score points side by side
     (:func:`edgemti.studies.compression.pool.run_pool`); one process (here) writes the results."""
     config = study if isinstance(study, StudyConfig) else load_study(study)
@@ -245,7 +245,7 @@ def run_study(study: StudyConfig | str | Path, out: str | Path, progress: bool =
         bar.close()
     files: tuple[str, ...] = ()
     if plot:
-        from edgemti.studies.compression.figures import draw_study
+        from edgemti.studies.compression.draw import draw_study
 
         files = tuple(draw_study(out))
     return StudySummary(str(out), len(points), len(points) - len(todo), len(todo), n_err, config.budget.describe(),

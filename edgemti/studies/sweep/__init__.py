@@ -25,7 +25,8 @@ from edgemti.studies.sweep.grid import (
     sweep_from_dict,
     sweep_points,
 )
-from edgemti.studies.sweep.plot import OBJECTIVES, pareto_mask, plot_sweep
+from edgemti.studies.sweep.pareto import pareto_mask
+from edgemti.studies.sweep.plot import OBJECTIVES, plot_sweep
 from edgemti.studies.sweep.point import (
     COMPUTE_COMPONENTS,
     CONVENTION_NAMES,

@@ -70,8 +70,8 @@ def plot_accuracy(out: str | Path, study_out: str | Path, png: str | Path | None
     import matplotlib.pyplot as plt
 
     from edgemti.errors import ConfigError
-    from edgemti.studies.sweep.plot import pareto_mask
-    from edgemti.studies.sweep.store import INDEX_FILE, ResultStore, _write_atomic
+    from edgemti.studies.sweep.pareto import pareto_mask
+    from edgemti.studies.sweep.store import INDEX_FILE, ResultStore, write_atomic
 
     if not (Path(out) / INDEX_FILE).is_file():
         raise ConfigError(f"{out} is not a sweep results folder (no {INDEX_FILE}): run a sweep into it first")
@@ -86,7 +86,7 @@ def plot_accuracy(out: str | Path, study_out: str | Path, png: str | Path | None
     doc = {"study": table.source, "accuracy": table.describe(), "measured": len(measured),
            "not_measured": len(rows) - len(measured),
            "points": {i: {"score": a.score, "per_task": a.per_task, "reason": a.reason or None} for i, a in acc.items()}}
-    _write_atomic(Path(out) / "accuracy.json", (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+    write_atomic(Path(out) / "accuracy.json", (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
     png = Path(png) if png else Path(out) / "accuracy.png"
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     fronts = {}

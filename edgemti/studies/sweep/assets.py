@@ -13,7 +13,7 @@ from typing import Any
 
 from edgemti.errors import FormatError
 from edgemti.studies.sweep.point import SweepPoint
-from edgemti.studies.sweep.store import _write_atomic
+from edgemti.studies.sweep.store import write_atomic
 
 
 @dataclass
@@ -71,7 +71,7 @@ def prepare_assets(points: list[SweepPoint], specs: dict, cache_dir: Path | None
         say(f"statistics of {bb}")
         st = backbone_stats(bb, fmts, have=have)
         if path and st is not have:
-            _write_atomic(path, st.to_json().encode())
+            write_atomic(path, st.to_json().encode())
         stats[bb] = st
     structures = {}
     for key, cfg in configs.items():
@@ -84,12 +84,12 @@ def prepare_assets(points: list[SweepPoint], specs: dict, cache_dir: Path | None
         say(f"structure + graph export of {cfg.backbone} {cfg.design}{adapter}")
         s = build_structure(cfg)
         if meta_path and graph_path:
-            _write_atomic(graph_path, s.graph)
+            write_atomic(graph_path, s.graph)
             meta = {"format": "edgemti-sweep-structure", "format_version": 2, "key": s.key,
                     "backbone_tensors": [[n, list(sh)] for n, sh in s.backbone_tensors],
                     "task_tensors": [[n, list(sh)] for n, sh in s.task_tensors],
                     "graph_sha256": hashlib.sha256(s.graph).hexdigest()}
-            _write_atomic(meta_path, json.dumps(meta, sort_keys=True).encode())
+            write_atomic(meta_path, json.dumps(meta, sort_keys=True).encode())
         structures[key] = s
     digest = hashlib.sha256(json.dumps([sorted(stats), sorted(structures), sorted(specs.items()), tag]).encode())
     return SweepAssets(stats, structures, dict(specs), digest.hexdigest()[:16])

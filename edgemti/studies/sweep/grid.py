@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemti.errors import ConfigError
-from edgemti.studies.sweep.point import _POINT_TYPES, SweepPoint
+from edgemti.studies.sweep.point import POINT_TYPES, SweepPoint
 
 GRID_FORMAT, GRID_VERSION = "edgemti-sweep", 1
 MODES = ("grid", "random", "lhs")
@@ -38,7 +38,7 @@ class Axis:
         assert self.low is not None and self.high is not None
         x = (math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low))) if self.log
              else self.low + u * (self.high - self.low))
-        return int(round(x)) if _POINT_TYPES[self.name] is int else float(x)
+        return int(round(x)) if POINT_TYPES[self.name] is int else float(x)
 
     def to_dict(self) -> Any:
         return list(self.values) if not self.is_range else {"min": self.low, "max": self.high, "log": self.log}
@@ -100,8 +100,8 @@ def sweep_from_dict(data: dict, origin: str = "<grid>", base_dir: Path | None = 
         problems.append("axes must be a table")
         raw_axes = {}
     for name, spec in raw_axes.items():
-        if name not in _POINT_TYPES:
-            problems.append(f"axes.{name} is not a known axis (known: {sorted(_POINT_TYPES)})")
+        if name not in POINT_TYPES:
+            problems.append(f"axes.{name} is not a known axis (known: {sorted(POINT_TYPES)})")
             continue
         axis = _parse_axis(name, spec, mode, problems)
         if axis is not None:
@@ -123,7 +123,7 @@ def sweep_from_dict(data: dict, origin: str = "<grid>", base_dir: Path | None = 
 
 
 def _parse_axis(name: str, spec: Any, mode: str, problems: list[str]) -> Axis | None:
-    want = _POINT_TYPES[name]
+    want = POINT_TYPES[name]
     if isinstance(spec, dict):
         extra = set(spec) - {"min", "max", "log"}
         lo: Any = spec.get("min")
@@ -157,7 +157,7 @@ def _parse_axis(name: str, spec: Any, mode: str, problems: list[str]) -> Axis | 
     return Axis(name, tuple(ok)) if len(ok) == len(values) else None
 
 
-def _spec_defaults(design: str, specs: dict) -> dict[str, Any]:
+def spec_defaults(design: str, specs: dict) -> dict[str, Any]:
     from edgemti.hwmodel.spec import load_spec
 
     s = load_spec(specs.get(design), design=design)
@@ -185,7 +185,7 @@ def sweep_points(config: SweepConfig) -> list[SweepPoint]:
             u = np.random.default_rng(config.seed).random((config.samples, len(varying)))
         fixed = {a.name: a.values[0] for a in axes if a not in varying}
         draws = [{**fixed, **{a.name: a.pick(float(row[i])) for i, a in enumerate(varying)}} for row in u]
-    defaults = {d: _spec_defaults(d, config.specs) for d in ("adapter", "vanilla")}
+    defaults = {d: spec_defaults(d, config.specs) for d in ("adapter", "vanilla")}
     out: dict[str, SweepPoint] = {}
     problems: list[str] = []
     for d in draws:

@@ -3,34 +3,15 @@ by :func:`plot_sweep` against the paper's Fig. 6 design points."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from edgemti.errors import ConfigError
-from edgemti.studies.sweep.grid import _spec_defaults
-from edgemti.studies.sweep.point import _POINT_TYPES
+from edgemti.studies.sweep.grid import spec_defaults
+from edgemti.studies.sweep.pareto import pareto_mask
+from edgemti.studies.sweep.point import POINT_TYPES
 from edgemti.studies.sweep.store import INDEX_FILE, ResultStore
 
 OBJECTIVES = ("area_mm2", "energy_per_inference_j", "latency_per_inference_s")
-
-
-def pareto_mask(values: Sequence[Sequence[float]]) -> list[bool]:
-    """True for each point no other point dominates (<= in every objective, < in one); all minimised."""
-    import numpy as np
-
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return []
-    order = np.lexsort(v.T[::-1])  # by the first objective, ties by the next
-    keep = np.zeros(len(v), dtype=bool)
-    front = np.empty((0, v.shape[1]))
-    for i in order:
-        x = v[i]
-        if len(front) and np.any(np.all(front <= x, axis=1)):
-            continue  # sorted by the first objective, so only kept points can dominate x (equal points: first kept)
-        keep[i] = True
-        front = np.vstack([front, x])
-    return keep.tolist()
 
 
 def _paper_reference(rows: list[dict], specs: dict | None = None) -> dict | None:
@@ -38,7 +19,7 @@ def _paper_reference(rows: list[dict], specs: dict | None = None) -> dict | None
     cands = [r for r in rows if r["design"] == "vanilla" and r["quant"] == "fp32"]
     if not cands:
         return None
-    shipped = _spec_defaults("vanilla", specs or {})
+    shipped = spec_defaults("vanilla", specs or {})
     from edgemti.hwmodel.targets import paper_targets
 
     n_tasks = len(paper_targets().tasks)
@@ -94,7 +75,7 @@ def plot_sweep(out: str | Path, png: str | Path | None = None, accuracy: str | P
                                                  r["energy_per_inference"], ref["latency_per_inference_s"] /
                                                  r["latency_per_inference"]]))
             same = [x for x in ok if x["design"] == "adapter" and x["quant"] == q and x["adapter"] == "64"
-                    and all(x[k] == ref[k] for k in _POINT_TYPES if k not in ("design", "quant", "adapter"))]
+                    and all(x[k] == ref[k] for k in POINT_TYPES if k not in ("design", "quant", "adapter"))]
             if same:  # ours at the paper's setting, beside where the paper's ratios would put it
                 ours.append((f"ours: adapter {q}", same[0]))
     for ax, (i, j) in zip(axes, pairs, strict=True):

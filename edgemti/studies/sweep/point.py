@@ -73,7 +73,7 @@ class SweepPoint:
 
 
 _POINT_FIELDS = {f.name: f for f in fields(SweepPoint)}
-_POINT_TYPES = {"design": str, "backbone": str, "quant": str, "sparsity_embedding": float,
+POINT_TYPES = {"design": str, "backbone": str, "quant": str, "sparsity_embedding": float,
                 "sparsity_transformer": float, "adapter": str, "num_tasks": int, "switch_rate": float, "seq_len": int,
                 "node_nm": int, "macro_objective": str, "dram_pj_per_bit": float, "dram_bandwidth_bytes_per_s": float,
                 "pe_vector": int, "clock_hz": float, "energy_convention": str}
@@ -96,7 +96,7 @@ def _point_problems(p: SweepPoint) -> list[str]:
     from edgemti.tasks.adapter_spec import AdapterSpec
 
     out = []
-    for name, want in _POINT_TYPES.items():
+    for name, want in POINT_TYPES.items():
         v = getattr(p, name)
         if want is float and isinstance(v, int) and not isinstance(v, bool):
             object.__setattr__(p, name, float(v))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemti.errors import ConfigError, FormatError
-from edgemti.studies.sweep.point import _POINT_TYPES
+from edgemti.studies.sweep.point import POINT_TYPES
 
 RESULTS_FORMAT, RESULTS_VERSION = "edgemti-sweep-results", 1
 INDEX_FILE, PARTS_DIR, CACHE_DIR = "sweep.json", "parts", "cache"
@@ -23,11 +23,11 @@ _METRICS = {"status": str, "error": str, "eval_s": float, "fits": bool, "overflo
             "inference_energy_j": float, "inference_latency_s": float, "macs": int,
             "switch_energy_j": float, "switch_latency_s": float, "energy_per_inference_j": float,
             "latency_per_inference_s": float}
-COLUMNS: dict[str, type] = {"id": str, **_POINT_TYPES, **_METRICS}
+COLUMNS: dict[str, type] = {"id": str, **POINT_TYPES, **_METRICS}
 
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
@@ -102,7 +102,7 @@ class ResultStore:
                 "storage": self.storage, "columns": {k: v.__name__ for k, v in self.COLUMNS.items()},
                 "config": self.config, "parts": self.parts}
         doc = {**body, "sha256": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()}
-        _write_atomic(self.index_path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+        write_atomic(self.index_path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
 
     def set_config(self, config: dict) -> None:
         self.config = config
@@ -135,7 +135,7 @@ class ResultStore:
             w.writeheader()
             w.writerows([{k: "" if v is None else v for k, v in r.items()} for r in clean])
             data = buf.getvalue().encode()
-            _write_atomic(path, data)
+            write_atomic(path, data)
         self.parts.append({"file": name, "rows": len(clean), "sha256": hashlib.sha256(data).hexdigest()})
         self._write_index()
 

@@ -1,7 +1,7 @@
 """The named adjustments: every modelling choice that separates our hardware model from zigzag, and its value.
 
 :data:`ADJUSTMENTS` names what the cross-check adds to zigzag's figure (energy J or latency s), computed per
-matmul node from the spec, the build and zigzag's own result (:func:`_adjust`); :data:`KNOWN_DIFFERENCES` names
+matmul node from the spec, the build and zigzag's own result (:func:`adjust`); :data:`KNOWN_DIFFERENCES` names
 what the comparison shows but deliberately does not bridge (docs/HWMODEL.md "Cross-check against zigzag").
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edgemti.studies.xcheck.matmuls import _Node
+from edgemti.studies.xcheck.matmuls import MatmulNode
 from edgemti.studies.xcheck.zigzag_run import ZzResult
 
 # Every modelling choice that separates the two models, by name. The cross-check adds each one's value to
@@ -51,7 +51,7 @@ KNOWN_DIFFERENCES = {
 }
 
 
-def _adjust(n: _Node, zz: ZzResult, spec: Any, levels: dict) -> tuple[dict[str, float], dict[str, float]]:
+def adjust(n: MatmulNode, zz: ZzResult, spec: Any, levels: dict) -> tuple[dict[str, float], dict[str, float]]:
     """The named adjustments (:data:`ADJUSTMENTS`) for one node: energy J and latency s added to zigzag's."""
     m, pe, ex = n.matmul, spec.pe_array, spec.execution
     e: dict[str, float] = {}
@@ -92,7 +92,7 @@ def _adjust(n: _Node, zz: ZzResult, spec: Any, levels: dict) -> tuple[dict[str, 
     return e, t
 
 
-def _memory_time(n: _Node, zz: ZzResult, levels: dict, mask_bits: float) -> float:
+def _memory_time(n: MatmulNode, zz: ZzResult, levels: dict, mask_bits: float) -> float:
     """Bulk memory time of zigzag's traffic under our rule: max over levels of bits / bandwidth + access latency
     (RRAM MLC at the stored bits: zigzag's dense-equivalent bits x density; mask and bias reads added)."""
     read = dict(zz.bits_read)

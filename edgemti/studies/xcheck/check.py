@@ -15,7 +15,7 @@ import onnx
 from edgemti.errors import ConfigError
 from edgemti.hwmodel.zigzag_export import Matmul
 from edgemti.studies.xcheck.comparison import CrossCheck, compare
-from edgemti.studies.xcheck.matmuls import _shape_key, matmul_nodes, probe_shapes
+from edgemti.studies.xcheck.matmuls import matmul_nodes, probe_shapes, shape_key
 from edgemti.studies.xcheck.zigzag_run import ZzResult, run_zigzag
 
 
@@ -41,8 +41,8 @@ def cross_check(hw: Any, graph: onnx.ModelProto, weights: dict[str, Any], precis
     unique: dict[tuple, Matmul] = {}
     counts: dict[tuple, int] = {}
     for n in nodes:
-        unique.setdefault(_shape_key(n.matmul), n.matmul)
-        counts[_shape_key(n.matmul)] = counts.get(_shape_key(n.matmul), 0) + 1
+        unique.setdefault(shape_key(n.matmul), n.matmul)
+        counts[shape_key(n.matmul)] = counts.get(shape_key(n.matmul), 0) + 1
     zz: dict[tuple, ZzResult] = {}
     with tempfile.TemporaryDirectory(prefix="edgemti-xcheck-") as tmp:
         root = Path(workdir) if workdir else Path(tmp)
@@ -54,7 +54,7 @@ def cross_check(hw: Any, graph: onnx.ModelProto, weights: dict[str, Any], precis
             named = {f"mm{i}_{m.name.replace(' ', '_').replace('(', '').replace(')', '').replace('.', '_')}": k
                      for i, (k, m) in enumerate(mine.items())}
             mms = [dataclasses.replace(mine[k], name=name, count=counts[k],
-                                       nodes=tuple(n.record.node for n in nodes if _shape_key(n.matmul) == k))
+                                       nodes=tuple(n.record.node for n in nodes if shape_key(n.matmul) == k))
                    for name, k in named.items()]
             step(f"zigzag: {len(mms)} matmul shapes with weights in {level}")
             mine_nodes = [n for n in nodes if n.matmul.weight_level == level]

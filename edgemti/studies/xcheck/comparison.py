@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from edgemti.hwmodel.cost import COMPONENTS
-from edgemti.studies.xcheck.adjustments import ADJUSTMENTS, KNOWN_DIFFERENCES, _adjust
-from edgemti.studies.xcheck.matmuls import _group, _Node, _shape_key
+from edgemti.studies.xcheck.adjustments import ADJUSTMENTS, KNOWN_DIFFERENCES, adjust
+from edgemti.studies.xcheck.matmuls import MatmulNode, matmul_group, shape_key
 from edgemti.studies.xcheck.zigzag_run import ZzResult
 
 XCHECK_FORMAT = "edgemti-zigzag-xcheck"
@@ -180,15 +180,15 @@ class CrossCheck:
                 "failures": self.failures()}
 
 
-def compare(nodes: list[_Node], zz: dict[tuple, ZzResult], spec: Any, levels: dict) -> list[Row]:
+def compare(nodes: list[MatmulNode], zz: dict[tuple, ZzResult], spec: Any, levels: dict) -> list[Row]:
     rows = []
-    for key, group in _group(nodes).items():
+    for key, group in matmul_group(nodes).items():
         m = group[0].matmul
-        z = zz[_shape_key(m)]
+        z = zz[shape_key(m)]
         adj_e: dict[str, float] = {}
         adj_t: dict[str, float] = {}
         for n in group:
-            e, t = _adjust(n, z, spec, levels)
+            e, t = adjust(n, z, spec, levels)
             for name, v in e.items():
                 adj_e[name] = adj_e.get(name, 0.0) + v / len(group)
             for name, v in t.items():

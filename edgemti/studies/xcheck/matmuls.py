@@ -50,7 +50,7 @@ def probe_shapes(graph: onnx.ModelProto, seq_len: int, data_inputs: tuple[str, .
 
 
 @dataclass(frozen=True)
-class _Node:
+class MatmulNode:
     """One priced matmul node: our record, its zigzag shape and what the adjustments need."""
 
     record: Any
@@ -107,7 +107,7 @@ def _internal_operands(idx: int, group: Any, nodes: Any, producer: dict[str, int
 
 
 def matmul_nodes(records: list, graph: onnx.ModelProto, shapes: dict[str, tuple[int, ...]],
-                 weights: dict[str, Any], act_bits: int, fusion: Any = None) -> list[_Node]:
+                 weights: dict[str, Any], act_bits: int, fusion: Any = None) -> list[MatmulNode]:
     """Our matmul records with their zigzag shapes (from the graph node and the probed shapes) and, given the
     model's ``fusion`` groups, the operands each keeps inside its group."""
     by_name = {(n.name or f"{n.op_type}_{i}"): n for i, n in enumerate(graph.graph.node)}
@@ -125,7 +125,7 @@ def matmul_nodes(records: list, graph: onnx.ModelProto, shapes: dict[str, tuple[
             name = producer[name].input[0]
         return name
 
-    out: list[_Node] = []
+    out: list[MatmulNode] = []
     act_matmuls = 0
     for r in records:
         if r.kind != "matmul":
@@ -163,12 +163,12 @@ def matmul_nodes(records: list, graph: onnx.ModelProto, shapes: dict[str, tuple[
         group = groups.get(getattr(r, "group", ""))
         internal = (_internal_operands(index[r.node], group, graph.graph.node, producer_idx, consumers)
                     if group is not None else ())
-        out.append(_Node(r, mm, density, bias_bits, bias_level, internal))
+        out.append(MatmulNode(r, mm, density, bias_bits, bias_level, internal))
     return out
 
 
-def _group(nodes: list[_Node]) -> dict[str, list[_Node]]:
-    groups: dict[str, list[_Node]] = {}
+def matmul_group(nodes: list[MatmulNode]) -> dict[str, list[MatmulNode]]:
+    groups: dict[str, list[MatmulNode]] = {}
     for n in nodes:
         m = n.matmul
         key = f"{m.name} {m.batch}x{m.rows}x{m.inner}x{m.cols}"
@@ -176,5 +176,5 @@ def _group(nodes: list[_Node]) -> dict[str, list[_Node]]:
     return groups
 
 
-def _shape_key(m: Matmul) -> tuple:
+def shape_key(m: Matmul) -> tuple:
     return (m.batch, m.rows, m.inner, m.cols, m.weight_level, m.act_bits, m.weight_bits, m.weight_is_activation)
