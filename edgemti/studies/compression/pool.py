@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 from edgemti.studies.compression.point import StudyPoint
-from edgemti.studies.compression.run import PACKS_DIR, ROW_ERRORS, ensure_pack, error_row, point_row
+from edgemti.studies.compression.work import PACKS_DIR, ROW_ERRORS, ensure_pack, error_row, point_row
 
 log = logging.getLogger(__name__)
 
