@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgemti.errors import ConfigError, EdgemtiError, FormatError, RequestError, UnknownTaskError
-from edgemti.formats.build import open_build
+from edgemti.formats.build import Build, open_build
 from edgemti.formats.graph import load_graph
 from edgemti.hwmodel.spec import ArchSpec, load_spec
 from edgemti.runtime.faults import FaultModel
@@ -125,9 +125,21 @@ class Engine:
         if overlong not in OVERLONG_POLICIES:
             raise ConfigError(f"overlong must be one of {OVERLONG_POLICIES}, got {overlong!r}")
         b = open_build(build, verify=verify, verify_key=verify_key)  # verify_key: the build must be signed by it
-        m = b.manifest
         if not isinstance(spec, ArchSpec):
-            spec = load_spec(spec, design=m.design)
+            spec = load_spec(spec, design=b.manifest.design)
+        return cls.from_build(b, spec, slots=slots, fault=fault, pinned=pinned, threads=threads, overlong=overlong,
+                              seq_bucket=seq_bucket, spin=spin)
+
+    @classmethod
+    def from_build(cls, b: Build, spec: ArchSpec, slots: int = 1, fault: FaultModel | None = None,
+                   pinned: tuple[str, ...] = (), threads: int | None = None, overlong: str = "truncate",
+                   seq_bucket: int = 16, spin: bool = False) -> Engine:
+        """The engine of an opened build ``b`` (:func:`edgemti.formats.build.open_build`, checked there once) on
+        the resolved ``spec``: nothing is opened or loaded again (a caller that sized the spec to the build hands
+        both down). Options as :meth:`open`."""
+        if overlong not in OVERLONG_POLICIES:
+            raise ConfigError(f"overlong must be one of {OVERLONG_POLICIES}, got {overlong!r}")
+        m = b.manifest
         unknown = [t for t in pinned if t not in m.tasks]
         if unknown:
             raise UnknownTaskError(f"cannot pin {unknown}: this build serves {m.tasks}")
@@ -138,7 +150,7 @@ class Engine:
         backbone = hma.read_backbone()
         session = GraphSession(bind_initializers(graph, backbone), threads=threads,
                                output=m.graph.get("output", "logits"), spin=spin)
-        tokenizer = _load_tokenizer(Path(build), m)
+        tokenizer = _load_tokenizer(b.path, m)
         return cls(b, spec, hw, hma, session, tokenizer, PackSlots(slots, pinned), overlong, fault,
                    threads, seq_bucket, spin)
 

@@ -68,15 +68,17 @@ def serve(
     if requests is not None and not Path(requests).is_file():
         raise ConfigError(f"requests file {requests}: no such file (give a JSON-lines file, one request per line)",
                           options=("requests",))
-    if fit:
-        from edgemti.runtime.hma import fit_spec
+    from edgemti.formats.build import open_build
+    from edgemti.runtime.hma import build_spec
 
-        spec, changes = fit_spec(build, spec)
-        for c in changes:  # asked for: information, not a warning
-            log.info("spec sized for this build: %s", c)
+    # one open of the build, one spec resolved (sized to it when asked), both handed down to the engine
+    opened = open_build(build, verify=not trust, verify_key=verify_key)
+    arch, changes = build_spec(opened, spec, fit=fit)
+    for c in changes:  # asked for: information, not a warning
+        log.info("spec sized for this build: %s", c)
     try:
-        engine = Engine.open(build, spec=spec, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
-                             seq_bucket=seq_bucket, fault=fault, verify=not trust, verify_key=verify_key)
+        engine = Engine.from_build(opened, arch, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
+                                   seq_bucket=seq_bucket, fault=fault)
     except CapacityError as exc:
         if fit:
             raise
