@@ -269,7 +269,7 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
     # stages (ALBERT's 12 passes over one shared layer) are counted once
     memo: dict[tuple, tuple] = {}
     for st in _plan(model, fusion, weights, shapes.float_tensors, shp):
-        key = (st.op_type, st.role, st.trans, st.a_ops and tuple((x if w == "w" else w) for x, w in st.a_ops),
+        key = (st.op_type, st.role, st.trans, tuple((x if w == "w" else w) for x, w in st.a_ops),
                tuple((x if w == "w" else w) for x, w in st.b_ops), st.other_weights,
                tuple(shp.get(t) for t in st.ins), shp.get(st.out), tuple(shp.get(t) for t in st.writes),
                tuple(shp.get(t) for t in st.other_sram), tuple(shp.get(x) for x, _ in (*st.a_ops, *st.b_ops)))
