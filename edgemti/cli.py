@@ -34,7 +34,7 @@ _FLAG_OF = {
     "latency_target_s": "--latency-target-ms", "early_exit": "--early-exit",
     "max_accuracy_drop": "--max-accuracy-drop", "off_ramps": "--off-ramps",
     "lora_rank": "--lora-rank", "lora_targets": "--lora-targets", "allow_pickle": "--allow-pickle",
-    "fault_mlc_rate": "--fault-mlc-rate",
+    "fault_mlc_rate": "--fault-mlc-rate", "accuracy_tasks": "--accuracy-tasks",
 }
 
 
@@ -593,14 +593,17 @@ def faults_cmd(build, data_dir, rates, slc_rate, tasks, max_examples, seeds, plo
 @click.option("--workers", type=int, default=None, help="Local process pool size [default: CPU count].")
 @click.option("--accuracy", "accuracy", type=click.Path(exists=True, file_okay=False), default=None,
               help="A results folder of `edgemti study compression`: also draw accuracy-vs-energy/area fronts.")
+@click.option("--accuracy-tasks", default=None, metavar="T1,T2",
+              help="--accuracy: average these tasks of the study [default: all of them].")
 @click.option("--no-progress", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-def sweep_cmd(target, out, plot_only, ray_address, workers, accuracy, no_progress, as_json) -> None:
+def sweep_cmd(target, out, plot_only, ray_address, workers, accuracy, accuracy_tasks, no_progress, as_json) -> None:
     """Design-space sweep: evaluate every point of the grid file TARGET into --out, then plot (docs/SWEEP.md)."""
     from edgemti.studies.sweep import plot_sweep, run_sweep
 
     if plot_only:
-        res = plot_sweep(target, accuracy=accuracy)
+        acc_tasks = tuple(t.strip() for t in accuracy_tasks.split(",")) if accuracy_tasks else ()
+        res = plot_sweep(target, accuracy=accuracy, accuracy_tasks=acc_tasks)
         res.pop("pareto_ids")
         if "accuracy" in res:
             res["accuracy"].pop("pareto_ids")

@@ -100,10 +100,12 @@ def test_points_are_deduplicated_and_ordered(tmp_path):
     # the uncompressed fp32 point has one pack (float): "retrained" on it is the same pack
     unpruned = [p for p in pts if not p.compressed]
     assert {p.trained_on for p in unpruned} == {"float"}
-    # fig4 at its first adapter size comes first, float packs before their retrained twins
-    first = pts[:2 * 2 + 2]
-    assert all(p.adapter == "8" and p.quant == "fp32" for p in first)
-    assert [p.trained_on for p in pts[:4]] == ["float"] * 4
+    # fig4 at its first adapter size comes first: the first task's points of both kinds, then every float point,
+    # then the retrained ones
+    assert [(p.task, p.adapter, p.sparsity_embedding, p.trained_on) for p in pts[:3]] == [
+        ("rte", "8", 0.0, "float"), ("rte", "8", 0.3, "float"), ("rte", "8", 0.3, "compressed")]
+    kinds = [p.trained_on for p in pts[3:] if p.adapter == "8"]
+    assert kinds == sorted(kinds, key=lambda k: k != "float")
     # every compressed setting has both pack kinds; float packs are shared across compressions
     comp = [p for p in pts if p.compressed]
     assert {p.trained_on for p in comp} == {"float", "compressed"}
@@ -237,3 +239,17 @@ def _mean(cfg, se, st, quant):
 
     return sum(_score(StudyPoint(t, "albert-tiny", se, st, quant, "8", "compressed", cfg.budget))
                for t in cfg.tasks) / len(cfg.tasks)
+
+
+def test_pool_takes_the_earliest_point_and_never_trains_a_pack_twice(tmp_path):
+    from edgemti.studies.compression.pool import _next_job
+
+    pts = study_points(_study(tmp_path))
+    a, b = pts[0], next(p for p in pts if p.pack_key != pts[0].pack_key)
+    same_as_a = [p for p in pts if p.pack_key == a.pack_key and p is not a]
+    assert _next_job(pts, set(), {}, set()) == ("train", a)  # nothing trained: the first point's pack
+    # a's pack in training: its points are passed over, the next other pack is trained
+    assert _next_job(pts, set(), {}, {a.pack_key}) == ("train", b)
+    assert _next_job([a, *same_as_a], set(), {}, {a.pack_key}) is None  # all wait for that pack
+    assert _next_job(pts, {a.pack_key}, {}, set()) == ("score", a)
+    assert _next_job(pts, set(), {a.pack_key: ValueError("x")}, set()) == ("failed", a)

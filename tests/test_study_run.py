@@ -58,8 +58,8 @@ def test_study_scores_builds_as_served_and_resumes(tmp_path):
     pruned = [r for r in res.ok if r["sparsity_transformer"] == 0.5]
     assert all(r["cumulative_sparsity"] > 0.3 for r in pruned)
     assert len(list((out / PACKS_DIR).iterdir())) == 2  # one float pack shared by both backbones + 1 retrained
-    # resume on a pool: only the 4th point is new (its retrained pack is trained, nothing else)
-    s = run_study(grid, out, progress=False, plot=False, workers=2)
+    # resume: only the 4th point is new (its retrained pack is trained, nothing else)
+    s = run_study(grid, out, progress=False, plot=False)
     assert (s.skipped, s.evaluated, s.errors) == (3, 1, 0)
     assert len(list((out / PACKS_DIR).iterdir())) == 3
     assert len(StudyStore(out).rows()) == 4

@@ -61,8 +61,12 @@ def fig3_csp(lines: dict, tolerance: float = CSP_TOLERANCE_POINTS) -> dict:
     if b is None:
         return {"embedding": None, "transformer": None, "both": None, "both_point": None}
     best = max((p for p in lines["both"] if p[1] >= b - tolerance), default=None)
-    return {"embedding": critical_sparsity([(x, s) for x, s, *_ in lines["embedding"]], b, tolerance),
-            "transformer": critical_sparsity([(x, s) for x, s, *_ in lines["transformer"]], b, tolerance),
+
+    def line_csp(line: str) -> float | None:  # None: no level of the line measured beyond the baseline
+        pts = [(x, s) for x, s, *_ in lines[line]]
+        return critical_sparsity(pts, b, tolerance) if len(pts) > 1 else None
+
+    return {"embedding": line_csp("embedding"), "transformer": line_csp("transformer"),
             "both": None if best is None else best[0], "both_point": best}
 
 
@@ -158,7 +162,8 @@ def draw_fig4(res: StudyResults, png: Path) -> Path | None:
         ax.set_xticks(list(xs), [c["backbone"] for c in cells], fontsize=8)
         ax.set_title(task, fontsize=10)
         ax.set_ylabel("dev score (%)", fontsize=8)
-    axes[0][0].legend(fontsize=7, loc="lower left")
+        ax.margins(y=0.15)
+    axes[0][0].legend(fontsize=7, loc="best")
     fig.suptitle(f"Fig. 4 on {res.config.backbone}: adapters {'/'.join(f4.adapters)}, {f4.quant}; x = trained on "
                  f"float then compressed, o = retrained on the compressed backbone"
                  + (f" ({missing} points not measured)" if missing else ""), fontsize=9)

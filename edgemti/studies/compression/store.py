@@ -20,7 +20,8 @@ STUDY_COLUMNS: dict[str, type] = {
     "cumulative_sparsity": float,  # Eq. 1, measured on the build's backbone image
     "p_embedding": float,  # the embedding group's share of the backbone's parameters (Eq. 1's P_embd)
     "pack_key": str, "build_id": str, "backbone_image_hash": str,
-    "train_s": float, "eval_s": float,
+    "train_s": float,  # the pack's training loop, s (recorded in the pack: the same for every point sharing it)
+    "eval_s": float,  # scoring the build, s
 }
 
 

@@ -97,7 +97,7 @@ def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds:
     from edgemti.formats.image_hash import manifest_image_hash
     from edgemti.tasks.pack import load_pack
 
-    pack_dir, train_s = ensure_pack(point, out, data_dir)
+    pack_dir, _ = ensure_pack(point, out, data_dir)
     pack = load_pack(pack_dir)
     build = out / BUILDS_DIR / point.build_key
     cfg = CompileConfig(backbone=point.backbone, packs=(pack_dir,), quant=point.quant,
@@ -125,7 +125,7 @@ def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds:
             "num_eval_examples": int(res["num_examples"]), "num_train_examples": int(pack.metrics.get(
                 "num_train_examples", 0)), "pack_score": None if pack_metric is None else 100.0 * pack_metric,
             "cumulative_sparsity": cum, "p_embedding": p_emb, "pack_key": point.pack_key, "build_id": build_id,
-            "backbone_image_hash": image_hash, "train_s": train_s, "eval_s": eval_s}
+            "backbone_image_hash": image_hash, "train_s": pack.train_time_s, "eval_s": eval_s}
 
 
 def score_build(build: Path, point: StudyPoint, data_dir: str | None) -> dict:

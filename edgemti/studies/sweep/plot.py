@@ -31,10 +31,12 @@ def _paper_reference(rows: list[dict], specs: dict | None = None) -> dict | None
                                      sum(r[a] != v for a, v in shipped.items()), r["id"]))
 
 
-def plot_sweep(out: str | Path, png: str | Path | None = None, accuracy: str | Path | None = None) -> dict:
+def plot_sweep(out: str | Path, png: str | Path | None = None, accuracy: str | Path | None = None,
+               accuracy_tasks: tuple[str, ...] = ()) -> dict:
     """Pareto fronts (area, energy/inference, latency/inference) of a results folder, as one PNG; with
     ``accuracy`` (a compression-study results folder), also the accuracy-vs-energy and accuracy-vs-area fronts
-    (:func:`edgemti.studies.sweep.accuracy.plot_accuracy`, under the key ``accuracy``).
+    (:func:`edgemti.studies.sweep.accuracy.plot_accuracy`, under the key ``accuracy``), averaged over
+    ``accuracy_tasks`` of the study (default: all its tasks).
 
     Marked: the non-dominated points that fit (3-D front, drawn in every 2-D projection), and the paper's
     adapter design points placed by its Fig. 6 reductions (hwmodel/data/paper_fu2023.toml) against our vanilla
@@ -121,5 +123,5 @@ def plot_sweep(out: str | Path, png: str | Path | None = None, accuracy: str | P
     if accuracy is not None:
         from edgemti.studies.sweep.accuracy import plot_accuracy
 
-        res["accuracy"] = plot_accuracy(out, accuracy)
+        res["accuracy"] = plot_accuracy(out, accuracy, tasks=accuracy_tasks)
     return res
