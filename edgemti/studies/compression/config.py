@@ -241,7 +241,7 @@ def study_from_dict(data: dict, origin: str = "<study>") -> StudyConfig:
     budget = Budget()
     if p.check(isinstance(raw_b, dict), "budget must be a table"):
         _keys(p, raw_b, set(Budget.__dataclass_fields__), "budget.")
-        kw = {k: (None if v == 0 and k in _ZERO_IS_ALL else v)
+        kw: dict[str, Any] = {k: (None if v == 0 and k in _ZERO_IS_ALL else v)
               for k, v in raw_b.items() if k in Budget.__dataclass_fields__}
         try:
             budget = Budget(**kw)

@@ -81,14 +81,15 @@ def study_table(res: StudyResults) -> str:
                   f"{paper.fig4['best_pruned_backbone']}.", ""]
     if cfg.fig5:
         f5 = cfg.fig5
-        c = cfg.compression(f5.backbone)
-        lines += [f"## Fig. 5: value formats on {f5.backbone} ({c.sparsity_embedding:g}/{c.sparsity_transformer:g}), "
+        comp = cfg.compression(f5.backbone)
+        lines += [f"## Fig. 5: value formats on {f5.backbone} ({comp.sparsity_embedding:g}/"
+                  f"{comp.sparsity_transformer:g}), "
                   f"adapters {'/'.join(f5.adapters)} (VASE's choice)", "",
                   "| task | " + " | ".join(f"{q} float-trained | {q} retrained" for q in f5.quants) + " |",
                   "|---|" + "---|---|" * len(f5.quants)]
         for task in cfg.tasks:
-            cells = fig5_cells(res, task)
-            lines.append(f"| {task} | " + " | ".join(f"{_vase(cells['float'][q])} | {_vase(cells['compressed'][q])}"
+            cells5 = fig5_cells(res, task)
+            lines.append(f"| {task} | " + " | ".join(f"{_vase(cells5['float'][q])} | {_vase(cells5['compressed'][q])}"
                                                       for q in f5.quants) + " |")
         lines += ["", f"The paper (s IV-A): {paper.fig5['note']}.", ""]
     if res.errors:
