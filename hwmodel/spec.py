@@ -7,7 +7,8 @@ bandwidth per macro capacity) is a separate CSV named by ``technology.macro_libr
 
 The loader is the boundary: it collects *every* problem of a file (missing field, wrong type, negative
 value, unknown key) and raises one :class:`SpecError` listing them. The frozen dataclasses validate on
-construction too (for specs built in code), with the same rules.
+construction too (for specs built in code), with the same rules (the machinery: :mod:`edgemti.hwmodel.validated`).
+This module is the spec's types and their file format: the level names, the sections, the loader.
 
 Units: frequencies in Hz, energies in pJ (the tables' unit; :mod:`edgemti.hwmodel.cost` converts to J),
 capacities in bytes, bandwidth in bytes/s, latencies in s, areas in um^2 / mm^2 as named.
@@ -18,12 +19,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, cast, get_type_hints
 
 from edgemti.errors import SpecError
 from edgemti.hwmodel.dvfs_spec import DvfsSpec, check_nominal
+from edgemti.hwmodel.validated import (
+    Validated,
+    build_checked,
+    field_problems,
+    fraction,
+    in_unit_interval,
+    non_negative,
+    one_of,
+    positive,
+    rule,
+    table_of_non_negative,
+)
 
 try:  # Python >= 3.11
     import tomllib
@@ -44,22 +57,6 @@ PRECISIONS = ("fixed8", "fixed16", "float16", "float32")
 SFU_KINDS = ("layernorm", "softmax", "gelu", "elementwise", "other")
 
 
-def _gt0(v: Any) -> str | None:
-    return None if v > 0 else "must be > 0"
-
-
-def _ge0(v: Any) -> str | None:
-    return None if v >= 0 else "must be >= 0"
-
-
-def _unit(v: Any) -> str | None:
-    return None if 0 < v <= 1 else "must be in (0, 1]"
-
-
-def _frac(v: Any) -> str | None:
-    return None if 0 <= v <= 1 else "must be in [0, 1]"
-
-
 def _opt_precision_table(v: Any) -> str | None:
     """None, or a table precision -> number > 0 (e.g. a requirement per value format)."""
     if v is None:
@@ -73,108 +70,74 @@ def _opt_precision_table(v: Any) -> str | None:
     return f"must map to numbers > 0, bad entries {bad}" if bad else None
 
 
-def _choice(*options: str):
-    def check(v: Any) -> str | None:
-        return None if v in options else f"must be one of {list(options)}"
-
-    return check
-
-
-def _keys_ge0(required: tuple[str, ...]):
-    def check(v: dict) -> str | None:
-        missing = [k for k in required if k not in v]
-        if missing:
-            return f"is missing keys {missing}"
-        extra = [k for k in v if k not in required]
-        if extra:
-            return f"has unknown keys {extra} (known: {list(required)})"
-        bad = {k: x for k, x in v.items() if not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0}
-        return f"must map to numbers >= 0, bad entries {bad}" if bad else None
-
-    return check
-
-
-def _rule(check, **kw):
-    return field(metadata={"check": check} if check else {}, **kw)
-
-
-class _Validated:
-    """Frozen spec dataclasses validate on construction; the message names the class, field and value."""
-
-    def __post_init__(self) -> None:
-        problems = _check_tree(self, "")
-        if problems:
-            raise SpecError(f"{type(self).__name__}: " + "; ".join(problems))
-
-
 @dataclass(frozen=True)
-class ClockSpec(_Validated):
-    freq_hz: float = _rule(_gt0)
+class ClockSpec(Validated):
+    freq_hz: float = rule(positive)
     source: str = ""
 
 
 @dataclass(frozen=True)
-class PeArraySpec(_Validated):
+class PeArraySpec(Validated):
     """The MAC array. ``utilization`` 1.0 = the paper's 256 MACs/cycle roofline; ~0.5 = EdgeBERT RTL as written."""
 
-    macs: int = _rule(_gt0)
-    vector: int = _rule(_gt0)
-    utilization: float = _rule(_unit)
-    utilization_source: str = _rule(lambda v: None if v.strip() else "must name where the value comes from")
-    fill_cycles: int = _rule(_ge0)
-    gating: str = _rule(_choice("rtl", "ideal", "none"))
-    gated_energy_fraction: float = _rule(_frac)
-    mac_energy_pj: dict = _rule(_keys_ge0(PRECISIONS))
-    mac_area_um2: dict = _rule(_keys_ge0(PRECISIONS))
-    logic_area_overhead: float = _rule(_ge0)  # SFUs and control as a fraction of the PE-array area (buffers: levels)
+    macs: int = rule(positive)
+    vector: int = rule(positive)
+    utilization: float = rule(in_unit_interval)
+    utilization_source: str = rule(lambda v: None if v.strip() else "must name where the value comes from")
+    fill_cycles: int = rule(non_negative)
+    gating: str = rule(one_of("rtl", "ideal", "none"))
+    gated_energy_fraction: float = rule(fraction)
+    mac_energy_pj: dict = rule(table_of_non_negative(PRECISIONS))
+    mac_area_um2: dict = rule(table_of_non_negative(PRECISIONS))
+    logic_area_overhead: float = rule(non_negative)  # SFUs and control as a fraction of the PE-array area (buffers: levels)
     source: str = ""
 
 
 @dataclass(frozen=True)
-class SfuSpec(_Validated):
+class SfuSpec(Validated):
     """Near-memory special function units, per 16-element vector (EdgeBERT II x passes)."""
 
-    cycles_per_vector: dict = _rule(_keys_ge0(SFU_KINDS))
-    mac_equiv_per_element: dict = _rule(_keys_ge0(SFU_KINDS))
+    cycles_per_vector: dict = rule(table_of_non_negative(SFU_KINDS))
+    mac_equiv_per_element: dict = rule(table_of_non_negative(SFU_KINDS))
     source: str = ""
 
 
 @dataclass(frozen=True)
-class BitmaskSpec(_Validated):
-    decode_pj_per_vector: float = _rule(_ge0)
-    encode_pj_per_vector: float = _rule(_ge0)
+class BitmaskSpec(Validated):
+    decode_pj_per_vector: float = rule(non_negative)
+    encode_pj_per_vector: float = rule(non_negative)
     source: str = ""
 
 
 @dataclass(frozen=True)
-class MemorySpec(_Validated):
+class MemorySpec(Validated):
     """One on-chip level. ``capacity_bytes`` is what the chip offers (the compiler's fit check).
 
     ``provision = "auto"``: area/leakage/energy come from the macro combination that just covers the build's
     requirement (the paper's method), never above ``capacity_bytes``; ``"fixed"``: from ``capacity_bytes``.
     """
 
-    technology: str = _rule(_choice("SRAM", "RRAM_SLC", "RRAM_MLC2", "RRAM_SLC_best"))
-    capacity_bytes: int = _rule(_gt0)
-    provision: str = _rule(_choice("auto", "fixed"))
-    word_cells: int = _rule(_gt0)
-    bits_per_cell: int = _rule(_gt0)
-    bw_mode: str = _rule(_choice("weighted", "parallel"))
-    periphery_area_fraction: float = _rule(_ge0)
-    max_macros: int = _rule(_gt0)
-    objective: str = _rule(_choice("closest", "min_area"))
+    technology: str = rule(one_of("SRAM", "RRAM_SLC", "RRAM_MLC2", "RRAM_SLC_best"))
+    capacity_bytes: int = rule(positive)
+    provision: str = rule(one_of("auto", "fixed"))
+    word_cells: int = rule(positive)
+    bits_per_cell: int = rule(positive)
+    bw_mode: str = rule(one_of("weighted", "parallel"))
+    periphery_area_fraction: float = rule(non_negative)
+    max_macros: int = rule(positive)
+    objective: str = rule(one_of("closest", "min_area"))
     source: str = ""
     # Requirement override (a study's own accounting, e.g. the paper's Table III): provision the level for
     # ``required_mib[precision]`` instead of what the build needs, per value precision of the build.
     # ``required_unit = "data"``: MiB (2**20 B) of data; ``"nvsim_cells"``: NVSim's capacity convention,
     # MiB of cells, so data bytes = required_mib x 2**20 x bits_per_cell.
-    required_mib: dict | None = _rule(_opt_precision_table, default=None)
-    required_unit: str = _rule(_choice("data", "nvsim_cells"), default="data")
+    required_mib: dict | None = rule(_opt_precision_table, default=None)
+    required_unit: str = rule(one_of("data", "nvsim_cells"), default="data")
     # power gating between requests (HwModel.idle): "on" leaks fully; "retention" (SRAM at its retention voltage)
     # keeps the data at retention_leak_fraction of the leakage; "off" leaks nothing (RRAM: non-volatile, the
     # periphery is off; SRAM/buffers: contents lost, so SRAM's task set is reloaded from DRAM on wake-up)
-    idle: str = _rule(_choice("on", "retention", "off"), default="on")
-    retention_leak_fraction: float = _rule(_frac, default=1.0)
+    idle: str = rule(one_of("on", "retention", "off"), default="on")
+    retention_leak_fraction: float = rule(fraction, default=1.0)
 
     def idle_leak_fraction(self) -> float:
         """Fraction of the level's leakage power drawn while the accelerator idles between requests."""
@@ -192,20 +155,20 @@ class MemorySpec(_Validated):
 
 
 @dataclass(frozen=True)
-class DramSpec(_Validated):
+class DramSpec(Validated):
     """Off-chip DRAM, TETRIS-style: energy per bit moved, a bandwidth and a first-access latency."""
 
-    technology: str = _rule(lambda v: None if v else "must be a non-empty name")
-    capacity_bytes: int = _rule(_gt0)
-    read_pj_per_bit: float = _rule(_ge0)
-    write_pj_per_bit: float = _rule(_ge0)
-    bandwidth_bytes_per_s: float = _rule(_gt0)
-    latency_s: float = _rule(_ge0)
+    technology: str = rule(lambda v: None if v else "must be a non-empty name")
+    capacity_bytes: int = rule(positive)
+    read_pj_per_bit: float = rule(non_negative)
+    write_pj_per_bit: float = rule(non_negative)
+    bandwidth_bytes_per_s: float = rule(positive)
+    latency_s: float = rule(non_negative)
     source: str = ""
 
 
 @dataclass(frozen=True)
-class ExecutionSpec(_Validated):
+class ExecutionSpec(Validated):
     """Switches of the performance model (see docs/HWMODEL.md, composition rules)."""
 
     overlap: bool = False  # double-buffered: per op latency = max(compute, memory) instead of the sum
@@ -214,8 +177,8 @@ class ExecutionSpec(_Validated):
     sram_activations: bool = True  # activations read/written in SRAM per op
     # times per inference the running task's SRAM set is re-read from DRAM and re-written into SRAM (0: it
     # stays in SRAM between layer passes). The set is sram.required_mib when given, else the task's pack.
-    dram_pack_passes_per_inference: int = _rule(_ge0, default=0)
-    area_scope: str = _rule(_choice("chip", "memory"), default="chip")  # memory: macros only, no PE/logic
+    dram_pack_passes_per_inference: int = rule(non_negative, default=0)
+    area_scope: str = rule(one_of("chip", "memory"), default="chip")  # memory: macros only, no PE/logic
     # false: the PE array's buffers (spad_a, spad_b, psum) are not provisioned, priced or counted in area (a study
     # whose accounting has no such levels, e.g. the paper's); they still bound the tiles
     price_buffers: bool = True
@@ -226,7 +189,7 @@ class ExecutionSpec(_Validated):
 
 
 @dataclass(frozen=True)
-class ScratchpadSpec(_Validated):
+class ScratchpadSpec(Validated):
     """How the PE array's operand buffers (levels ``spad_a``, ``spad_b``) are used.
 
     ``double_buffered = false`` (EdgeBERT as its source has it: ``decode_inst0/1`` feed the two operands, one
@@ -240,9 +203,9 @@ class ScratchpadSpec(_Validated):
 
 
 @dataclass(frozen=True)
-class TechnologySpec(_Validated):
-    node_nm: int = _rule(_gt0)
-    macro_library: str = _rule(lambda v: None if v else "must name a macro CSV")
+class TechnologySpec(Validated):
+    node_nm: int = rule(positive)
+    macro_library: str = rule(lambda v: None if v else "must name a macro CSV")
 
 
 @dataclass(frozen=True)
@@ -250,27 +213,27 @@ class ArchSpec:
     """A whole architecture: accelerator + memory levels. ``memory(level)`` for level in ``LEVELS``."""
 
     name: str
-    design: str = _rule(_choice("adapter", "vanilla"))
-    technology: TechnologySpec = _rule(None)
-    clock: ClockSpec = _rule(None)
-    pe_array: PeArraySpec = _rule(None)
-    sfu: SfuSpec = _rule(None)
-    bitmask: BitmaskSpec = _rule(None)
-    sram: MemorySpec = _rule(None)
-    rram_slc: MemorySpec = _rule(None)
-    rram_mlc: MemorySpec = _rule(None)
-    dram: DramSpec = _rule(None)
-    execution: ExecutionSpec = _rule(None)
-    scratchpad: ScratchpadSpec = _rule(None)
-    spad_a: MemorySpec = _rule(None)
-    spad_b: MemorySpec = _rule(None)
-    psum: MemorySpec = _rule(None)
+    design: str = rule(one_of("adapter", "vanilla"))
+    technology: TechnologySpec = rule(None)
+    clock: ClockSpec = rule(None)
+    pe_array: PeArraySpec = rule(None)
+    sfu: SfuSpec = rule(None)
+    bitmask: BitmaskSpec = rule(None)
+    sram: MemorySpec = rule(None)
+    rram_slc: MemorySpec = rule(None)
+    rram_mlc: MemorySpec = rule(None)
+    dram: DramSpec = rule(None)
+    execution: ExecutionSpec = rule(None)
+    scratchpad: ScratchpadSpec = rule(None)
+    spad_a: MemorySpec = rule(None)
+    spad_b: MemorySpec = rule(None)
+    psum: MemorySpec = rule(None)
     description: str = ""
     path: str = ""  # where it was loaded from ("" for specs built in code)
     dvfs: DvfsSpec | None = None  # optional [dvfs] section: V/F operating points (hwmodel/dvfs.py)
 
     def __post_init__(self) -> None:
-        problems = _check_tree(self, "")
+        problems = field_problems(self, "")
         if problems:
             raise SpecError(_message(self.path or "<ArchSpec>", problems))
 
@@ -329,90 +292,12 @@ class ArchSpec:
         return DATA_DIR / p
 
 
-# -- validation and loading -----------------------------------------------------------------------------------
-
-
-def _check_tree(obj: Any, prefix: str) -> list[str]:
-    problems = []
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            continue  # nested specs validated themselves on construction
-        check = f.metadata.get("check")
-        if check is None or value is None:
-            continue
-        try:
-            why = check(value)
-        except TypeError:
-            why = "has the wrong type"
-        if why:
-            problems.append(f"{prefix}{f.name} {why}, got {value!r}")
-    return problems
-
-
 def _message(origin: str, problems: list[str]) -> str:
     head = f"{origin}: {len(problems)} problem(s) in the architecture spec: "
     return head + "; ".join(problems)
 
 
-
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "dict": dict}
-
-
-def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
-    """Instance of dataclass ``cls`` from ``data`` or None; every problem appended with its dotted path."""
-    if not isinstance(data, dict):
-        problems.append(f"{prefix.rstrip('.') or '<root>'} must be a table, got {data!r}")
-        return None
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)} - {"path"}
-    for key in data:
-        if key not in known:
-            problems.append(f"{prefix}{key} is not a known field (known: {sorted(known)})")
-    kwargs: dict[str, Any] = {}
-    ok = True
-    for f in fields(cls):
-        if f.name == "path":
-            continue
-        name = f"{prefix}{f.name}"
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        hint = hints[f.name]
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            if f.name not in data:
-                problems.append(f"{name} section is missing")
-                ok = False
-                continue
-            sub = _build(hint, data[f.name], name + ".", problems)
-            ok = ok and sub is not None
-            kwargs[f.name] = sub
-            continue
-        if f.name not in data:
-            if has_default:
-                continue
-            if f.name == "source":
-                continue
-            problems.append(f"{name} is missing")
-            ok = False
-            continue
-        value = data[f.name]
-        want = _TYPES.get(hint if isinstance(hint, str) else getattr(hint, "__name__", ""), None)
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if want is not None and (not isinstance(value, want) or (want is not bool and isinstance(value, bool))):
-            problems.append(f"{name} must be {want.__name__}, got {value!r}")
-            ok = False
-            continue
-        check = f.metadata.get("check")
-        if check is not None:
-            why = check(value)
-            if why:
-                problems.append(f"{name} {why}, got {value!r}")
-                ok = False
-                continue
-        kwargs[f.name] = value
-    if not ok:
-        return None
-    return cls(**kwargs)
+# -- loading ---------------------------------------------------------------------------------------------------
 
 
 def spec_from_dict(data: dict, origin: str = "<dict>", path: str = "") -> ArchSpec:
@@ -445,7 +330,7 @@ def spec_from_dict(data: dict, origin: str = "<dict>", path: str = "") -> ArchSp
                 continue
             problems.append(f"{f.name} section is missing")
             continue
-        sub = _build(get_type_hints(ArchSpec)[f.name], data[f.name], f.name + ".", spec_kwargs_problems)
+        sub = build_checked(get_type_hints(ArchSpec)[f.name], data[f.name], f.name + ".", spec_kwargs_problems)
         if sub is not None:
             parts[f.name] = sub
     problems += spec_kwargs_problems
