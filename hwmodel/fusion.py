@@ -21,40 +21,30 @@ Nodes that cost nothing fold away: layout-only nodes (Transpose, Reshape, ...; t
 which reads the layout node's source), nodes computing only from constants (folded at compile time), and
 control nodes whose outputs do not depend on any weight (shape arithmetic, the attention mask built from
 ``attention_mask``: the softmax unit applies it). Compute nodes of op types the model does not know become
-``sfu`` groups of kind ``other`` and are listed in :attr:`Fusion.unknown` by node name.
+``sfu`` groups of kind ``other`` and are listed in :attr:`Fusion.unknown` by node name. The op-type classes,
+the tensor natures and the dataflow view the patterns match on are :mod:`edgemti.hwmodel.fusion_graph`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import onnx
 
-LAYOUT_OPS = frozenset({
-    "Transpose", "Reshape", "Cast", "Identity", "Unsqueeze", "Squeeze", "Flatten", "Expand", "Concat", "Slice",
-    "Split", "Shape", "Constant", "ConstantOfShape", "Range", "Size", "Dropout", "CastLike",
-})
-VIEW_OPS = frozenset({"Transpose", "Reshape", "Cast", "Identity", "Unsqueeze", "Squeeze", "Flatten", "CastLike"})
-MATMUL_OPS = frozenset({"MatMul", "Gemm", "MatMulInteger", "FusedMatMul"})
-SFU_OF_OP = {
-    "LayerNormalization": "layernorm", "SimplifiedLayerNormalization": "layernorm", "Softmax": "softmax",
-    "Erf": "gelu", "Tanh": "gelu", "Gelu": "gelu", "FastGelu": "gelu", "Sigmoid": "gelu", "Relu": "gelu",
-    "Add": "elementwise", "Sub": "elementwise", "Mul": "elementwise", "Div": "elementwise", "Where": "elementwise",
-    "Pow": "elementwise", "Sqrt": "elementwise", "Neg": "elementwise", "Max": "elementwise", "Min": "elementwise",
-}
-ACTIVATION_OPS = frozenset({"Gelu", "FastGelu", "Relu", "Tanh", "Sigmoid"})
-_ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Neg", "Erf", "Tanh"})
-# ops whose outputs are bool/int: control, never an activation
-_CONTROL_OPS = frozenset({"IsNaN", "IsInf", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or",
-                          "Not", "Xor", "ArgMax", "ArgMin", "NonZero", "TopK"})
-_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+from edgemti.hwmodel.fusion_graph import (
+    ACT,
+    ACTIVATION_OPS,
+    CONST,
+    ELEMENTWISE_OPS,
+    MATMUL_OPS,
+    SFU_OF_OP,
+    DataflowGraph,
+    node_name,
+)
+
 GROUP_KINDS = ("matmul", "attention", "adapter", "lora", "gelu", "add_layernorm", "gather", "sfu")
 # what a node does inside its group; "folded" = free (bias into the accumulator, scale/mask into softmax, ...)
 ROLES = ("matmul", "gather", "folded", *(f"sfu:{k}" for k in ("layernorm", "softmax", "gelu", "elementwise", "other")))
-
-# a tensor's nature: what it is computed from (ordered: the max of a node's inputs, see _natures)
-CONST, CONTROL, WEIGHT, ACT = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -98,113 +88,12 @@ class Fusion:
         return out
 
 
-def node_name(model: onnx.ModelProto, idx: int) -> str:
-    n = model.graph.node[idx]
-    return n.name or f"{n.op_type}_{idx}"
-
-
-class _Graph:
-    """Producer/consumer maps over compute nodes, looking through layout nodes."""
-
-    def __init__(self, model: onnx.ModelProto, weights: set[str], data_inputs: tuple[str, ...]) -> None:
-        self.model = model
-        self.nodes = list(model.graph.node)
-        self.nature = _natures(model, weights, data_inputs)
-        self.producer: dict[str, int] = {o: i for i, n in enumerate(self.nodes) for o in n.output if o}
-        # layout: layout ops, and a Gather that selects rows of an activation (the pooler's CLS token)
-        self.layout = {i for i, n in enumerate(self.nodes) if n.op_type in LAYOUT_OPS
-                       or (n.op_type == "Gather" and self.nature.get(n.input[0]) == ACT)}
-        self._src: dict[str, tuple[str, ...]] = {}
-        self.consumers: dict[str, list[int]] = {}  # consumers that compute an activation (not control)
-        for i, n in enumerate(self.nodes):
-            if i in self.layout or all(self.nature.get(o, CONST) < ACT for o in n.output if o):
-                continue
-            for t in n.input:
-                for s in self.sources(t):
-                    self.consumers.setdefault(s, []).append(i)
-        self.graph_outputs = {o.name for o in model.graph.output}
-        for o in list(self.graph_outputs):
-            for s in self.sources(o):
-                self.graph_outputs.add(s)
-
-    def sources(self, t: str) -> tuple[str, ...]:
-        """The non-layout tensors ``t`` is built from by layout nodes only (``t`` itself if computed)."""
-        if not t:
-            return ()
-        if t in self._src:
-            return self._src[t]
-        stack, out, seen = [t], [], set()
-        while stack:
-            x = stack.pop()
-            if x in seen:
-                continue
-            seen.add(x)
-            p = self.producer.get(x)
-            if p is not None and p in self.layout:
-                stack.extend(i for i in self.nodes[p].input if i and self.nature.get(i, CONST) >= WEIGHT)
-            elif self.nature.get(x, CONST) >= WEIGHT:
-                out.append(x)
-        self._src[t] = tuple(dict.fromkeys(out))
-        return self._src[t]
-
-    def act_inputs(self, i: int) -> list[str]:
-        return [s for t in self.nodes[i].input for s in self.sources(t) if self.nature.get(s) == ACT]
-
-    def weight_inputs(self, i: int) -> list[str]:
-        return [s for t in self.nodes[i].input for s in self.sources(t) if self.nature.get(s) == WEIGHT]
-
-    def out(self, i: int) -> str:
-        return self.nodes[i].output[0]
-
-    def sole_consumer(self, t: str) -> int | None:
-        c = self.consumers.get(t, [])
-        return c[0] if len(set(c)) == 1 and t not in self.graph_outputs else None
-
-
-def _natures(model: onnx.ModelProto, weights: set[str], data_inputs: tuple[str, ...]) -> dict[str, int]:
-    """CONST / CONTROL / WEIGHT / ACT of every tensor. Weights: the given names, other float graph inputs and
-    float initializers of more than one element (a legacy export's folded ``onnx::MatMul_12``)."""
-    nat: dict[str, int] = {}
-    for init in model.graph.initializer:
-        numel = math.prod(init.dims) if init.dims else 1
-        nat[init.name] = WEIGHT if (init.name in weights or (init.data_type in _FLOAT_TYPES and numel > 1)) else CONST
-    for i in model.graph.input:
-        is_float = i.type.tensor_type.elem_type in _FLOAT_TYPES
-        if i.name in data_inputs:  # ids and masks are control; a float data input is an activation from outside
-            nat[i.name] = ACT if is_float else CONTROL
-        elif i.name not in nat:
-            nat[i.name] = WEIGHT if (i.name in weights or is_float) else CONTROL
-    for n in model.graph.node:
-        ins = [nat.get(t, CONST) for t in n.input if t]
-        op = n.op_type
-        if op in ("Constant", "ConstantOfShape", "Range"):
-            v = CONST if not any(x > CONST for x in ins) else CONTROL
-        elif op in ("Shape", "Size") or op in _CONTROL_OPS:
-            v = CONTROL if any(x > CONST for x in ins) else CONST
-        elif op == "Cast" and _cast_to(n) not in _FLOAT_TYPES:
-            v = CONTROL if any(x > CONST for x in ins) else CONST
-        elif op in LAYOUT_OPS and op != "Concat":
-            v = ins[0] if ins else CONST  # the data operand; shapes/axes/"like" operands only shape it
-        else:
-            v = max(ins, default=CONST)
-            if v == WEIGHT and op != "Concat":
-                v = ACT  # computed from a weight: an activation (a Gather of the embeddings, ...)
-        for o in n.output:
-            if o:
-                nat[o] = v
-    return nat
-
-
-def _cast_to(n: onnx.NodeProto) -> int:
-    return next((int(a.i) for a in n.attribute if a.name == "to"), onnx.TensorProto.FLOAT)
-
-
-def _gelu_region(g: _Graph, t_idx: int, taken: set[int]) -> tuple[list[int], str] | None:
+def _gelu_region(g: DataflowGraph, t_idx: int, taken: set[int]) -> tuple[list[int], str] | None:
     """The elementwise nodes of a GELU chain around the Tanh/Erf node ``t_idx``: (nodes, output tensor)."""
     nodes = g.nodes
 
     def elementwise(i: int) -> bool:
-        return (i not in taken and i not in g.layout and nodes[i].op_type in _ELEMENTWISE
+        return (i not in taken and i not in g.layout and nodes[i].op_type in ELEMENTWISE_OPS
                 and not g.weight_inputs(i) and g.nature.get(g.out(i)) == ACT)
 
     # backwards: the root is the one activation every path from the Tanh/Erf leads back to
@@ -258,7 +147,7 @@ def _gelu_region(g: _Graph, t_idx: int, taken: set[int]) -> tuple[list[int], str
 
 def fuse(model: onnx.ModelProto, weights: set[str], data_inputs: tuple[str, ...]) -> Fusion:
     """Fusion groups of ``model`` (``weights``: names of the weight tensors; see the module docstring)."""
-    g = _Graph(model, weights, data_inputs)
+    g = DataflowGraph(model, weights, data_inputs)
     nodes = g.nodes
     folded: list[int] = []
     compute: list[int] = []
@@ -350,7 +239,7 @@ def fuse(model: onnx.ModelProto, weights: set[str], data_inputs: tuple[str, ...]
     return Fusion(tuple(groups), tuple(folded), unknown, srcs)
 
 
-def _attention(g: _Graph, mm: int, taken: set[int]) -> list[GroupOp] | None:
+def _attention(g: DataflowGraph, mm: int, taken: set[int]) -> list[GroupOp] | None:
     """Q.K^T (``mm``) on to its Softmax through scale (Mul/Div by a constant) and mask (Add of a non-activation)."""
     nodes = g.nodes
     chain: list[GroupOp] = []
@@ -387,7 +276,7 @@ def _attention(g: _Graph, mm: int, taken: set[int]) -> list[GroupOp] | None:
     return [*pre, GroupOp(mm, "matmul"), *chain]
 
 
-def _merge_adapters(g: _Graph, ops: dict[int, list[GroupOp]], kinds: dict[int, str]) -> None:
+def _merge_adapters(g: DataflowGraph, ops: dict[int, list[GroupOp]], kinds: dict[int, str]) -> None:
     """down matmul (+act) -> up matmul -> Add(up, down's input): one ``adapter`` group."""
     out_of: dict[str, int] = {}  # group output tensor -> anchor
     for a, gops in ops.items():
@@ -415,7 +304,7 @@ def _merge_adapters(g: _Graph, ops: dict[int, list[GroupOp]], kinds: dict[int, s
         kinds.pop(add)
 
 
-def _merge_lora(g: _Graph, ops: dict[int, list[GroupOp]], kinds: dict[int, str]) -> None:
+def _merge_lora(g: DataflowGraph, ops: dict[int, list[GroupOp]], kinds: dict[int, str]) -> None:
     """base matmul(x) (+bias) and A matmul(x) -> B matmul (-> Mul by a constant) -> Add(base, .): one ``lora`` group
     anchored at the base matmul; the Mul and the Add are folded (the B product accumulates onto the base's)."""
     base_of: dict[tuple[str, str], int] = {}  # (input, output) of a plain matmul group -> its anchor
@@ -448,7 +337,7 @@ def _merge_lora(g: _Graph, ops: dict[int, list[GroupOp]], kinds: dict[int, str])
             kinds.pop(n)
 
 
-def _group(g: _Graph, name: str, kind: str, gops: tuple[GroupOp, ...]) -> FusedGroup:
+def _group(g: DataflowGraph, name: str, kind: str, gops: tuple[GroupOp, ...]) -> FusedGroup:
     inside = {o.node for o in gops}
     produced = {t for i in inside for t in g.nodes[i].output if t}
     ins: list[str] = []

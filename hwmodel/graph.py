@@ -25,17 +25,8 @@ from onnx import helper
 
 from edgemti.errors import ConfigError
 from edgemti.hwmodel.cost import ActionCounts, Cost, price
-from edgemti.hwmodel.fusion import (
-    LAYOUT_OPS,
-    MATMUL_OPS,
-    SFU_OF_OP,
-    VIEW_OPS,
-    FusedGroup,
-    Fusion,
-    GroupOp,
-    fuse,
-    node_name,
-)
+from edgemti.hwmodel.fusion import FusedGroup, Fusion, GroupOp, fuse
+from edgemti.hwmodel.fusion_graph import MATMUL_OPS, VIEW_OPS, node_name
 from edgemti.hwmodel.macros import LevelProvision
 from edgemti.hwmodel.shapes import GraphShapes
 from edgemti.hwmodel.spec import ArchSpec
@@ -44,8 +35,8 @@ from edgemti.hwmodel.workload import WeightInfo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LAYOUT_OPS", "MATMUL_OPS", "SFU_OF_OP", "VIEW_OPS", "GraphShapes", "OpCharge", "WeightInfo",
-           "activation_working_set_bytes", "charge_graph", "price_charges", "unmatched_weights", "weight_views"]
+__all__ = ["OpCharge", "activation_working_set_bytes", "charge_graph", "price_charges", "unmatched_weights",
+           "weight_views"]
 
 
 class _Weight(Protocol):
