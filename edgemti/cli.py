@@ -35,6 +35,7 @@ _FLAG_OF = {
     "max_accuracy_drop": "--max-accuracy-drop", "off_ramps": "--off-ramps",
     "lora_rank": "--lora-rank", "lora_targets": "--lora-targets", "allow_pickle": "--allow-pickle",
     "fault_mlc_rate": "--fault-mlc-rate", "accuracy_tasks": "--accuracy-tasks",
+    "dram_packs": "--dram-packs", "slots": "--slots", "pinned": "--pin",
 }
 
 
@@ -105,7 +106,11 @@ def echo_json(obj) -> None:
 @click.option("--max-bypass", type=int, default=8, show_default=True,
               help="swap-aware: times a request may be overtaken (bounds its extra wait).")
 @click.option("--slots", type=int, default=1, show_default=True, help="Task packs resident in SRAM at once (LRU).")
-@click.option("--pin", "pinned", multiple=True, help="Keep this task's pack resident (repeatable).")
+@click.option("--pin", "pinned", multiple=True,
+              help="Keep this task's pack resident once loaded, in SRAM and in DRAM (repeatable).")
+@click.option("--dram-packs", type=int, default=None,
+              help="At most this many packs in DRAM, read from the build's pack images on disk on demand (LRU; "
+                   "default: every pack, placed at start).")
 @click.option("--overlong", type=click.Choice(["truncate", "reject"]), default="truncate", show_default=True,
               help="Texts longer than the build's max_seq_len tokens.")
 @click.option("--spec", type=click.Path(dir_okay=False), default=None, help="Architecture spec TOML (default: the build's design).")
@@ -133,7 +138,7 @@ def echo_json(obj) -> None:
               help="--early-exit: per-request simulated latency target; DVFS picks the lowest V/F that meets it.")
 def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, http_max_connections, http_read_timeout_s,
           json_summary, policy, window,
-          max_bypass, slots, pinned, overlong, spec, threads, duration_s, seq_bucket, warm, fit, fault_mlc_rate,
+          max_bypass, slots, pinned, dram_packs, overlong, spec, threads, duration_s, seq_bucket, warm, fit, fault_mlc_rate,
           fault_slc_rate, fault_seed, trust, debug, verify_key, early_exit,
           latency_target_ms) -> None:
     """Serve multi-task requests on the simulated HMA; one JSON answer per request on stdout.
@@ -176,7 +181,7 @@ def serve(build, requests, http, log_path, max_batch_size, max_queue_delay_ms, h
                                               read_timeout_s=http_read_timeout_s),
                        seq_bucket=seq_bucket, warm=warm, fit=fit, trust=trust, verify_key=verify_key,
                        fault=FaultModel(fault_slc_rate, fault_mlc_rate, fault_seed)
-                       if (fault_mlc_rate or fault_slc_rate) else None, early_exit=exit_cfg)
+                       if (fault_mlc_rate or fault_slc_rate) else None, early_exit=exit_cfg, dram_packs=dram_packs)
     click.echo(response_json(result.summary) if json_summary else format_summary(result.summary), err=True)
 
 

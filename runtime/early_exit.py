@@ -126,6 +126,16 @@ class EarlyExitEngine:
     def swap_cost(self, task: str) -> tuple[float, float]:
         return self.engine.swap_cost(task)
 
+    @property
+    def residency(self):
+        return self.engine.residency
+
+    def load_cost(self, task: str) -> tuple[float, float]:
+        return self.engine.load_cost(task)
+
+    def in_dram(self, task: str) -> bool:
+        return self.engine.in_dram(task)
+
     def warm(self, tasks: tuple[str, ...] | None = None) -> int:
         return self.engine.warm(tasks)
 
@@ -161,7 +171,8 @@ class EarlyExitEngine:
         t0 = time.perf_counter() if t0 is None else t0
         eng = self.engine
         swapped, evicted, host_swap = eng.make_resident(task)
-        swap_cost = eng.price_swap_counts(*eng.last_swap_counts) if swapped else None
+        placement = eng.last_placement
+        swap_cost, load_cost = eng.placement_costs(placement)
         policy = self.policies[task]
         pack = eng.pack_tensors(task)
         seq_len = int(feeds["input_ids"].shape[1])
@@ -188,6 +199,8 @@ class EarlyExitEngine:
         cost = inference
         if swap_cost is not None:
             cost = swap_cost + cost
+        if load_cost is not None:  # loaded from disk into DRAM, then swapped, then run
+            cost = load_cost + cost
         target = self.config.latency_target_s
         st = self.exit_stats
         st.requests += 1
@@ -206,6 +219,8 @@ class EarlyExitEngine:
                 "operating_point": used.to_dict() if used is not None else None,
                 "latency_target_s": target, "latency_target_met": met, "dvfs_feasible": feasible,
                 "inference": _cost_dict(inference), "swap": _cost_dict(swap_cost) if swap_cost else None,
+                "loaded": placement.loaded, "dram_evicted": placement.dram_evicted,
+                "load": dict(_cost_dict(load_cost), bytes=placement.dram_written_bytes) if load_cost else None,
                 "energy_j": float(cost.energy_j), "latency_s": float(cost.latency_s),
                 "energy_by_component_j": {k: float(v) for k, v in cost.energy_by_component_j.items()},
                 "host_s": time.perf_counter() - t0, "host_run_s": t2 - t1, "host_swap_s": host_swap,

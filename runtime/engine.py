@@ -28,8 +28,9 @@ from edgemti.hwmodel.spec import ArchSpec, load_spec
 from edgemti.runtime.faults import FaultModel
 from edgemti.runtime.hma import Hma, PackLoader, capacities_from_spec
 from edgemti.runtime.request import OVERLONG_POLICIES, Request, RequestRules, error_response
+from edgemti.runtime.residency import PackResidency
 from edgemti.runtime.session import DATA_INPUTS, GraphSession, bind_initializers
-from edgemti.runtime.slots import PackSlots
+from edgemti.runtime.tiers import PackStore, PackTiers, Placement
 from edgemti.runtime.tokenize import BuildTokenizer, Encoded
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,11 @@ class InferResult:
     host_swap_s: float  # wall time of the host-side swap (copy + rebind), 0 on a hit
     host_charge_s: float  # wall time spent pricing and composing the costs
     batch_size: int = 1  # requests run together in one onnxruntime run (the energy of the run split over them)
+    # the pack was read from disk into DRAM first (a DRAM miss: only with a bound on the DRAM tier), the pack
+    # evicted from DRAM for it, and the load's cost (a DRAM write of the pack's bytes; ``bytes``), or None
+    loaded: bool = False
+    dram_evicted: str | None = None
+    load: dict | None = None
     # the accelerator's idle time before this run (host arrival - the previous run's simulated end) and its cost
     # under the spec's power gating (hwmodel HwModel.idle), charged to the batch's first row; None: no idle time
     idle: dict | None = None
@@ -83,8 +89,8 @@ class EngineStats:
 class Engine:
     """Use :meth:`Engine.open`. Not thread-safe: one caller at a time (the server's worker thread)."""
 
-    def __init__(self, build, spec: ArchSpec, hw, hma: Hma, session: GraphSession, tokenizer, slots: PackSlots,
-                 overlong: str, fault: FaultModel | None, threads: int | None = None,
+    def __init__(self, build, spec: ArchSpec, hw, hma: Hma, session: GraphSession, tokenizer,
+                 residency: PackResidency, overlong: str, fault: FaultModel | None, threads: int | None = None,
                  seq_bucket: int = 16, spin: bool = False) -> None:
         self.build = build
         self.manifest = build.manifest
@@ -93,7 +99,10 @@ class Engine:
         self.hma = hma
         self.session = session
         self.tokenizer = tokenizer
-        self.slots = slots
+        self.residency = residency
+        self.slots = residency.slots  # the SRAM tier
+        self.dram = residency.dram  # the DRAM tier
+        self.tiers = PackTiers(hma, PackStore(build), residency)
         self.fault = fault
         self._threads = threads
         self._spin = spin
@@ -106,7 +115,7 @@ class Engine:
         self.rules = RequestRules(tasks=tasks, pair_tasks=tuple(p.task for p in self.manifest.packs if "text_pair" in p.text_fields),
                                   overlong=overlong)
         self._loaders: dict[str, PackLoader] = {}
-        self._swap_counts: tuple[int, int] = (0, 0)
+        self._placement = Placement.hit("")  # what the most recent make_resident did
         self._swap_cost: dict[str, Any] = {}
         self._busy_until: float | None = None  # host time the simulated accelerator finishes its last run
         self.stats = EngineStats()
@@ -117,9 +126,11 @@ class Engine:
     def open(cls, build: str | Path, spec: ArchSpec | str | Path | None = None, slots: int = 1,
              fault: FaultModel | None = None, pinned: tuple[str, ...] = (), threads: int | None = None,
              overlong: str = "truncate", verify: bool = True, seq_bucket: int = 16, spin: bool = False,
-             verify_key: str | Path | None = None) -> Engine:
+             verify_key: str | Path | None = None, dram_packs: int | None = None) -> Engine:
         """Load ``build`` (a build folder) into the emulated HMA of ``spec`` (default: the shipped spec of the
-        build's design) with ``slots`` SRAM pack slots (``pinned`` packs never evicted); ``seq_bucket``: requests
+        build's design) with ``slots`` SRAM pack slots (``pinned`` packs never evicted, in SRAM or DRAM);
+        ``dram_packs``: at most this many packs in DRAM, loaded from disk on demand (None: every pack, placed at
+        start; docs/RUNTIME.md "Residency tiers"); ``seq_bucket``: requests
         run padded to a multiple of this many tokens (0 = their exact length); ``spin``: onnxruntime's threads
         busy-wait between parallel sections (off by default, see :func:`edgemti.runtime.session.session_options`)."""
         if overlong not in OVERLONG_POLICIES:
@@ -128,12 +139,12 @@ class Engine:
         if not isinstance(spec, ArchSpec):
             spec = load_spec(spec, design=b.manifest.design)
         return cls.from_build(b, spec, slots=slots, fault=fault, pinned=pinned, threads=threads, overlong=overlong,
-                              seq_bucket=seq_bucket, spin=spin)
+                              seq_bucket=seq_bucket, spin=spin, dram_packs=dram_packs)
 
     @classmethod
     def from_build(cls, b: Build, spec: ArchSpec, slots: int = 1, fault: FaultModel | None = None,
                    pinned: tuple[str, ...] = (), threads: int | None = None, overlong: str = "truncate",
-                   seq_bucket: int = 16, spin: bool = False) -> Engine:
+                   seq_bucket: int = 16, spin: bool = False, dram_packs: int | None = None) -> Engine:
         """The engine of an opened build ``b`` (:func:`edgemti.formats.build.open_build`, checked there once) on
         the resolved ``spec``: nothing is opened or loaded again (a caller that sized the spec to the build hands
         both down). Options as :meth:`open`."""
@@ -143,16 +154,18 @@ class Engine:
         unknown = [t for t in pinned if t not in m.tasks]
         if unknown:
             raise UnknownTaskError(f"cannot pin {unknown}: this build serves {m.tasks}")
+        # no bound: every pack placed in DRAM now (no load cost); a bound: DRAM starts empty, packs come on demand
+        residency = PackResidency(slots, dram_packs, pinned, dram_resident=m.tasks if dram_packs is None else ())
         graph = load_graph(b.graph_bytes())
         hw = _hw_model(m, graph, spec)
-        images = {name: b.image_bytes(name) for name in ("rram_mlc", "rram_slc", "dram")}
+        images = {name: b.image_bytes(name) for name in ("rram_mlc", "rram_slc", *(("dram",) if dram_packs is None
+                                                                                   else ()))}
         hma = Hma(m, images, capacities_from_spec(spec), activation_bytes=_activation_bytes(hw, m), fault=fault)
         backbone = hma.read_backbone()
         session = GraphSession(bind_initializers(graph, backbone), threads=threads,
                                output=m.graph.get("output", "logits"), spin=spin)
         tokenizer = _load_tokenizer(b.path, m)
-        return cls(b, spec, hw, hma, session, tokenizer, PackSlots(slots, pinned), overlong, fault,
-                   threads, seq_bucket, spin)
+        return cls(b, spec, hw, hma, session, tokenizer, residency, overlong, fault, threads, seq_bucket, spin)
 
     def set_fault(self, fault: FaultModel | None) -> None:
         """Re-read the backbone from RRAM through another fault model (a fault sweep's next point).
@@ -196,12 +209,15 @@ class Engine:
                               f"{self.build_id[:12]} with packs added: {', '.join(changed)} differ; refusing to "
                               "load from it (restart the server to serve that build)")
         pack = m.pack(task)  # UnknownTaskError when the build has no such task
-        data = b.image_bytes("dram")[pack.offset:pack.offset + pack.length]
-        self.hma.add_pack(pack, data)  # checks the bytes first: a corrupt pack leaves the engine as it was
+        data = PackStore(b).read(pack)  # checks the bytes first: a corrupt pack leaves the engine as it was
+        if not self.dram.bounded:  # every pack in DRAM: this one too, now; with a bound it loads on first use
+            self.hma.add_pack(pack, data)
+            self.dram.admit(task)
         self._adopt(b)
         self.rules = dataclasses.replace(self.rules, tasks=(*self.rules.tasks, task), pair_tasks=(
             *self.rules.pair_tasks, *((task,) if "text_pair" in pack.text_fields else ())))
-        log.info("task %s loaded: %d B pack in DRAM, build %s", task, pack.length, self.build_id[:12])
+        log.info("task %s loaded: %d B pack %s, build %s", task, pack.length,
+                 "read from disk on first use" if self.dram.bounded else "in DRAM", self.build_id[:12])
         return {"task": task, "loaded": True, "build_id": self.build_id, "pack_bytes": pack.length}
 
     @property
@@ -220,6 +236,7 @@ class Engine:
         if task in self.slots.pinned:
             raise ConfigError(f"task {task!r} is pinned in SRAM; it cannot be unloaded while pinned")
         resident = self.slots.discard(task)
+        self.dram.discard(task)
         self.hma.remove_pack(task)
         self.session.unbind(task)
         self._loaders.pop(task, None)
@@ -233,6 +250,7 @@ class Engine:
         self.build = b
         self.manifest = b.manifest
         self.hma.manifest = b.manifest
+        self.tiers.store.adopt(b)
         self.hw = _hw_model(b.manifest, load_graph(b.graph_bytes()), self.spec)
         self._swap_cost.clear()
 
@@ -243,6 +261,10 @@ class Engine:
 
     def is_resident(self, task: str) -> bool:
         return self.slots.peek(task)
+
+    def in_dram(self, task: str) -> bool:
+        """Is ``task``'s pack in the emulated DRAM now (the DRAM tier; always, without a bound)?"""
+        return self.dram.peek(task)
 
     def swap_cost(self, task: str) -> tuple[float, float]:
         c = self._swap(task)
@@ -314,19 +336,18 @@ class Engine:
         return n
 
     def make_resident(self, task: str) -> tuple[bool, str | None, float]:
-        """Ensure ``task``'s pack is in an SRAM slot: (swapped, evicted task, host seconds spent)."""
+        """Ensure ``task``'s pack is in an SRAM slot (loading it from disk into DRAM first when the DRAM tier does
+        not hold it): (swapped, evicted task, host seconds spent). :attr:`last_placement` tells the rest."""
         if task not in self.rules.tasks:
             raise UnknownTaskError(f"unknown task {task!r}: this build serves {list(self.rules.tasks)}")
         t0 = time.perf_counter()
-        acc = self.slots.access(task)
-        if acc.hit:
+        self._placement = Placement.hit(task)
+        # count first, then price: what the load and the DMA did, as the memories counted it (tiers undo a failure)
+        placement, raw = self.tiers.place(self.manifest.pack(task))
+        self._placement = placement
+        if raw is None:
             return False, None, 0.0
         try:
-            dram0, sram0 = self.hma.mem["DRAM"].counts(), self.hma.mem["SRAM"].counts()
-            _, raw = self.hma.swap_in(task, evict=acc.evicted)
-            # count first, then price: what the DMA did, as the memories counted it
-            self._swap_counts = ((self.hma.mem["DRAM"].counts() - dram0).bytes_read,
-                                 (self.hma.mem["SRAM"].counts() - sram0).bytes_written)
             loader = self._loaders.get(task)
             if loader is None:
                 loader = self._loaders[task] = PackLoader(self.manifest.pack(task))
@@ -339,12 +360,36 @@ class Engine:
             raise
         dt = time.perf_counter() - t0
         self.stats.host_swap_s.append(dt)
-        return True, acc.evicted, dt
+        return True, placement.evicted, dt
+
+    @property
+    def last_placement(self) -> Placement:
+        """What the most recent :meth:`make_resident` did (swap, load from disk, evictions, bytes counted)."""
+        return self._placement
 
     @property
     def last_swap_counts(self) -> tuple[int, int]:
         """(DRAM bytes read, SRAM bytes written) of the most recent swap, as the memories counted them."""
-        return self._swap_counts
+        return self._placement.dram_read_bytes, self._placement.sram_written_bytes
+
+    def price_load_counts(self, dram_bytes_written: int):
+        """Price a load from disk from the bytes the DRAM counted: a DRAM write (the spec's
+        ``dram.write_pj_per_bit``, its bandwidth and first-access latency); the storage read is not modelled."""
+        from edgemti.hwmodel.cost import ActionCounts
+
+        return self.hw.price(ActionCounts(write_bits={"dram": 8.0 * dram_bytes_written}))
+
+    def load_cost(self, task: str) -> tuple[float, float]:
+        """(energy J, latency s) of loading ``task``'s pack from disk into DRAM (the summary's fifo replay)."""
+        c = self.price_load_counts(self.manifest.pack(task).length)
+        return float(c.energy_j), float(c.latency_s)
+
+    def placement_costs(self, p: Placement | None = None) -> tuple[Any, Any]:
+        """(swap cost, load cost) of placement ``p`` (default: the most recent), each a hardware-model ``Cost``
+        priced from the counted bytes, or None where nothing moved."""
+        p = p or self._placement
+        swap = self.price_swap_counts(p.dram_read_bytes, p.sram_written_bytes) if p.swapped else None
+        return swap, (self.price_load_counts(p.dram_written_bytes) if p.loaded else None)
 
     def pack_tensors(self, task: str) -> dict[str, np.ndarray]:
         """The resident pack's decoded tensors (the arrays its graph inputs are bound to); call after
@@ -356,10 +401,9 @@ class Engine:
     def _not_resident(self, task: str) -> None:
         """A swap-in of ``task`` failed part way: undo it (slot, SRAM region, loader, binding), so the engine is as
         if ``task`` had never been resident and its next request tries the swap again (and fails the same way,
-        never with a stale slot). The pack it evicted stays evicted: that swap-out had completed."""
-        self.slots.forget(task)
-        if f"slot:{task}" in self.hma.mem["SRAM"]:
-            self.hma.mem["SRAM"].free(f"slot:{task}")
+        never with a stale slot). The pack it evicted stays evicted: that swap-out had completed. A pack it
+        loaded into DRAM stays there (that load completed)."""
+        self.tiers.unplace(task, dram=False)
         self._loaders.pop(task, None)
         self.session.unbind(task)
 
@@ -395,6 +439,7 @@ class Engine:
         t0 = time.perf_counter() if t0 is None else t0
         idle_s = max(0.0, t0 - self._busy_until) if self._busy_until is not None else 0.0
         swapped, evicted, host_swap = self.make_resident(task)
+        placement = self._placement
         t1 = time.perf_counter()
         logits = self.session.run(task, feeds)
         t2 = time.perf_counter()
@@ -405,9 +450,11 @@ class Engine:
         run = self.hw.inference(seq_len, task, batch=n_rows)  # cached per (task, seq_len, batch)
         share = Cost(run.energy_j / n_rows, run.latency_s,
                      {k: v / n_rows for k, v in run.energy_by_component_j.items()})
-        swap_cost = self.price_swap_counts(*self._swap_counts) if swapped else None
-        # the first row carries the swap (swap, then run: serial); the others the run's share alone
+        swap_cost, load_cost = self.placement_costs(placement)
+        # the first row carries the load and the swap (load, swap, then run: serial); the others the run's share
         first = share + swap_cost if swap_cost is not None else share
+        if load_cost is not None:
+            first = load_cost + first
         charge_idle = self.hw.spec.execution.charge_idle and idle_s > 0
         idle_cost = self.hw.idle(idle_s, None if swapped else task) if charge_idle else None
         if idle_cost is not None:  # idle (and any wake-up reload), then the run
@@ -415,6 +462,7 @@ class Engine:
         self._busy_until = max(t0, self._busy_until or t0) + float(first.latency_s)
         idle = dict(_cost_dict(idle_cost), idle_s=idle_s) if idle_cost is not None else None
         inf, swap = _cost_dict(share), (_cost_dict(swap_cost) if swap_cost is not None else None)
+        load = dict(_cost_dict(load_cost), bytes=placement.dram_written_bytes) if load_cost is not None else None
         pack = self.manifest.pack(task)
         tokens = feeds["attention_mask"].sum(axis=1)
         out = []
@@ -440,7 +488,8 @@ class Engine:
                             evicted=evicted if i == 0 else None, inference=inf, swap=row_swap, energy_j=energy,
                             latency_s=latency, energy_by_component_j=comp, host_s=t3 - t0, host_run_s=t2 - t1,
                             host_swap_s=host_swap if i == 0 else 0.0, host_charge_s=t3 - t2, batch_size=n_rows,
-                            idle=idle if i == 0 else None)
+                            idle=idle if i == 0 else None, loaded=placement.loaded and i == 0,
+                            dram_evicted=placement.dram_evicted if i == 0 else None, load=load if i == 0 else None)
                 for i, (label, scores, lg, ntok, row_swap, energy, latency, comp) in enumerate(out)]
 
     def infer_request(self, req: Request) -> dict:
@@ -490,14 +539,16 @@ class Engine:
                 "compile": {k: getattr(self.manifest.compile, k) for k in ("quant", "max_seq_len", "cumulative_sparsity")},
                 "spec": {"name": self.spec.name, "design": self.spec.design, "path": self.spec.path,
                          "sha256": self.spec.spec_hash()},
-                "slots": self.slots.slots, "pinned": list(self.slots.pinned), "overlong": self.rules.overlong,
+                "slots": self.slots.slots, "pinned": list(self.slots.pinned), "dram_packs": self.dram.max_packs,
+                "overlong": self.rules.overlong,
                 "fault": self.fault.to_dict() if self.fault else None, "program_rram": self.program_cost}
 
     def memory_report(self) -> dict:
         """Occupancy and access counts per memory level, plus slot statistics and RRAM programming."""
         counts = self.hma.mem.counts()
         return {"occupancy": self.hma.mem.occupancy(), "counts": {k: v.to_dict() for k, v in counts.items()},
-                "slots": self.slots.stats(), "program_rram": self.program_cost,
+                "slots": self.slots.stats(), "dram_tier": self.dram.stats(), "disk_loads": self.tiers.store.loads,
+                "disk_bytes_read": self.tiers.store.bytes_read, "program_rram": self.program_cost,
                 "rram_max_cell_writes": {lv: self.hma.mem[lv].max_cell_writes() for lv in ("RRAM_SLC", "RRAM_MLC2")}}
 
 

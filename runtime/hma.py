@@ -2,7 +2,8 @@
 
 * ``rram_mlc`` / ``rram_slc`` images are programmed into RRAM-MLC / RRAM-SLC at load (one write per cell, counted)
   and only read afterwards, through the fault model if one is set;
-* every task pack is written into DRAM (its own region, ``pack:<task>``);
+* every task pack is written into DRAM (its own region, ``pack:<task>``), or, with a bound on the DRAM tier, only
+  the packs loaded from disk on demand (:mod:`edgemti.runtime.tiers`);
 * SRAM holds an ``activations`` region (the working set of one inference at the build's maximum sequence
   length, as the hardware model sizes it) and one region per resident pack (``slot:<task>``);
 * a swap copies a pack DRAM -> SRAM (a counted DMA of exactly the pack's bytes) and returns the SRAM bytes the
@@ -54,10 +55,11 @@ class Hma:
         if fault is not None and fault.active:
             self.mem[RRAM_MLC2].read_filter = fault
             self.mem[RRAM_SLC].read_filter = fault
-        dram = images["dram"]
-        for p in manifest.packs:
-            region = self.mem[DRAM].allocate(f"pack:{p.task}", p.length)
-            self.mem[DRAM].write(region, dram[p.offset:p.offset + p.length])
+        dram = images.get("dram")  # None: packs are placed on demand (a bound on the DRAM tier, runtime/tiers.py)
+        if dram is not None:
+            for p in manifest.packs:
+                region = self.mem[DRAM].allocate(f"pack:{p.task}", p.length)
+                self.mem[DRAM].write(region, dram[p.offset:p.offset + p.length])
         self.activations = self.mem[SRAM].allocate("activations", int(activation_bytes))
 
     # -- backbone ------------------------------------------------------------------------------------------------
@@ -93,20 +95,26 @@ class Hma:
         return dst, self.mem[SRAM].view(dst)
 
     def add_pack(self, pack: PackEntry, data: bytes) -> Region:
-        """Write a pack added at run time into DRAM (its own region); RRAM is neither written nor read."""
+        """Write a pack into DRAM (its own region): one added at run time, or one loaded from disk on demand; RRAM
+        is neither written nor read."""
         if len(data) != pack.length or hashlib.sha256(data).hexdigest() != pack.sha256:
             raise FormatError(f"pack {pack.task!r}: {len(data)} bytes with sha256 "
                               f"{hashlib.sha256(data).hexdigest()[:12]}..., the manifest says {pack.length} bytes, "
                               f"{pack.sha256[:12]}...: the DRAM image is corrupt, add the pack again")
-        region = self.mem[DRAM].allocate(f"pack:{pack.task}", pack.length)
+        try:
+            region = self.mem[DRAM].allocate(f"pack:{pack.task}", pack.length)
+        except CapacityError as exc:
+            raise CapacityError(f"pack {pack.task!r} does not fit DRAM next to the packs already there: "
+                                f"{exc}") from None
         self.mem[DRAM].write(region, data)
         return region
 
     def remove_pack(self, task: str) -> None:
-        """Free ``task``'s DRAM region and, if it is resident, its SRAM slot."""
+        """Free ``task``'s DRAM region and SRAM slot, those it has."""
         if f"slot:{task}" in self.mem[SRAM]:
             self.mem[SRAM].free(f"slot:{task}")
-        self.mem[DRAM].free(f"pack:{task}")
+        if f"pack:{task}" in self.mem[DRAM]:
+            self.mem[DRAM].free(f"pack:{task}")
 
     def verify_pack(self, task: str, sram_bytes: np.ndarray) -> None:
         p = self.manifest.pack(task)

@@ -59,6 +59,7 @@ class HttpEngine(ServingEngine, Protocol):
     manifest: Any
 
     def infer_batch(self, reqs: Sequence[Request]) -> list[dict]: ...
+    def in_dram(self, task: str) -> bool: ...
 
 
 class _Pending:
@@ -216,7 +217,7 @@ class HttpServer(Application):
                     log.info("priced %s (task, length bucket, batch size) entries in %.1f s before ready", n,
                              time.perf_counter() - t)
         self.ready.set()
-        self.metrics.set_resident({t: self.engine.is_resident(t) for t in self.engine.rules.tasks})
+        self.metrics.set_resident(*self._residency())
         while True:
             with self._cv:
                 batch = self._next_batch()
@@ -262,11 +263,16 @@ class HttpServer(Application):
     def _run(self, batch: list[_Pending]) -> None:
         with self._engine_lock:
             responses = self.session.run_batch([it.req for it in batch])
-            resident = {t: self.engine.is_resident(t) for t in self.engine.rules.tasks}
-        self.metrics.observe_batch(batch[0].task, len(batch), resident)
+            resident = self._residency()
+        self.metrics.observe_batch(batch[0].task, len(batch), *resident)
         for it, resp in zip(batch, responses, strict=True):
             self.metrics.observe(resp, status_of(resp))
             it.finish(resp)
+
+    def _residency(self) -> tuple[dict[str, bool], dict[str, bool]]:
+        """Every served task -> its pack in SRAM now, and -> in DRAM now (what the residency gauges show)."""
+        tasks = self.engine.rules.tasks
+        return {t: self.engine.is_resident(t) for t in tasks}, {t: self.engine.in_dram(t) for t in tasks}
 
     # -- repository ------------------------------------------------------------------------------------------------
     def repository(self, task: str, action: str) -> tuple[int, dict]:
@@ -280,7 +286,7 @@ class HttpServer(Application):
             except EdgemtiError as exc:
                 code = 404 if type(exc).__name__ == "UnknownTaskError" else 400
                 return code, {"error": f"{type(exc).__name__}: {exc}"}
-        self.metrics.set_resident({t: self.engine.is_resident(t) for t in self.engine.rules.tasks})
+        self.metrics.set_resident(*self._residency())
         log.info("repository: %s %s", action, task)
         return 200, {}
 

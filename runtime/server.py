@@ -46,7 +46,9 @@ class ServingEngine(Protocol):
     """What the loop needs from :class:`edgemti.runtime.engine.Engine`."""
 
     rules: RequestRules
-    slots: Any
+
+    @property
+    def residency(self) -> Any: ...  # runtime.residency.PackResidency: the SRAM slots and the DRAM tier
 
     @property
     def build_id(self) -> str: ...  # the build answering now (a task loaded at run time moves it: build + pack)
@@ -55,6 +57,7 @@ class ServingEngine(Protocol):
     def infer_batch(self, reqs: Sequence[Request]) -> list[dict]: ...
     def is_resident(self, task: str) -> bool: ...
     def swap_cost(self, task: str) -> tuple[float, float]: ...
+    def load_cost(self, task: str) -> tuple[float, float]: ...
     def log_header(self) -> dict: ...
 
 
@@ -79,9 +82,10 @@ class Session:
         self.keep_responses = keep_responses
         self.responses: list[dict] = []  # only with keep_responses (tests, library callers that want them)
         self.served = 0
-        slots = getattr(engine, "slots", None)
-        self.summary = SummaryAccumulator(engine.swap_cost, slots=getattr(slots, "slots", 1),
-                                          pinned=getattr(slots, "pinned", ()), policy=scheduler.policy)
+        res = engine.residency
+        self.summary = SummaryAccumulator(engine.swap_cost, slots=res.slots.slots, pinned=res.pinned,
+                                          policy=scheduler.policy, dram_packs=res.dram.max_packs,
+                                          load_cost=engine.load_cost)
         header = dict(engine.log_header(), scheduler=scheduler.to_dict(), started_unix_s=time.time())
         self._stamp = {"spec_sha256": (header.get("spec") or {}).get("sha256")}
         self.log = LogWriter(log_path, header) if log_path else None

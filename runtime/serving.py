@@ -48,6 +48,7 @@ def serve(
     http_config: HttpConfig | None = None,
     verify_key: str | Path | None = None,
     early_exit: Any = None,
+    dram_packs: int | None = None,
 ) -> ServeResult:
     """Open ``build`` and serve requests from a file (``requests``), HTTP (``http``) or ``stdin`` (a file
     descriptor, read as bytes line by line, or an iterable of lines).
@@ -57,7 +58,9 @@ def serve(
     before serving (every file's sha256); ``trust`` skips the file hashes, never the manifest's own digest.
     ``verify_key`` (an Ed25519 public key PEM file): serve only a build signed with it (file hashes checked).
     ``early_exit`` (an :class:`edgemti.runtime.early_exit.ExitConfig`) serves layer by layer with entropy early
-    exit (runtime/early_exit.py).
+    exit (runtime/early_exit.py). ``dram_packs``: at most this many packs in DRAM, loaded from the build's pack
+    images on disk on demand, LRU, ``pinned`` packs never evicted (None: every pack in DRAM from the start;
+    docs/RUNTIME.md "Residency tiers").
     """
     from edgemti.runtime.engine import Engine
 
@@ -78,7 +81,7 @@ def serve(
         log.info("spec sized for this build: %s", c)
     try:
         engine = Engine.from_build(opened, arch, slots=slots, pinned=pinned, threads=threads, overlong=overlong,
-                                   seq_bucket=seq_bucket, fault=fault)
+                                   seq_bucket=seq_bucket, fault=fault, dram_packs=dram_packs)
     except CapacityError as exc:
         if fit:
             raise

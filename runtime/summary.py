@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from edgemti.runtime.slots import PackSlots
+from edgemti.runtime.residency import PackResidency
 from edgemti.units import si
 
 
@@ -75,14 +75,18 @@ class SummaryAccumulator:
     """The end-of-run summary, built one response record at a time in bounded memory (counters, not records).
 
     ``swap_cost(task) -> (energy_j, latency_s)`` prices a swap for the fifo replay; without it the replay is
-    skipped. The replay needs the served requests in arrival (``seq``) order: records arriving out of order wait
+    skipped. With a bound on the DRAM tier (``dram_packs``), the replay runs both tiers
+    (:class:`edgemti.runtime.residency.PackResidency`, as the engine does) and adds ``load_cost(task)`` for every
+    pack it loads from disk. The replay needs the served requests in arrival (``seq``) order: records arriving out of order wait
     in a small buffer until the gap before them is filled (at most ``hold`` of them; past that a missing ``seq``
     is skipped, so a request that never got a record cannot grow the buffer).
     """
 
     def __init__(self, swap_cost: Callable[[str], tuple[float, float]] | None = None, slots: int = 1,
-                 pinned: Sequence[str] = (), policy: str = "fifo", hold: int = 4096) -> None:
+                 pinned: Sequence[str] = (), policy: str = "fifo", hold: int = 4096, dram_packs: int | None = None,
+                 load_cost: Callable[[str], tuple[float, float]] | None = None) -> None:
         self.swap_cost = swap_cost
+        self.load_cost = load_cost
         self.policy = policy
         self.hold = hold
         self.requests = self.ok = self.swaps = 0
@@ -90,7 +94,11 @@ class SummaryAccumulator:
         self.idle_energy_j = self.idle_s = 0.0  # the accelerator idling between requests (power-gated per spec)
         self.components: dict[str, float] = {}
         self.sim_latency, self.host_latency = Quantiles(), Quantiles()
-        self._cache = PackSlots(slots, pinned)
+        self.dram_packs = dram_packs
+        self.loads = self.sram_evictions = self.dram_evictions = self.loaded_bytes = 0
+        self.load_energy_j = 0.0
+        self.by_task: dict[str, dict[str, int]] = {}  # task -> hits / misses per tier
+        self._cache = PackResidency(slots, dram_packs, pinned)
         self._next_seq = 0
         self._held: dict[int, tuple[str, float, float] | None] = {}
         self.fifo_energy_j = self.fifo_latency_s = 0.0
@@ -108,6 +116,7 @@ class SummaryAccumulator:
             self.idle_energy_j += float(r["idle"]["energy_j"]) if r.get("idle") else 0.0
             self.idle_s += float(r["idle"]["idle_s"]) if r.get("idle") else 0.0
             self.inference_energy_j += float(r["inference"]["energy_j"])
+            self._count_tiers(r)
             self.sim_latency.add(r["latency_s"])
             self.host_latency.add(r["host_s"])
             for k, v in (r.get("energy_by_component_j") or {}).items():
@@ -134,11 +143,35 @@ class SummaryAccumulator:
             task, e_inf, t_inf = item
             self.fifo_energy_j += e_inf
             self.fifo_latency_s += t_inf
-            if not self._cache.access(task).hit:
+            acc = self._cache.access(task)
+            if acc.swapped:
                 assert self.swap_cost is not None
                 e, t = self.swap_cost(task)
                 self.fifo_energy_j += e
                 self.fifo_latency_s += t
+            if acc.loaded and self.dram_packs is not None and self.load_cost is not None:
+                e, t = self.load_cost(task)
+                self.fifo_energy_j += e
+                self.fifo_latency_s += t
+
+    def _count_tiers(self, r: dict) -> None:
+        """Hits and misses per tier of one served answer: SRAM on every answer, DRAM on an SRAM miss."""
+        t = self.by_task.setdefault(str(r.get("task")), {"sram_hits": 0, "sram_misses": 0, "dram_hits": 0,
+                                                          "dram_misses": 0})
+        if not r.get("swapped"):
+            t["sram_hits"] += 1
+            return
+        t["sram_misses"] += 1
+        self.sram_evictions += 1 if r.get("evicted") else 0
+        if r.get("loaded"):
+            t["dram_misses"] += 1
+            self.loads += 1
+            self.dram_evictions += 1 if r.get("dram_evicted") else 0
+            load = r.get("load") or {}
+            self.loaded_bytes += int(load.get("bytes", 0))
+            self.load_energy_j += float(load.get("energy_j", 0.0))
+        else:
+            t["dram_hits"] += 1
 
     def result(self, replay: bool = True) -> dict:
         """The summary dict (docs/LOGS.md). With ``replay`` (the end of a run) the fifo replay is finished with
@@ -165,6 +198,13 @@ class SummaryAccumulator:
             "host_latency_s": {"p50": self.host_latency.percentile(50), "p99": self.host_latency.percentile(99),
                                "mean": self.host_latency.mean},
             "energy_by_component_j": dict(self.components),
+            "dram_packs": self.dram_packs,  # the DRAM tier's bound (None: every pack in DRAM from the start)
+            "dram_loads": self.loads,  # packs read from disk into DRAM (each a priced DRAM write)
+            "loaded_bytes_total": self.loaded_bytes,
+            "load_energy_j_total": self.load_energy_j,
+            "sram_evictions": self.sram_evictions,
+            "dram_evictions": self.dram_evictions,
+            "residency_by_task": {t: dict(v) for t, v in sorted(self.by_task.items())},
         }
         if self.exit_layers:
             k = sum(self.exit_layers.values())
@@ -173,8 +213,9 @@ class SummaryAccumulator:
                                  "latency_target_misses": self.target_misses}
         if replay and self.swap_cost is not None and n:
             # the idle time between arrivals is the stream's, not the policy's: both carry the same idle energy
-            fifo_e, fifo_swaps = self.fifo_energy_j + self.idle_energy_j, self._cache.swaps
-            out["fifo_baseline"] = {"swaps": fifo_swaps, "energy_j_total": fifo_e,
+            fifo_e, fifo_swaps = self.fifo_energy_j + self.idle_energy_j, self._cache.slots.swaps
+            out["fifo_baseline"] = {"swaps": fifo_swaps, "dram_loads": self._cache.dram.loads if self.dram_packs
+                                    is not None else 0, "energy_j_total": fifo_e,
                                     "energy_per_inference_j": fifo_e / n, "sim_latency_s_total": self.fifo_latency_s}
             out["saved_vs_fifo"] = {
                 "swaps": fifo_swaps - self.swaps,
@@ -190,11 +231,13 @@ def summarize(
     slots: int = 1,
     pinned: Sequence[str] = (),
     policy: str = "fifo",
+    dram_packs: int | None = None,
+    load_cost: Callable[[str], tuple[float, float]] | None = None,
 ) -> dict:
     """Summary of a session's response records (ok and error ones, in served order); see
     :class:`SummaryAccumulator`. Energy per inference counts the swaps the inferences caused (the paper's MTI
     energy/inference)."""
-    acc = SummaryAccumulator(swap_cost, slots, pinned, policy)
+    acc = SummaryAccumulator(swap_cost, slots, pinned, policy, dram_packs=dram_packs, load_cost=load_cost)
     for r in records:
         acc.add(r)
     return acc.result()
@@ -213,6 +256,9 @@ def format_summary(s: dict) -> str:
         f"swaps {s['swaps']}, slot hits {s['slot_hits']}",
         f"energy per inference {uj(s['energy_per_inference_j'])} (inference only "
         f"{uj(s['inference_energy_per_inference_j'])}; swaps {uj(s['swap_energy_j_total'])} in total)",
+        *([f"DRAM tier (at most {s['dram_packs']} packs): {s['dram_loads']} loads from disk "
+           f"({s['loaded_bytes_total']} B, {uj(s['load_energy_j_total'])}), {s['dram_evictions']} evictions"]
+          if s.get("dram_packs") is not None else []),
         f"simulated latency p50 {ms(s['sim_latency_s']['p50'])} p99 {ms(s['sim_latency_s']['p99'])}; "
         f"host latency p50 {ms(s['host_latency_s']['p50'])} p99 {ms(s['host_latency_s']['p99'])}",
     ]
