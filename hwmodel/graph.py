@@ -1,7 +1,9 @@
 """Per-operation action counts derived from an ONNX graph's nodes and concrete shapes.
 
 Nothing here knows ALBERT: any exported encoder is charged node by node. Shapes come from
-:mod:`edgemti.hwmodel.shapes` (inferred once per graph, symbolically in the batch and the sequence length).
+:mod:`edgemti.hwmodel.shapes` (inferred once per graph, symbolically in the batch and the sequence length); the
+stages and their operands' classes from :mod:`edgemti.hwmodel.stage_plan` (found once per graph). This module
+counts each stage at the shapes of a (task, S, B) and prices the counts (:func:`price_charges`).
 
 Weights are graph inputs or initializers named like the manifest's tensors (the PyTorch parameter names).
 A weight reached through layout-only nodes (Transpose, Reshape, Cast, ...) is charged where it is *consumed*,
@@ -18,18 +20,17 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 import onnx
-from onnx import helper
 
 from edgemti.errors import ConfigError
 from edgemti.hwmodel.cost import ActionCounts, Cost, price
-from edgemti.hwmodel.fusion import FusedGroup, Fusion, GroupOp, fuse
-from edgemti.hwmodel.fusion_graph import MATMUL_OPS, VIEW_OPS, node_name
+from edgemti.hwmodel.fusion import Fusion, fuse
+from edgemti.hwmodel.fusion_graph import VIEW_OPS
 from edgemti.hwmodel.macros import LevelProvision
 from edgemti.hwmodel.shapes import GraphShapes
 from edgemti.hwmodel.spec import ArchSpec
+from edgemti.hwmodel.stage_plan import ChargedWeight, count_elements, plan_stages
 from edgemti.hwmodel.tiling import tile_matmul, working_set_bytes
 from edgemti.hwmodel.workload import WeightInfo
 
@@ -37,21 +38,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["OpCharge", "activation_working_set_bytes", "charge_graph", "price_charges", "unmatched_weights",
            "weight_views"]
-
-
-class _Weight(Protocol):
-    """What charging reads of a weight (``WeightInfo`` here or in :mod:`edgemti.hwmodel.workload`)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def numel(self) -> int: ...
-    @property
-    def nnz(self) -> int: ...
-    @property
-    def bits(self) -> int: ...
-    @property
-    def place(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -85,13 +71,9 @@ def weight_views(model: onnx.ModelProto, weights: set[str]) -> set[str]:
     return out
 
 
-def _stream_bits(w: _Weight) -> int:
+def _stream_bits(w: ChargedWeight) -> int:
     """Bits one pass over a weight moves: non-zeros + mask bits from RRAM, or the dense values from SRAM."""
     return w.nnz * w.bits + w.numel if w.place == "rram" else w.numel * w.bits
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    return int(math.prod(shape)) if shape else 1
 
 
 def _gated_fraction(spec: ArchSpec, density: float) -> float:
@@ -117,7 +99,7 @@ class _Traffic:
         self.decode = 0.0
         self.used: list[str] = []
 
-    def read_weight(self, w: _Weight, fraction: float = 1.0) -> None:
+    def read_weight(self, w: ChargedWeight, fraction: float = 1.0) -> None:
         self.used.append(w.name)
         if w.place == "rram":  # non-zeros from MLC, one mask bit per element from SLC, one mask word per vector
             _add(self.read, "rram_mlc", w.nnz * w.bits * fraction)
@@ -127,114 +109,7 @@ class _Traffic:
             _add(self.read, "sram", w.numel * w.bits * fraction)
 
 
-def _stages(group: FusedGroup) -> list[tuple[GroupOp, list[int]]]:
-    """(charged op, its nodes): a folded node joins the charged op before it in the group (the first if none)."""
-    out: list[tuple[GroupOp, list[int]]] = []
-    pending: list[int] = []
-    for o in group.ops:
-        if o.role == "folded":
-            (out[-1][1] if out else pending).append(o.node)
-        else:
-            out.append((o, [*pending, o.node]))
-            pending = []
-    if pending and out:
-        out[0][1].extend(pending)
-    return out
-
-
-@dataclass(frozen=True)
-class _Stage:
-    """What charging needs of one stage, found once per graph (shapes and weights vary per call)."""
-
-    node: int
-    name: str
-    op_type: str
-    role: str
-    group: str
-    group_kind: str
-    ins: tuple[str, ...]  # the node's (non-empty) inputs
-    out: str  # its first output
-    trans: tuple[int, int]  # Gemm transA, transB
-    a_ops: tuple[tuple[str, str], ...]  # matmul A / gather table: (source, "w" | "sram" | "u" unnamed weight | "")
-    b_ops: tuple[tuple[str, str], ...]  # matmul B
-    other_weights: tuple[str, ...]  # bias, gamma/beta: once per row tile
-    other_sram: tuple[str, ...]  # other activations read from SRAM (once)
-    writes: tuple[str, ...]  # group outputs this stage writes to SRAM
-
-
-def _plan(model: onnx.ModelProto, fusion: Fusion, weights: Mapping[str, _Weight], float_tensors: set[str],
-          shapes: dict[str, tuple[int, ...]]) -> tuple[_Stage, ...]:
-    """The stages of ``fusion`` with their operands classified (cached on the Fusion per weight-name set)."""
-    key = frozenset(weights)
-    if key in fusion.plans:
-        return fusion.plans[key]
-    nodes = model.graph.node
-    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
-    # float inputs/initializers no manifest tensor names (a legacy export's folded weights): SRAM reads per use
-    unmatched = {t for t in float_tensors if t not in producer and t not in weights and _numel(shapes.get(t, ())) > 1}
-
-    def through(srcs: tuple[str, ...], members: list[int]) -> tuple[str, ...]:
-        """An operand made by a folded node of the stage (a scale on Q) is that node's activation input."""
-        out = []
-        for s in srcs:
-            p = producer.get(s)
-            if p is not None and p in members and nodes[p].op_type not in MATMUL_OPS:
-                ins = [x for t in nodes[p].input if t for x in fusion.sources.get(t, (t,)) if x in float_tensors
-                       and x not in weights and x in producer]
-                out.extend(ins[:1] or [s])
-            else:
-                out.append(s)
-        return tuple(out)
-
-    stages = []
-    for group in fusion.groups:
-        sram = set(group.inputs) | unmatched
-        for op, members in _stages(group):
-            node = nodes[op.node]
-            ins = tuple(i for i in node.input if i)
-            read: list[str] = []
-
-            def classify(srcs: tuple[str, ...], read: list[str] = read, sram: set[str] = sram,
-                         group: FusedGroup = group) -> tuple:
-                out = []
-                for x in srcs:
-                    if x in weights:
-                        out.append((x, "w"))
-                    elif x in sram and x not in read:
-                        read.append(x)
-                        out.append((x, "sram" if x in group.inputs else "u"))  # u: an unnamed weight
-                    else:
-                        out.append((x, ""))
-                return tuple(out)
-
-            a_ops: tuple = ()
-            b_ops: tuple = ()
-            if op.role == "matmul":
-                a_ops = classify(through(fusion.sources.get(ins[0], (ins[0],)), members))
-                b_ops = classify(through(fusion.sources.get(ins[1], (ins[1],)), members))
-            elif op.role == "gather":
-                a_ops = tuple((x, "w") for x in fusion.sources.get(ins[0], (ins[0],))[:1] if x in weights)
-            other_w: list[str] = []
-            for i in members:
-                for t in nodes[i].input:
-                    for x in fusion.sources.get(t, (t,)) if t else ():
-                        if i == op.node and op.role in ("matmul", "gather") and t in nodes[i].input[:2]:
-                            continue  # the operands, above
-                        if x in weights:
-                            other_w.append(x)
-                        elif x in sram and x not in read:
-                            read.append(x)
-            n_ops = len([x for x, w in (*a_ops, *b_ops) if w in ("sram", "u")])
-            writes = tuple(o for i in members for o in nodes[i].output if o in group.outputs)
-            attrs = {at.name: helper.get_attribute_value(at) for at in node.attribute} if node.op_type == "Gemm" else {}
-            stages.append(_Stage(op.node, node_name(model, op.node), node.op_type, op.role, group.name, group.kind,
-                                 ins, node.output[0], (int(attrs.get("transA", 0)), int(attrs.get("transB", 0))),
-                                 a_ops, b_ops, tuple(other_w), tuple(read[n_ops:]), writes))
-    fusion.plans[key] = tuple(stages)
-    return fusion.plans[key]
-
-
-def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[str, _Weight], spec: ArchSpec,
+def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[str, ChargedWeight], spec: ArchSpec,
                  precision: str, act_bits: int, fusion: Fusion | None = None,
                  act_precision: str | None = None) -> list[OpCharge]:
     """One :class:`OpCharge` per charged stage of every fusion group, in execution order.
@@ -259,7 +134,7 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
     # a stage's counts depend only on its kind, its operands' classes and weights and the shapes it touches: equal
     # stages (ALBERT's 12 passes over one shared layer) are counted once
     memo: dict[tuple, tuple] = {}
-    for st in _plan(model, fusion, weights, shapes.float_tensors, shp):
+    for st in plan_stages(model, fusion, weights, shapes.float_tensors, shp):
         key = (st.op_type, st.role, st.trans, tuple((x if w == "w" else w) for x, w in st.a_ops),
                tuple((x if w == "w" else w) for x, w in st.b_ops), st.other_weights,
                tuple(shp.get(t) for t in st.ins), shp.get(st.out), tuple(shp.get(t) for t in st.writes),
@@ -284,7 +159,7 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
 
         def sram(t: str, times: float = 1.0, read: dict[str, float] = read) -> None:
             if sram_act:
-                _add(read, "sram", _numel(shp.get(t, ())) * act_bits * times)
+                _add(read, "sram", count_elements(shp.get(t, ())) * act_bits * times)
 
         if st.role == "matmul":
             a, b = shp[st.ins[0]], shp[st.ins[1]]
@@ -298,10 +173,10 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
                     raise ConfigError(f"graph node {st.name}: MatMul operand shapes {a} x {b} not supported")
                 m, n1 = a[-1], (b[-1] if len(b) >= 2 else 1)
                 if len(b) <= 2:  # a weight-like B: every row of A (all batch elements) shares it
-                    n0, batch = _numel(a) // max(1, m), 1
+                    n0, batch = count_elements(a) // max(1, m), 1
                 else:
                     n0 = a[-2]
-                    batch = _numel(y) // max(1, n0 * n1)
+                    batch = count_elements(y) // max(1, n0 * n1)
             macs = int(batch * n0 * m * n1)
             b_bits = float(sum(_stream_bits(weights[x]) if w == "w" else m * n1 * act_bits for x, w in st.b_ops))
             b_elem = max((weights[x].bits if w == "w" else act_bits for x, w in st.b_ops), default=act_bits)
@@ -326,7 +201,7 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
                 elif w:
                     sram(x, b_passes)
             if sram_act and til.partial_sum_passes:
-                spill = _numel(y) * acc_bits * til.partial_sum_passes
+                spill = count_elements(y) * acc_bits * til.partial_sum_passes
                 _add(read, spill_level, spill)
                 _add(write, spill_level, spill)
             if bufs:
@@ -344,12 +219,12 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
         elif st.role == "gather":
             for x, _ in st.a_ops:
                 tw = weights[x]
-                rows = _numel(shp.get(st.ins[1], ()))
-                acc.read_weight(tw, min(1.0, rows * _numel(shp.get(st.ins[0], ())[1:]) / max(1, tw.numel)))
+                rows = count_elements(shp.get(st.ins[1], ()))
+                acc.read_weight(tw, min(1.0, rows * count_elements(shp.get(st.ins[0], ())[1:]) / max(1, tw.numel)))
         else:
             sfu = st.role.split(":", 1)[1]
             y = shp[st.out]
-            elems = _numel(y)
+            elems = count_elements(y)
             inner = y[-1] if y else 1
             vectors = (elems // max(1, inner)) * math.ceil(inner / vec)
             sfu_cycles[sfu] = vectors * spec.sfu.cycles_per_vector[sfu]
@@ -360,7 +235,7 @@ def charge_graph(model: onnx.ModelProto, shapes: GraphShapes, weights: Mapping[s
             sram(x)
         if sram_act:
             for o in st.writes:
-                _add(write, "sram", _numel(shp[o]) * act_bits)
+                _add(write, "sram", count_elements(shp[o]) * act_bits)
         counts = ActionCounts(
             read_bits=read, write_bits=write,
             macs={precision: macs} if macs else {}, gated_macs={precision: gated} if gated else {},
@@ -419,13 +294,13 @@ def unmatched_weights(model: onnx.ModelProto, shapes: GraphShapes, weights: dict
     """
     names = [i.name for i in model.graph.input] + [i.name for i in model.graph.initializer]
     return [n for n in names if n not in weights and n not in data_inputs and n in shapes.float_tensors
-            and _numel(shapes.shapes.get(n, ())) > 1024]
+            and count_elements(shapes.shapes.get(n, ())) > 1024]
 
 
 def activation_working_set_bytes(fusion: Fusion, shapes: GraphShapes, act_bits: int) -> int:
     """SRAM bytes the activations need: the peak of the tensors alive between fusion groups at ``act_bits``
     (:func:`edgemti.hwmodel.tiling.working_set_bytes`); a group's inner tensors stay in the scratchpad."""
     sched = [(g.inputs, g.outputs) for g in fusion.groups]
-    sizes = {t: math.ceil(_numel(shapes.shapes.get(t, ())) * act_bits / 8) for g in fusion.groups
+    sizes = {t: math.ceil(count_elements(shapes.shapes.get(t, ())) * act_bits / 8) for g in fusion.groups
              for t in (*g.inputs, *g.outputs)}
     return working_set_bytes(sched, sizes)
