@@ -238,16 +238,18 @@ def cost_parameters(answers: Sequence[dict]) -> dict:
     """The simulated cost of a request's answers as OIP ``parameters`` (scalars, SI units in the names).
 
     Energy adds over the rows, per component too. ``sim_latency_s`` is the request's share of the runs it took part
-    in: a row's swap latency plus its run's latency divided by the rows in that run, summed (exact when a run holds
-    only this request's rows; serial latencies add).
+    in: a row's load and swap latency plus its run's latency divided by the rows in that run, summed (exact when a
+    run holds only this request's rows; serial latencies add). ``loads``: packs read from disk into DRAM for it.
     """
     energy = sum(float(a["energy_j"]) for a in answers)
     latency = 0.0
     for a in answers:
         latency += float((a.get("swap") or {}).get("latency_s", 0.0))
+        latency += float((a.get("load") or {}).get("latency_s", 0.0))
         latency += float(a["inference"]["latency_s"]) / max(1, int(a.get("batch_size", 1)))
     out: dict[str, Any] = {"sim_energy_j": energy, "sim_latency_s": latency,
-                           "swaps": sum(1 for a in answers if a.get("swapped"))}
+                           "swaps": sum(1 for a in answers if a.get("swapped")),
+                           "loads": sum(1 for a in answers if a.get("loaded"))}
     evicted = [a["evicted"] for a in answers if a.get("evicted")]
     if evicted:
         out["evicted"] = ",".join(evicted)

@@ -259,3 +259,31 @@ def test_add_pack_while_bounded_serves_old_and_new_packs_from_the_new_image(buil
     eng.unload_task("rte")
     assert not eng.in_dram("rte") and "pack:rte" not in eng.hma.mem["DRAM"]
     assert np.isfinite(eng.infer("stsb", "a cat", "a dog").logits).all()
+
+
+def test_oip_batches_on_a_bounded_server_load_once_per_batch(build, tmp_path):
+    from edgemti.runtime.batcher import BatchingConfig
+
+    free = Engine.open(build)
+    srv = HttpServer(Engine.open(build, dram_packs=1), "127.0.0.1:0", SchedulerConfig("fifo"),
+                     batching=BatchingConfig(4, 0.0)).start()
+    texts = {"sst2": ["a fine film", "dull and long", "a joy"], "mrpc": ["he left", "she came"]}
+    try:
+        for task in ["sst2", "mrpc", "sst2"]:
+            inputs = [{"name": "text", "datatype": "BYTES", "shape": [len(texts[task])], "data": texts[task]}]
+            if task == "mrpc":
+                inputs.append({"name": "text_pair", "datatype": "BYTES", "shape": [2], "data": ["he went", "x"]})
+            conn = http.client.HTTPConnection(*srv.address, timeout=60)
+            conn.request("POST", f"/v2/models/{task}/infer", json.dumps({"inputs": inputs}).encode())
+            r = conn.getresponse()
+            body = json.loads(r.read())
+            conn.close()
+            assert r.status == 200, body
+            p = body["parameters"]
+            assert p["loads"] == 1 and p["swaps"] == 1  # the batch's first row loads, the others find it resident
+            scores = next(o for o in body["outputs"] if o["name"] == "scores")["data"]
+            pairs = ["he went", "x"] if task == "mrpc" else [None] * 3
+            ref = [free.infer(task, t, q).scores for t, q in zip(texts[task], pairs, strict=True)]
+            np.testing.assert_allclose(np.reshape(scores, (len(ref), -1)), ref, atol=1e-5)
+    finally:
+        srv.stop()
