@@ -262,18 +262,15 @@ class HwModel:
         charges = charge_graph(self.graph, shapes, weights, self.spec, self.precision, self.act_bits, self.fusion,
                                act_precision=self.workload.activation_precision)
         table = price_stages(charges, self.spec, self.levels)
+        by_comp = table.total_by_component_j()
+        cost = Cost(math.fsum(by_comp.values()), float(table.latency_s.sum()), by_comp)
         extra: list[tuple[ActionCounts, Cost]] = []
         passes = self.spec.execution.dram_pack_passes_per_inference
         if passes:  # the SRAM set is re-read from DRAM on each pass (it does not stay on chip between layers)
             bits = 8.0 * passes * self.sram_set_bytes(task)
             rc = ActionCounts(read_bits={"dram": bits}, write_bits={"sram": bits})
             extra.append((rc, self.price(rc)))
-        by_comp = table.total_by_component_j()
-        for _, c in extra:
-            for k, v in c.energy_by_component_j.items():
-                by_comp[k] = by_comp.get(k, 0.0) + v
-        energy = math.fsum(by_comp.values())
-        latency = float(table.latency_s.sum()) + sum(c.latency_s for _, c in extra)
+            cost = cost + extra[-1][1]  # the passes follow the stages (serial)
 
         def records() -> list:
             return _records(charges, table, extra)
@@ -286,7 +283,8 @@ class HwModel:
                 total = total + rc
             return total
 
-        res = InferenceCost(task, seq_len, energy, latency, by_comp, sum(ch.macs for ch in charges), records, counts)
+        res = InferenceCost(task, seq_len, cost.energy_j, cost.latency_s, cost.energy_by_component_j,
+                            sum(ch.macs for ch in charges), records, counts)
         self._cache[key] = res
         return res
 
