@@ -17,13 +17,14 @@ from torch.func import functional_call
 from edgemti.compiler.config import CompileConfig
 from edgemti.compiler.packs import load_tasks
 from edgemti.compiler.prune import prune_backbone
-from edgemti.formats.build import open_build, reference_logits
+from edgemti.formats.build import Build, open_build, reference_logits
+from edgemti.formats.manifest import Manifest
 from edgemti.formats.quant import fake_quantize
 
 
-def config_of_build(path: str | Path) -> CompileConfig:
-    """The :class:`CompileConfig` a build was compiled with (saved in its manifest)."""
-    cfg = dict(open_build(path, verify=False).manifest.compile.config or {})
+def config_of_build(m: Manifest) -> CompileConfig:
+    """The :class:`CompileConfig` a build was compiled with (saved in its manifest ``m``)."""
+    cfg = dict(m.compile.config or {})
     cfg["packs"] = tuple(cfg.get("packs") or ())
     cfg["synthetic_tasks"] = tuple(cfg.get("synthetic_tasks") or ())
     return CompileConfig(**cfg)
@@ -47,12 +48,14 @@ def _torch_logits(model, tensors: dict[str, np.ndarray], ids, mask, types) -> np
     return out.numpy()
 
 
-def compare_logits(path: str | Path, config: CompileConfig | None = None, batch: int = 3, seq: int = 12,
+def compare_logits(build: Build | str | Path, config: CompileConfig | None = None, batch: int = 3, seq: int = 12,
                    seed: int = 0) -> dict[str, dict]:
     """Per task: max |logit difference| of the decoded build vs the pruned+quantized model (should be <= 1e-5)
-    and vs the unpruned float model (with argmax agreement), on a seeded random batch."""
-    config = config or config_of_build(path)
-    build = open_build(path)
+    and vs the unpruned float model (with argmax agreement), on a seeded random batch. ``build``: an opened build
+    (``inspect`` hands down its own open), or a build folder, opened here once with every checksum."""
+    if not isinstance(build, Build):
+        build = open_build(build)
+    config = config or config_of_build(build.manifest)
     model, tasks = load_tasks(config)
     backbone = {n: t.cpu().numpy() for n, t in model.backbone_state().items()}
     pruned, _ = prune_backbone(backbone, config.sparsity_embedding, config.sparsity_transformer)

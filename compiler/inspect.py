@@ -71,8 +71,10 @@ def inspect_build(path: str | Path, verify: bool = False, table3: bool = False, 
         "memory_map": memory_map(m),
         "compact_map": compact_map(m),
     }
-    if verify:
-        report["verify"] = {"ok": True, "checks": build.verify()}
+    if verify or check_logits:  # the images the logits are decoded from are checked too, on this one open
+        checks = build.verify()
+        if verify:
+            report["verify"] = {"ok": True, "checks": checks}
     if table3:
         report["table3"] = table3_for_manifest(m, progress)
         if plot:
@@ -82,7 +84,7 @@ def inspect_build(path: str | Path, verify: bool = False, table3: bool = False, 
     if check_logits:
         from edgemti.compiler.check import compare_logits
 
-        report["logits_check"] = compare_logits(path)
+        report["logits_check"] = compare_logits(build)
     return report
 
 

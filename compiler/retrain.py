@@ -40,11 +40,12 @@ def served_for(cfg: TrainConfig, compression: Compression | None = None,
     from edgemti.formats.build import open_build
 
     assert build is not None  # exactly one of the two, checked above
-    design = open_build(build, verify=False).manifest.design
+    b = open_build(build, verify=True)  # one open: its design checked here, its images decoded below
+    design = b.manifest.design
     if design != cfg.design:
         raise ConfigError(f"the build {build} is design {design!r}, the training is {cfg.design!r}: train a "
                           f"{design} pack for it")
-    return served_backbone_of_build(build, model)
+    return served_backbone_of_build(b, model)
 
 
 def override_for(served: ServedBackbone, step_backbone: StepBackbone | None = None, fault_mlc_rate: float = 0.0,

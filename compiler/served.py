@@ -19,7 +19,7 @@ import numpy as np
 from edgemti.compiler.prune import PruneReport, group_of, prune_backbone
 from edgemti.errors import BackboneMismatchError, ConfigError
 from edgemti.formats import bitmask
-from edgemti.formats.build import ImageBuilder, encode_backbone_tensor, open_build, sha256_hex
+from edgemti.formats.build import Build, ImageBuilder, encode_backbone_tensor, open_build, sha256_hex
 from edgemti.formats.image_hash import backbone_image_hash, manifest_image_hash
 from edgemti.formats.manifest import TensorEntry
 from edgemti.formats.quant import QFormat, fake_quantize, parse_format
@@ -145,12 +145,13 @@ def served_backbone(model: AdapterModel, compression: Compression) -> ServedBack
                           compression=compression, entries=entries, mlc=mlc, slc=slc)
 
 
-def served_backbone_of_build(build: str | Path, model: AdapterModel | None = None) -> ServedBackbone:
-    """The backbone a build folder serves, decoded from its RRAM images (checksums verified).
+def served_backbone_of_build(build: Build | str | Path, model: AdapterModel | None = None) -> ServedBackbone:
+    """The backbone a build serves, decoded from its RRAM images (checksums verified): ``build`` an opened build
+    (the caller's one open, handed down) or a build folder, opened here once with every checksum.
 
     With ``model``, its (float) backbone must be the build's: same tensors hash, else
     :class:`BackboneMismatchError` with both hashes."""
-    b = open_build(build, verify=True)
+    b = build if isinstance(build, Build) else open_build(build, verify=True)
     m = b.manifest
     if model is not None and model.backbone_hash() != m.backbone.get("hash"):
         raise BackboneMismatchError(f"the model's backbone is {model.backbone_hash()} ({model.info.name}), the build "

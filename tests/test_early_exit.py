@@ -242,11 +242,17 @@ def test_build_without_off_ramps_refuses_early_exit(tmp_path):
 
 
 
-def test_study_rows_and_ratios(build, packs, tmp_path):
+def test_study_rows_and_ratios(build, packs, tmp_path, monkeypatch):
+    from test_serve_opens import count_opens
+
     from edgemti.studies.early_exit import early_exit_study, format_study
 
     _, glue, _, _ = packs
+    counts = count_opens(monkeypatch)
     doc = early_exit_study(build, tmp_path / "study", data_dir=str(glue), max_examples=6, progress=False)
+    # one open (issue 19.1): its tasks listed, its spec sized and its engines made from it; the sizing's roomy model
+    # + the engine's (the early-exit engine prices on the engine's)
+    assert (counts["opens"], counts["specs"], counts["hw_models"]) == (1, 1, 2)
     r = doc["tasks"]["sst2"]
     names = [row["config"] for row in r["rows"]]
     assert names[:2] == ["no exit", "exit"] and len(names) == 5 and r["num_sentences"] == 6

@@ -37,12 +37,12 @@ from edgemti.formats.build import open_build
 from edgemti.formats.graph import bind_initializers, load_graph
 from edgemti.runtime.batcher import BatchingConfig
 from edgemti.runtime.engine import Engine
-from edgemti.runtime.hma import fit_spec
 from edgemti.runtime.http import HttpServer
 from edgemti.runtime.request import Request
 from edgemti.runtime.scheduler import SchedulerConfig
 from edgemti.runtime.session import session_options
 from edgemti.runtime.workload import hw_model
+from edgemti.studies.sized import open_sized
 
 TEXTS = ["a gripping , beautifully made film .", "the worst movie of the year .", "it is fine , i guess .",
          "an uneven but often funny comedy ."]
@@ -160,10 +160,10 @@ def _http_row(label: str, clients: int, batching: BatchingConfig, lat: list, ans
 
 
 def throughput(args) -> dict:
-    spec = fit_spec(args.build)[0]
-    eng = Engine.open(args.build, spec=spec, threads=args.threads)
+    sized = open_sized(args.build)
+    eng = sized.engine(threads=args.threads)
     # the server as it was before batching: one request per run, onnxruntime's threads spinning (its default)
-    before = Engine.open(args.build, spec=spec, threads=args.threads, spin=True)
+    before = sized.engine(threads=args.threads, spin=True)
     tasks = args.tasks.split(",") if args.tasks else list(eng.rules.tasks)
     batches = _ints(args.batches)
     clients = _ints(args.clients)

@@ -20,11 +20,9 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-from edgemti.formats.build import open_build
 from edgemti.formats.graph import bind_initializers, load_graph
-from edgemti.runtime.engine import Engine
-from edgemti.runtime.hma import fit_spec
 from edgemti.runtime.session import session_options
+from edgemti.studies.sized import open_sized
 
 
 def main() -> None:
@@ -37,9 +35,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
-    eng = Engine.open(args.build, spec=fit_spec(args.build)[0], threads=args.threads)
+    sized = open_sized(args.build)
+    eng = sized.engine(threads=args.threads)
     task = args.task or eng.rules.tasks[0]
-    b = open_build(args.build)
+    b = sized.build
     tensors = {**b.decode_backbone(), **b.decode_pack(task)}
     plain = ort.InferenceSession(bind_initializers(load_graph(b.graph_bytes()), tensors).SerializeToString(),
                                  sess_options=session_options(args.threads), providers=["CPUExecutionProvider"])

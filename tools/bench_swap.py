@@ -16,8 +16,7 @@ import time
 
 import numpy as np
 
-from edgemti.runtime.engine import Engine
-from edgemti.runtime.hma import fit_spec
+from edgemti.studies.sized import open_sized
 
 
 def main() -> None:
@@ -26,7 +25,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=10)
     args = ap.parse_args()
-    eng = Engine.open(args.build, spec=fit_spec(args.build)[0], slots=1, threads=1)
+    eng = open_sized(args.build).engine(slots=1, threads=1)
     tasks = list(eng.rules.tasks)
     if len(tasks) < 2:
         raise SystemExit("bench_swap needs a build with at least two tasks")

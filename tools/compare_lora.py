@@ -5,7 +5,7 @@ hardware model's energy / latency per inference and per task switch, on one comp
         --lora build/cmp/sst2-lora8 build/cmp/mrpc-lora8 --out build/cmp [--seq-len 32,128]
 
 Each kind's packs are compiled together (``--backbone minilm``, the README's recipe: q3.13, sparsity 0.3/0.3,
-no capacity check) into ``OUT/build-<kind>`` and served on the shipped spec fitted to it (``fit_spec``); the table goes to stdout (markdown) and ``OUT/compare_lora.json``.
+no capacity check) into ``OUT/build-<kind>`` and served on the shipped spec fitted to it (``open_sized``); the table goes to stdout (markdown) and ``OUT/compare_lora.json``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from pathlib import Path
 
 from edgemti.compiler.compile import compile_build
 from edgemti.compiler.config import CompileConfig
-from edgemti.runtime.engine import Engine
-from edgemti.runtime.hma import fit_spec
+from edgemti.studies.sized import open_sized
 from edgemti.tasks.lora import LoraSpec
 from edgemti.tasks.pack import load_pack
 
@@ -35,8 +34,7 @@ def measure(kind: str, packs: list[Path], out: Path, seq_lens: list[int], backbo
     if not (reuse and (build / "manifest.json").is_file()):
         compile_build(CompileConfig(backbone=backbone, packs=tuple(packs), sparsity_embedding=0.3,
                                     sparsity_transformer=0.3, check_capacity=False), build, force=True)
-    spec, _ = fit_spec(build)  # the shipped spec's on-chip memories sized to the build (as serve --fit-spec)
-    engine = Engine.open(build, spec=spec)
+    engine = open_sized(build).engine()  # the shipped spec's on-chip memories sized to the build (serve --fit-spec)
     rows = []
     for folder in packs:
         p = load_pack(folder)

@@ -22,11 +22,10 @@ import time
 import numpy as np
 
 from edgemti.runtime.batcher import BatchingConfig
-from edgemti.runtime.engine import Engine
-from edgemti.runtime.hma import fit_spec
 from edgemti.runtime.http import HttpServer
 from edgemti.runtime.log import read_log
 from edgemti.runtime.scheduler import SchedulerConfig
+from edgemti.studies.sized import open_sized
 
 TEXTS = ["a gripping , beautifully made film .", "the worst movie of the year .", "it is fine , i guess ."]
 PAIRS = [("The cat sat on the mat.", "A cat was sitting on a mat."), ("He left early.", "She arrived late.")]
@@ -85,7 +84,7 @@ def main() -> None:
     ap.add_argument("--max-queue-delay-ms", type=float, default=0.0, help="dynamic batching: wait for company")
     ap.add_argument("--metrics-out", default="load_http_metrics.txt", help="the /metrics scrape taken mid-run")
     args = ap.parse_args()
-    eng = Engine.open(args.build, spec=fit_spec(args.build)[0], threads=args.threads)
+    eng = open_sized(args.build).engine(threads=args.threads)
     if not args.cold:
         t = time.perf_counter()
         n = eng.warm()

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from edgemti.errors import ConfigError, DataError, UnknownTaskError
-from edgemti.runtime.engine import Engine
 from edgemti.runtime.faults import FaultModel
-from edgemti.runtime.hma import fit_spec
+from edgemti.studies.sized import SizedBuild, open_sized
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -119,22 +118,29 @@ def _dev(task: str, data_dir: str | None, n: int | None, seed: int):
     return spec, subsample(load_glue(spec, "dev", data_dir), n, seed)
 
 
-def evaluate_build(build: str | Path, config: BuildEvalConfig | None = None, spec: str | Path | None = None,
-                   progress: Progress | None = None) -> BuildEval:
-    """Score every task (or ``config.tasks``) of ``build`` as served (see the module doc);
+def evaluate_build(build: str | Path | SizedBuild, config: BuildEvalConfig | None = None,
+                   spec: str | Path | None = None, progress: Progress | None = None) -> BuildEval:
+    """Score every task (or ``config.tasks``) of ``build`` as served (see the module doc): a build folder, opened
+    here once on ``spec`` sized to it, or a caller's :class:`SizedBuild` (then ``spec`` is already resolved);
     ``progress(done, total)`` is called after each example."""
     from edgemti.tasks.glue import PAPER_TABLE_I
     from edgemti.tasks.metrics import compute_metrics
 
     config = config or BuildEvalConfig()
-    fitted, changes = fit_spec(build, spec)  # accuracy does not depend on capacities: a chip sized for the build
-    engine = Engine.open(build, spec=fitted, fault=config.fault)
+    if isinstance(build, SizedBuild):
+        if spec is not None:
+            raise ConfigError("an opened build comes with its spec resolved: give a spec only with a build folder",
+                              options=("spec",))
+        sized, name = build, str(build.build.path)
+    else:  # accuracy does not depend on capacities: a chip sized for the build
+        sized, name = open_sized(build, spec), str(build)
+    engine = sized.engine(fault=config.fault)
     tasks = config.tasks or tuple(engine.rules.tasks)
     unknown = [t for t in tasks if t not in engine.rules.tasks]
     if unknown:
-        raise UnknownTaskError(f"tasks {unknown} are not in the build {build} (it serves {list(engine.rules.tasks)})",
+        raise UnknownTaskError(f"tasks {unknown} are not in the build {name} (it serves {list(engine.rules.tasks)})",
                                options=("tasks",))
-    warnings = [f"spec sized for this build: {c}" for c in changes]
+    warnings = [f"spec sized for this build: {c}" for c in sized.changes]
     data = {t: _dev(t, config.data_dir, config.max_examples, config.subsample_seed) for t in tasks}
     total, done = sum(len(ex) for _, ex in data.values()), 0
     scores = []
@@ -160,7 +166,7 @@ def evaluate_build(build: str | Path, config: BuildEvalConfig | None = None, spe
                                 pack_num_dev_examples=int(n_dev) if isinstance(n_dev, int) else None,
                                 paper={k: v[tspec.name] for k, v in PAPER_TABLE_I.items() if tspec.name in v},
                                 predictions=tuple(preds), synthetic=pack.synthetic))
-    return BuildEval(str(build), engine.build_id, config, tuple(scores), tuple(warnings))
+    return BuildEval(name, engine.build_id, config, tuple(scores), tuple(warnings))
 
 
 def format_build_eval(r: BuildEval) -> str:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from edgemti.errors import ConfigError
 from edgemti.formats.quant import parse_format
-from edgemti.runtime.hma import fit_spec
 from edgemti.runtime.scheduler import SchedulerConfig
 from edgemti.runtime.server import serve_stream
 from edgemti.runtime.summary import format_summary
+from edgemti.studies.sized import open_sized
 from edgemti.units import quantity, si
 
 log = logging.getLogger(__name__)
@@ -182,22 +182,20 @@ def _run(out: Path, backbone: str, quant: str, tasks: tuple[str, ...], n_request
         f"(hardware baseline) -> {out / 'vanilla'}")
     vanilla_dir = out / "vanilla"
     compile_build(CompileConfig(synthetic_tasks=served, design="vanilla", **common), vanilla_dir, force=True)
-    specs = {}
+    sized = {}  # each build opened once, its spec sized to it on that open, both handed to its engine
     for name, d in (("adapter", adapter_dir), ("vanilla", vanilla_dir)):
-        specs[name], changes = fit_spec(d)
-        for c in changes:
+        sized[name] = open_sized(d)
+        for c in sized[name].changes:
             say(f"      {name} chip sized for {backbone}: {c}")
     stream = demo_stream(list(served), n_requests)
     scheduler = SchedulerConfig(policy=policy)
-
-    from edgemti.runtime.engine import Engine
 
     say(f"[3/4] serving {len(stream)} mixed requests on the adapter build (policy {policy}, 1 SRAM pack slot)")
     if policy == "swap-aware":
         say(f"      swap-aware answers out of arrival order (see the ids): it runs waiting requests of the resident "
             f"task first to save pack swaps, a request overtaken at most {scheduler.max_bypass} times; "
             "--policy fifo keeps the order")
-    eng = Engine.open(adapter_dir, spec=specs["adapter"], threads=threads)
+    eng = sized["adapter"].engine(threads=threads)
     say(f"      pricing {eng.warm()} (task, length bucket) pairs once, so requests do not pay it")
 
     def show(resp: dict) -> None:
@@ -213,7 +211,7 @@ def _run(out: Path, backbone: str, quant: str, tasks: tuple[str, ...], n_request
     for line in format_summary(a).splitlines():
         say("  " + line)
     say("[4/4] serving the same stream on the vanilla build (synthetic packs: answers meaningless, costs valid)")
-    van = Engine.open(vanilla_dir, spec=specs["vanilla"], threads=threads)
+    van = sized["vanilla"].engine(threads=threads)
     van.warm()
     v = serve_stream(van, stream, scheduler, out / "vanilla-serve.jsonl").summary
     for line in format_summary(v).splitlines():

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from edgemti.errors import ConfigError
+from edgemti.studies.sized import SizedBuild, open_sized
 
 log = logging.getLogger(__name__)
 EDGEBERT_RATIOS = {"no_exit_over_exit_dvfs": 7.0, "exit_over_exit_dvfs": 2.5}  # abstract, "up to"
@@ -54,17 +55,20 @@ def _examples(task: str, data_dir: str | None, max_examples: int | None, seed: i
     return spec, subsample(load_glue(spec, "dev", data_dir), max_examples, seed)
 
 
-def serve_dev(build: str | Path, task: str, data_dir: str | None = None, max_examples: int | None = None,
-              seed: int = 0, threads: int | None = 1, progress: bool = True):
-    """Every dev sentence of ``task`` through full depth and early exit; ``(sentences, early-exit engine)``."""
+def early_exit_engine(sized: SizedBuild, threads: int | None = 1):
+    """The early-exit engine of an opened build on its sized spec (the chip sized to the build, as serve --fit-spec:
+    MiniLM outgrows the shipped specs); it serves every task of the build, full depth through its ``engine``."""
     from edgemti.runtime.early_exit import EarlyExitEngine
-    from edgemti.runtime.engine import Engine
-    from edgemti.runtime.hma import fit_spec
 
+    return EarlyExitEngine(sized.engine(threads=threads), threads=threads)
+
+
+def serve_dev(ee, task: str, data_dir: str | None = None, max_examples: int | None = None, seed: int = 0,
+              progress: bool = True) -> list[Sentence]:
+    """Every dev sentence of ``task`` through full depth (``ee.engine``) and early exit (the early-exit engine
+    ``ee``, :func:`early_exit_engine`)."""
     _, examples = _examples(task, data_dir, max_examples, seed)
-    spec, _ = fit_spec(build)  # the chip sized to the build, as serve --fit-spec (MiniLM outgrows the shipped specs)
-    eng = Engine.open(build, spec=spec, threads=threads)
-    ee = EarlyExitEngine(eng, threads=threads)
+    eng = ee.engine
     labels = list(eng.manifest.pack(task).labels)
     out = []
     for ex in tqdm(examples, desc=f"serve {task} dev", disable=not progress):
@@ -74,7 +78,7 @@ def serve_dev(build: str | Path, task: str, data_dir: str | None = None, max_exa
                             float(full.inference["latency_s"]), int(a["seq_len"]), labels.index(a["label"]),
                             int(a["exit_layer"]), int(a["predicted_exit_layer"]), float(a["inference"]["energy_j"]),
                             float(a["inference"]["latency_s"])))
-    return out, ee
+    return out
 
 
 def _config_row(name: str, correct: np.ndarray, agree: np.ndarray, energy: np.ndarray, latency: np.ndarray,
@@ -160,14 +164,12 @@ def albert_base(build: str | Path, sentences: list[Sentence], src_layers: int, t
     """The energy ratios on an albert-base build with off-ramps (``build``), the exits synthetic: each measured
     sentence's exit and predicted layers mapped to the same relative depth (``round(k * L / src_layers)``); the
     targets relative to albert-base's own full-depth latency (absolute ones as given)."""
-    from edgemti.formats.build import open_build
     from edgemti.formats.graph import load_graph
     from edgemti.runtime.exit_cost import ExitCostModel
-    from edgemti.runtime.hma import fit_spec
     from edgemti.runtime.workload import hw_model
 
-    b = open_build(build, verify=False)
-    spec, sized = fit_spec(build)  # eleven 768x768 off-ramps outgrow the shipped SRAM: sized to the build
+    opened = open_sized(build, verify=False)  # eleven 768x768 off-ramps outgrow the shipped SRAM: sized to the build
+    b, spec, sized = opened.build, opened.spec, list(opened.changes)
     graph = load_graph(b.graph_bytes())
     cm = ExitCostModel(hw_model(b.manifest, graph, spec), spec, graph)
     n = cm.num_layers
@@ -207,12 +209,11 @@ def early_exit_study(build: str | Path, out_dir: str | Path, tasks: tuple[str, .
     on ``tasks`` (default: all they serve); writes ``early_exit.json`` and ``early_exit.png`` into ``out_dir``.
     ``targets_ms``: absolute latency targets; default: 1.0x, 0.75x and 0.5x of each sentence's own full-depth
     latency (:data:`DEFAULT_TARGETS`; the tighter ones are met only by exiting early)."""
-    from edgemti.formats.build import open_build
-
-    served: dict[str, str | Path] = {}
-    for b in (build, *more_builds):
-        for t in open_build(b, verify=False).manifest.tasks:
-            served.setdefault(t, b)
+    opened = [open_sized(b) for b in (build, *more_builds)]  # each build opened once, its spec sized on that open
+    served: dict[str, int] = {}
+    for i, o in enumerate(opened):
+        for t in o.build.manifest.tasks:
+            served.setdefault(t, i)
     unknown = [t for t in tasks if t not in served]
     if unknown:
         raise ConfigError(f"tasks {unknown} are not in the builds (they serve {sorted(served)})", options=("tasks",))
@@ -222,8 +223,12 @@ def early_exit_study(build: str | Path, out_dir: str | Path, tasks: tuple[str, .
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     measured: tuple[list[Sentence], int, str] | None = None
-    for task, build in builds.items():
-        sentences, ee = serve_dev(build, task, data_dir, max_examples, threads=threads, progress=progress)
+    engines: dict[int, Any] = {}  # one engine per build, made when its first task is served
+    for task, i in builds.items():
+        if i not in engines:
+            engines[i] = early_exit_engine(opened[i], threads=threads)
+        ee = engines[i]
+        sentences = serve_dev(ee, task, data_dir, max_examples, progress=progress)
         results[task] = task_study(sentences, ee, task, targets)
         if measured is None:
             measured = (sentences, ee.graph.num_layers, task)

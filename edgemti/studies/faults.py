@@ -23,7 +23,7 @@ import numpy as np
 from edgemti.errors import ConfigError, DataError, UnknownTaskError
 from edgemti.runtime.engine import Engine
 from edgemti.runtime.faults import FaultModel
-from edgemti.runtime.hma import fit_spec
+from edgemti.studies.sized import open_sized
 from edgemti.tasks.metrics import compute_metrics, headline
 
 log = logging.getLogger(__name__)
@@ -161,8 +161,9 @@ def sweep_faults(
 ) -> FaultSweepResult:
     """Run the sweep on ``build`` (see module doc); ``progress(done, total, what)`` is called per point."""
     config = config or FaultSweepConfig()
-    fitted, changes = fit_spec(build, spec)  # accuracy does not depend on capacities: size the chip to the build
-    engine = Engine.open(build, spec=fitted)
+    sized = open_sized(build, spec)  # accuracy does not depend on capacities: size the chip to the build
+    engine = sized.engine()
+    changes = list(sized.changes)
     tasks = config.tasks or tuple(engine.rules.tasks)
     unknown = [t for t in tasks if t not in engine.rules.tasks]
     if unknown:

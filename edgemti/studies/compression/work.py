@@ -11,10 +11,13 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgemti.errors import EdgemtiError
 from edgemti.studies.compression.point import StudyPoint
+
+if TYPE_CHECKING:
+    from edgemti.studies.sized import SizedBuild
 
 log = logging.getLogger(__name__)
 PACKS_DIR, BUILDS_DIR = "packs", "builds"
@@ -93,8 +96,8 @@ def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds:
     """One point's result row (raises on failure; :func:`run_study` turns that into an error row)."""
     from edgemti.compiler.compile import compile_build
     from edgemti.compiler.config import CompileConfig
-    from edgemti.formats.build import open_build
     from edgemti.formats.image_hash import manifest_image_hash
+    from edgemti.studies.sized import open_sized
     from edgemti.tasks.pack import load_pack
 
     pack_dir, _ = ensure_pack(point, out, data_dir)
@@ -106,9 +109,10 @@ def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds:
     compile_build(cfg, build, force=True)
     try:
         t0 = time.perf_counter()
-        res = score_build(build, point, data_dir)
+        sized = open_sized(build)  # one open: scored as served, then its manifest read for the row
+        res = score_build(sized, point, data_dir)
         eval_s = time.perf_counter() - t0
-        m = open_build(build, verify=False).manifest
+        m = sized.build.manifest
         cum, p_emb = _build_sparsity(m)
         image_hash = manifest_image_hash(m)
         build_id = m.build_id
@@ -128,7 +132,7 @@ def score_point(point: StudyPoint, out: Path, data_dir: str | None, keep_builds:
             "backbone_image_hash": image_hash, "train_s": pack.train_time_s, "eval_s": eval_s}
 
 
-def score_build(build: Path, point: StudyPoint, data_dir: str | None) -> dict:
+def score_build(build: Path | SizedBuild, point: StudyPoint, data_dir: str | None) -> dict:
     """``{"metrics": {name: fraction}, "num_examples": n}`` of the point's task on the build as served
     (:func:`edgemti.studies.accuracy.evaluate_build`, what ``edgemti eval --build`` runs), on the budget's seeded
     dev subset (the same subset the pack's own score used)."""
