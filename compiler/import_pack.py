@@ -24,6 +24,7 @@ import torch
 
 from edgemti.compiler import import_adapterhub as hub
 from edgemti.compiler import import_peft as peft
+from edgemti.compiler.import_source import HubSource, fetch
 from edgemti.errors import ConfigError, FormatError
 from edgemti.tasks.lora import LoraSpec
 from edgemti.tasks.model import AdapterModel, AdapterSpec
@@ -40,18 +41,25 @@ class PickleRefusedError(FormatError):
 
 @dataclass(frozen=True)
 class ImportConfig:
-    """What to import and onto what: ``backbone`` defaults to the base model the adapter names."""
+    """What to import and onto what: ``backbone`` defaults to the base model the adapter names.
 
-    source: Path
+    ``source`` is a local folder or a hub repository (:func:`edgemti.compiler.import_source.parse_source` reads
+    the user's text); ``hub_cache`` is the hub cache folder a hub source is fetched into or found in offline
+    (None: the hub library's own, ``HF_HUB_CACHE``)."""
+
+    source: Path | HubSource
     backbone: str | None = None
     checkpoint: str | None = None
     task: str | None = None  # default: the source folder's name
     labels: tuple[str, ...] = ()  # default: the GLUE task's labels, or the head's label names
     allow_pickle: bool = False
+    hub_cache: Path | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.source, Path):
-            raise ConfigError(f"ImportConfig: source must be a Path, got {self.source!r}")
+        if not isinstance(self.source, (Path, HubSource)):
+            raise ConfigError(f"ImportConfig: source must be a Path or a HubSource, got {self.source!r}")
+        if self.hub_cache is not None and not isinstance(self.hub_cache, Path):
+            raise ConfigError(f"ImportConfig: hub_cache must be a Path or None, got {self.hub_cache!r}")
         if self.labels and (len(set(self.labels)) != len(self.labels) or len(self.labels) < 2):
             raise ConfigError(f"ImportConfig: labels must be >= 2 distinct names, got {list(self.labels)}")
 
@@ -124,13 +132,16 @@ def _base_problem(base: str | None, model: AdapterModel) -> str | None:
 
 
 def import_pack(config: ImportConfig, out: str | Path) -> ImportResult:
-    """Read, validate against the backbone and write the adapter folder ``config.source`` as a pack in ``out``."""
+    """Read, validate against the backbone and write the adapter ``config.source`` (a folder, or a hub repository
+    fetched first) as a pack in ``out``."""
     from edgemti.tasks.backbones import build_model
     from edgemti.tasks.pack import save_pack
 
-    src = config.source
+    hub_source = config.source if isinstance(config.source, HubSource) else None
+    src = config.source if isinstance(config.source, Path) else fetch(config.source, config.allow_pickle,
+                                                                       config.hub_cache)
     if not src.is_dir():
-        raise FormatError(f"{src}: not a folder: give a PEFT or AdapterHub adapter folder (hub names need a network)")
+        raise FormatError(f"{src}: not a folder: give a PEFT or AdapterHub adapter folder or a hub name")
     cfg = _json(src / peft.PEFT_CONFIG)
     problems: list[str] = []
     head_cfg: dict[str, Any] = {}
@@ -187,7 +198,8 @@ def import_pack(config: ImportConfig, out: str | Path) -> ImportResult:
     base_problem = _base_problem(base, model)
     if base_problem:
         problems.append(base_problem)
-    task, labels, is_regression, text_fields = _task(config, src, head_cfg, num_labels, problems)
+    default_task = hub_source.repo_id.split("/")[1] if hub_source else src.name
+    task, labels, is_regression, text_fields = _task(config, default_task, head_cfg, num_labels, problems)
     if problems:
         raise FormatError(f"{src}: {len(problems)} problem(s) importing the {library} adapter onto backbone "
                           f"{model.info.name}: " + "; ".join(problems))
@@ -195,8 +207,10 @@ def import_pack(config: ImportConfig, out: str | Path) -> ImportResult:
         for key, name in names.items():
             params[name].copy_(source[key].to(torch.float32))
     files = {wfile: sha256_file(src / wfile), peft.PEFT_CONFIG: sha256_file(src / peft.PEFT_CONFIG)}
-    imported = {"library": library, "version": str(cfg.get("peft_version") or cfg.get("version") or "?"),
-                "base_model": base, "files": files}
+    version = str(cfg.get("peft_version") or cfg.get("version") or "?")
+    imported: dict[str, Any] = {"library": library, "version": version, "base_model": base, "files": files}
+    if hub_source:  # the repository and the commit its snapshot resolved to (the snapshot folder's name)
+        imported["hub"] = {"repo_id": hub_source.repo_id, "revision": hub_source.revision, "commit": src.name}
     pack = pack_from_model(model, task, labels, is_regression, text_fields=text_fields, imported=imported)
     save_pack(pack, out)
     log.info("imported %s adapter %s as pack %s (%d tensors)", library, src, out, len(pack.tensors))
@@ -210,13 +224,13 @@ def _from_backbone(name: str) -> bool:
     return not (".lora_" in name or ".adapters." in name or name.startswith("classifier."))
 
 
-def _task(config: ImportConfig, src: Path, head_cfg: dict[str, Any], num_labels: int,
+def _task(config: ImportConfig, default_task: str, head_cfg: dict[str, Any], num_labels: int,
           problems: list[str]) -> tuple[str, tuple[str, ...], bool, tuple[str, ...]]:
     """Task name, labels, regression flag and text fields: the GLUE registry's, else the config's / the head's."""
     from edgemti.errors import UnknownTaskError
     from edgemti.tasks.glue import get_task
 
-    task = config.task or src.name
+    task = config.task or default_task
     try:
         spec = get_task(task)
         labels, fields = tuple(spec.labels), tuple(str(c) for c in spec.text_columns)

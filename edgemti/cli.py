@@ -750,7 +750,7 @@ def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy
 
 
 @main.command(name="import-pack")
-@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.argument("src")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Task pack folder to write.")
 @click.option("--backbone", default=None, help="Backbone to import onto [default: the base model the adapter names].")
 @click.option("--checkpoint", default=None, help="Pretrained weights folder for albert-base.")
@@ -758,14 +758,20 @@ def report_cmd(build, seq_len, spec, trace_path, csv_path, paper, out, accelergy
 @click.option("--labels", default=None, help="Comma-separated label names in output order (non-GLUE tasks).")
 @click.option("--allow-pickle", is_flag=True, help="Load a pickled *.bin weight file with torch.load(weights_only=True) "
               "(tensors only); without it only safetensors are read.")
-def import_pack_cmd(src, out_dir, backbone, checkpoint, task, labels, allow_pickle) -> None:
-    """Import a PEFT LoRA or AdapterHub Houlsby adapter folder as a task pack (checked against the backbone)."""
+@click.option("--hub-cache", default=None, type=click.Path(file_okay=False),
+              help="Hugging Face hub cache for a hub SRC [default: HF_HUB_CACHE]; offline, a snapshot already there "
+              "is used.")
+def import_pack_cmd(src, out_dir, backbone, checkpoint, task, labels, allow_pickle, hub_cache) -> None:
+    """Import a PEFT LoRA or AdapterHub Houlsby adapter (a folder, or a hub name owner/name[@revision]) as a task
+    pack (checked against the backbone)."""
     from pathlib import Path
 
     from edgemti.compiler.import_pack import ImportConfig, import_pack
+    from edgemti.compiler.import_source import parse_source
 
-    cfg = ImportConfig(source=Path(src), backbone=backbone, checkpoint=checkpoint, task=task,
-                       labels=tuple(x.strip() for x in labels.split(",")) if labels else (), allow_pickle=allow_pickle)
+    cfg = ImportConfig(source=parse_source(src), backbone=backbone, checkpoint=checkpoint, task=task,
+                       labels=tuple(x.strip() for x in labels.split(",")) if labels else (), allow_pickle=allow_pickle,
+                       hub_cache=Path(hub_cache) if hub_cache else None)
     res = import_pack(cfg, out_dir)
     p = res.pack
     click.echo(f"wrote {out_dir} ({p.task}, {res.library} {type(p.adapter).__name__} from {res.weights_file}, "
