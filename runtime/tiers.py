@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgemti.errors import EdgemtiError, FormatError
+from edgemti.errors import EdgemtiError, FormatError, UnknownTaskError
 from edgemti.formats.build import Build, open_build
 from edgemti.formats.manifest import PackEntry
-from edgemti.runtime.hma import Hma
+from edgemti.runtime.hma import Hma, PackLoader
 from edgemti.runtime.memory import DRAM, SRAM
 from edgemti.runtime.residency import PackResidency
+from edgemti.runtime.session import GraphSession
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ class PackStore:
             raise FormatError(f"pack {pack.task!r}: cannot read it from {path.name}: {exc.strerror}") from None
         digest = hashlib.sha256(data).hexdigest()
         if len(data) != pack.length or digest != pack.sha256:
-            raise FormatError(f"pack {pack.task!r} on disk ({path.name} bytes {pack.offset}..{pack.offset + pack.length}"
-                              f"): {len(data)} bytes with sha256 {digest[:12]}..., the manifest says {pack.length} "
+            end = pack.offset + pack.length
+            raise FormatError(f"pack {pack.task!r} on disk ({path.name} bytes {pack.offset}..{end}): {len(data)} bytes with sha256 {digest[:12]}..., the manifest says {pack.length} "
                               f"bytes, {pack.sha256[:12]}...: the pack image is corrupt; this task cannot be served "
                               "until the build is repaired (recompile it, or add the pack again)")
         self.loads += 1
@@ -106,12 +107,67 @@ class Placement:
 
 
 class PackTiers:
-    """Runs :class:`PackResidency`'s decisions on the HMA and the pack store (module docstring)."""
+    """Runs :class:`PackResidency`'s decisions on the HMA and the pack store (module docstring), and keeps each
+    resident pack's dequantized tensors bound to the graph session (:class:`edgemti.runtime.hma.PackLoader`)."""
 
-    def __init__(self, hma: Hma, store: PackStore, residency: PackResidency) -> None:
+    def __init__(self, hma: Hma, store: PackStore, residency: PackResidency, session: GraphSession) -> None:
         self.hma = hma
         self.store = store
         self.residency = residency
+        self.session = session
+        self.loaders: dict[str, PackLoader] = {}
+
+    def make_resident(self, pack: PackEntry) -> Placement:
+        """Make ``pack`` resident in SRAM and its tensors bound: :meth:`place`, then the datapath's dequantizer
+        refills the task's staging buffer from the pack's bytes as they sit in SRAM. The OrtValues and binding of a
+        task are made once over its staging views, so a swap is one copy plus one dequantization. A failure undoes
+        it all (:meth:`abandon`)."""
+        placement, raw = self.place(pack)
+        if raw is None:
+            return placement
+        task = pack.task
+        try:
+            loader = self.loaders.get(task)
+            if loader is None:
+                loader = self.loaders[task] = PackLoader(pack)
+                loader.load(raw)
+                self.session.bind_pack(task, loader.views)  # OrtValues over the staging views: made once per task
+            else:
+                loader.load(raw)  # same buffers, new contents from SRAM: the binding stays valid
+        except BaseException:
+            self.abandon(task)
+            raise
+        return placement
+
+    def abandon(self, task: str) -> None:
+        """A swap-in of ``task`` failed part way: undo it (slot, SRAM region, loader, binding), so ``task`` is as if
+        it had never been resident and its next request tries again (and fails the same way, never with a stale
+        slot). The pack it evicted stays evicted, and a pack it loaded into DRAM stays there: those completed."""
+        self.unplace(task, dram=False)
+        self.loaders.pop(task, None)
+        self.session.unbind(task)
+
+    def remove(self, task: str) -> bool:
+        """``task`` was unloaded: out of both tiers and both memories, its binding dropped; True if it was in SRAM.
+        A pinned task cannot be removed (:class:`ConfigError` from the policy)."""
+        resident = self.residency.slots.discard(task)
+        self.residency.dram.discard(task)
+        self.hma.remove_pack(task)
+        self.session.unbind(task)
+        self.loaders.pop(task, None)
+        return resident
+
+    def rebind(self, session: GraphSession) -> None:
+        """Bind every loaded pack's staging views to a new session (the backbone was re-read: a fault sweep)."""
+        self.session = session
+        for task, loader in self.loaders.items():
+            session.bind_pack(task, loader.views)
+
+    def tensors(self, task: str) -> dict[str, np.ndarray]:
+        """The resident pack's decoded tensors (the arrays its graph inputs are bound to)."""
+        if task not in self.loaders or not self.residency.slots.peek(task):
+            raise UnknownTaskError(f"task {task!r} is not resident in SRAM: make it resident first")
+        return dict(self.loaders[task].views)
 
     def place(self, pack: PackEntry) -> tuple[Placement, np.ndarray | None]:
         """Make ``pack`` resident in SRAM; the placement and, when it was swapped in, its SRAM bytes."""

@@ -78,8 +78,8 @@ def bench_runs(eng: Engine, build: str, task: str, batches: list[int], iters: in
     for n in batches:
         texts = [TEXTS[i % len(TEXTS)] for i in range(n)]
         reqs = [Request(id=i, task=task, text=t, seq=i) for i, t in enumerate(texts)]
-        encs = [eng._encode(t, None)[0] for t in texts]
-        feeds = eng._pad(encs, max(eng.bucket(len(e.ids)) for e in encs))
+        encs = [eng.encoder.encode(t, None)[0] for t in texts]
+        feeds = eng.encoder.pad(encs, max(eng.bucket(len(e.ids)) for e in encs))
         pfeeds = {k: v for k, v in feeds.items() if k in names}
         out = eng.infer_batch(reqs)
         ref = plain.run(["logits"], pfeeds)[0]
