@@ -25,6 +25,7 @@ from typing import Any, cast, get_type_hints
 
 from edgemti.errors import SpecError
 from edgemti.hwmodel.dvfs_spec import DvfsSpec, check_nominal
+from edgemti.hwmodel.tomlfile import header_problems, read_toml
 from edgemti.hwmodel.validated import (
     Validated,
     build_checked,
@@ -37,11 +38,6 @@ from edgemti.hwmodel.validated import (
     rule,
     table_of_non_negative,
 )
-
-try:  # Python >= 3.11
-    import tomllib
-except ImportError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 SPEC_FORMAT = "edgemti-arch-spec"
 SPEC_FORMAT_VERSION = 2  # 2: the PE array's buffers as levels (spad_a, spad_b, psum); utilization_source
@@ -302,15 +298,10 @@ def _message(origin: str, problems: list[str]) -> str:
 
 def spec_from_dict(data: dict, origin: str = "<dict>", path: str = "") -> ArchSpec:
     """Validate a parsed spec (format header included) and build it; one SpecError lists every problem."""
-    problems: list[str] = []
-    data = dict(data)
-    fmt, version = data.pop("format", None), data.pop("format_version", None)
-    if fmt != SPEC_FORMAT:
-        problems.append(f"format must be {SPEC_FORMAT!r}, got {fmt!r}")
-    if version != SPEC_FORMAT_VERSION:
-        why = (": version 1 has no PE-array buffer levels (spad_a, spad_b, psum) and no pe_array.utilization_source"
-               "; see docs/HWMODEL.md" if version == 1 else "")
-        problems.append(f"format_version {version!r} is not supported (this edgemti reads {SPEC_FORMAT_VERSION}){why}")
+    problems = header_problems(data, SPEC_FORMAT, SPEC_FORMAT_VERSION, {1: (
+        ": version 1 has no PE-array buffer levels (spad_a, spad_b, psum) and no pe_array.utilization_source"
+        "; see docs/HWMODEL.md")})
+    data = {k: v for k, v in data.items() if k not in ("format", "format_version")}
     spec_kwargs_problems: list[str] = []
     if "name" not in data:
         problems.append("name is missing")
@@ -361,8 +352,5 @@ def load_spec(path: str | Path | None = None, design: str = "adapter") -> ArchSp
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"spec file {path} does not exist: give a TOML spec (see {SPECS_DIR}/adapter.toml)")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    data = read_toml(path, SpecError, "the architecture spec")
     return spec_from_dict(data, origin=str(path), path=str(path))

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from edgemti.errors import FormatError
-from edgemti.hwmodel.spec import DATA_DIR, tomllib
+from edgemti.hwmodel.spec import DATA_DIR
+from edgemti.hwmodel.tomlfile import header_problems, read_toml
 
 TARGETS_FORMAT = "edgemti-paper-targets"
 TARGETS_VERSION = 2
@@ -50,16 +51,8 @@ def _num(x: Any) -> bool:
 def paper_targets(path: str | Path = PAPER_TARGETS_PATH) -> PaperTargets:
     """Load and validate the targets file; one FormatError lists every problem."""
     path = Path(path)
-    try:
-        d = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{path}: cannot read the paper targets ({exc})") from None
-    problems = []
-    if d.get("format") != TARGETS_FORMAT:
-        problems.append(f"format must be {TARGETS_FORMAT!r}, got {d.get('format')!r}")
-    if d.get("format_version") != TARGETS_VERSION:
-        problems.append(f"format_version {d.get('format_version')!r} is not supported (this edgemti reads "
-                        f"{TARGETS_VERSION})")
+    d = read_toml(path, FormatError, "the paper targets file")
+    problems = header_problems(d, TARGETS_FORMAT, TARGETS_VERSION)
 
     def metrics_table(where: str, t: Any) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}

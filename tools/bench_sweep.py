@@ -110,7 +110,7 @@ def main() -> int:
     ap.add_argument("--big", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    from edgemti.hwmodel.spec import tomllib
+    from edgemti.hwmodel.tomlfile import tomllib
     from edgemti.studies.sweep import load_sweep, plot_sweep, prepare_assets, sweep_from_dict, sweep_points
 
     out = Path(args.out)

@@ -151,16 +151,12 @@ def _listify(v: Any) -> Any:
 
 
 def load_study(path: str | Path) -> StudyConfig:
-    from edgemti.hwmodel.spec import tomllib
+    from edgemti.hwmodel.tomlfile import read_toml
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"study file {path} does not exist (example: edgemti/sweeps/compression_minilm.toml)")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return study_from_dict(data, origin=str(path))
+    return study_from_dict(read_toml(path, ConfigError, "the study file"), origin=str(path))
 
 
 class _Problems(list):
@@ -219,14 +215,13 @@ def _trained_on(p: _Problems, v: Any, where: str) -> tuple[str, ...]:
 
 
 def study_from_dict(data: dict, origin: str = "<study>") -> StudyConfig:
+    from edgemti.hwmodel.tomlfile import header_problems
     from edgemti.tasks.glue import get_task
 
     p = _Problems()
     _keys(p, data, {"format", "format_version", "name", "backbone", "tasks", "data_dir", "budget", "fig3", "fig4",
                     "fig5"}, "")
-    p.check(data.get("format") == STUDY_FORMAT, f"format must be {STUDY_FORMAT!r}, got {data.get('format')!r}")
-    p.check(data.get("format_version") == STUDY_VERSION,
-            f"format_version {data.get('format_version')!r} is not supported (this edgemti reads {STUDY_VERSION})")
+    p += header_problems(data, STUDY_FORMAT, STUDY_VERSION)
     backbone = data.get("backbone", "minilm")
     p.check(isinstance(backbone, str), f"backbone must be a string, got {backbone!r}")
 

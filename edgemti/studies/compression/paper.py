@@ -39,19 +39,11 @@ class PaperSection3:
 @functools.lru_cache(maxsize=4)
 def paper_section3(path: str | Path = SECTION3_PATH) -> PaperSection3:
     """Load and validate the file; one :class:`FormatError` lists every problem."""
-    from edgemti.hwmodel.spec import tomllib
+    from edgemti.hwmodel.tomlfile import header_problems, read_toml
 
     path = Path(path)
-    try:
-        d = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{path}: cannot read the paper's section III numbers ({exc})") from None
-    problems = []
-    if d.get("format") != SECTION3_FORMAT:
-        problems.append(f"format must be {SECTION3_FORMAT!r}, got {d.get('format')!r}")
-    if d.get("format_version") != SECTION3_VERSION:
-        problems.append(f"format_version {d.get('format_version')!r} is not supported (this edgemti reads "
-                        f"{SECTION3_VERSION})")
+    d = read_toml(path, FormatError, "the file of the paper's section III numbers")
+    problems = header_problems(d, SECTION3_FORMAT, SECTION3_VERSION)
     for key in ("source", "model"):
         if not isinstance(d.get(key), str):
             problems.append(f"{key} must be a string")

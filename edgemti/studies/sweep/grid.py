@@ -64,27 +64,21 @@ class SweepConfig:
 
 def load_sweep(path: str | Path) -> SweepConfig:
     """Read a grid TOML file; one :class:`ConfigError` lists every problem."""
-    from edgemti.hwmodel.spec import tomllib
+    from edgemti.hwmodel.tomlfile import read_toml
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"grid file {path} does not exist (examples: edgemti/sweeps/*.toml)")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return sweep_from_dict(data, origin=str(path), base_dir=path.parent)
+    return sweep_from_dict(read_toml(path, ConfigError, "the grid file"), origin=str(path), base_dir=path.parent)
 
 
 def sweep_from_dict(data: dict, origin: str = "<grid>", base_dir: Path | None = None) -> SweepConfig:
+    from edgemti.hwmodel.tomlfile import header_problems
+
     problems: list[str] = []
     known = {"format", "format_version", "name", "mode", "samples", "seed", "axes", "specs"}
     problems += [f"{k} is not a known key (known: {sorted(known)})" for k in data if k not in known]
-    if data.get("format") != GRID_FORMAT:
-        problems.append(f"format must be {GRID_FORMAT!r}, got {data.get('format')!r}")
-    if data.get("format_version") != GRID_VERSION:
-        problems.append(f"format_version {data.get('format_version')!r} is not supported (this edgemti reads "
-                        f"{GRID_VERSION})")
+    problems += header_problems(data, GRID_FORMAT, GRID_VERSION)
     mode = data.get("mode", "grid")
     if mode not in MODES:
         problems.append(f"mode must be one of {list(MODES)}, got {mode!r}")
