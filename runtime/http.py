@@ -1,6 +1,7 @@
 """The loopback HTTP front end: requests queued for one engine thread, answered through the serve loop's session.
 
-Modules by idea: connection handling and framing :mod:`edgemti.runtime.http_wire` (h11 on one asyncio loop),
+Modules by idea: connections :mod:`edgemti.runtime.http_wire` (one asyncio loop, limits), each connection's
+requests :mod:`edgemti.runtime.http_exchange` (h11 framing), the values between :mod:`edgemti.runtime.http_types`,
 routing :mod:`edgemti.runtime.http_routes`, the compact dialect :mod:`edgemti.runtime.http_compact`, the Open
 Inference Protocol :mod:`edgemti.runtime.http_oip` (codec :mod:`edgemti.runtime.oip`); this module holds the
 queue between them and the engine, and the lifecycle.
@@ -34,14 +35,8 @@ from edgemti.runtime.batcher import BatchingConfig, decide, same_task
 from edgemti.runtime.http_compact import HANDLERS as COMPACT
 from edgemti.runtime.http_oip import HANDLERS as OIP
 from edgemti.runtime.http_routes import UNAVAILABLE, compact_error, path_of, route, status_of
-from edgemti.runtime.http_wire import (
-    Application,
-    HttpConfig,
-    WireRequest,
-    WireResponse,
-    WireServer,
-    parse_address,
-)
+from edgemti.runtime.http_types import Application, HttpConfig, WireRequest, WireResponse, parse_address
+from edgemti.runtime.http_wire import WireServer
 from edgemti.runtime.metrics import NO_TASK, ServerMetrics
 from edgemti.runtime.request import Request, RequestParseError, error_response, parse_request, response_json
 from edgemti.runtime.scheduler import SchedulerConfig

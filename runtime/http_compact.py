@@ -9,7 +9,7 @@ line is) and answered with the response the stream loop would write; its HTTP st
 from __future__ import annotations
 
 from edgemti.runtime.http_routes import Front, Handler, json_response, raw_response, status_of
-from edgemti.runtime.http_wire import WireRequest, WireResponse
+from edgemti.runtime.http_types import WireRequest, WireResponse
 from edgemti.runtime.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 

@@ -14,7 +14,7 @@ import time
 
 from edgemti import __version__
 from edgemti.runtime.http_routes import Front, Handler, json_response, raw_response, status_of
-from edgemti.runtime.http_wire import WireRequest, WireResponse
+from edgemti.runtime.http_types import WireRequest, WireResponse
 from edgemti.runtime.metrics import NO_TASK
 from edgemti.runtime.oip import OipError, decode_infer, encode_infer, error_body, model_metadata, split_body
 from edgemti.runtime.request import RequestParseError, error_response, numbered, parse_rows

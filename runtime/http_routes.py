@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from edgemti.runtime.http_wire import HttpConfig, WireResponse
+from edgemti.runtime.http_types import HttpConfig, WireResponse
 from edgemti.runtime.metrics import ServerMetrics
 from edgemti.runtime.request import Request, response_json
 
