@@ -1,7 +1,8 @@
 """Library errors speak the library's language; the CLI adds its flag spellings in one place (issue 19).
 
 Every error string raised under the library's folders is scanned for ``--flag`` spellings, and every parameter
-an error names in ``options=`` must have a CLI spelling in ``edgemti.cli._FLAG_OF``.
+an error names in ``options=`` must have a CLI spelling in ``edgemti.cli.flags.FLAG_OF``, and every spelling
+there must be a real option of some command.
 """
 
 import ast
@@ -12,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgemti import cli
-from edgemti.errors import ConfigError
+from edgemti.cli import flags
+from edgemti.errors import CapacityError, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ("runtime", "compiler", "tasks", "formats", "hwmodel", "edgemti")
@@ -22,7 +24,7 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 def _library_files():
     for folder in LIBRARY:
         for py in sorted((ROOT / folder).rglob("*.py")):
-            if py != ROOT / "edgemti" / "cli.py":
+            if ROOT / "edgemti" / "cli" not in py.parents:  # the CLI is where flags belong
                 yield py
 
 
@@ -54,9 +56,23 @@ def test_every_option_an_error_names_has_a_cli_spelling():
                 if isinstance(sub, ast.keyword) and sub.arg == "options" and isinstance(sub.value, ast.Tuple):
                     for elt in sub.value.elts:
                         assert isinstance(elt, ast.Constant), f"{py}: options= holds a non-literal"
-                        if elt.value not in cli._FLAG_OF:
+                        if elt.value not in flags.FLAG_OF:
                             unknown.append(f"{py.relative_to(ROOT)}:{elt.lineno}: {elt.value!r}")
-    assert not unknown, "add these to edgemti.cli._FLAG_OF:\n" + "\n".join(unknown)
+    assert not unknown, "add these to edgemti.cli.flags.FLAG_OF:\n" + "\n".join(unknown)
+
+
+def _options(cmd) -> set[str]:
+    out = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    for sub in getattr(cmd, "commands", {}).values():
+        out |= _options(sub)
+    return out
+
+
+def test_every_flag_the_hints_name_is_a_real_option():
+    real = _options(cli.main)
+    assert {"--fit-spec", "--force", "--out", "--pin"} <= real  # the walk sees the commands of every module
+    missing = {name: flag for name, flag in flags.FLAG_OF.items() if flag not in real}
+    assert not missing, f"FLAG_OF spells options no command has: {missing}"
 
 
 def test_the_scan_sees_a_flag():
@@ -67,9 +83,15 @@ def test_the_scan_sees_a_flag():
 
 
 def test_cli_renders_the_flags_of_an_error():
-    msg = cli.error_message(ConfigError("output folder b exists", options=("out", "force")))
+    msg = flags.error_message(ConfigError("output folder b exists", options=("out", "force")))
     assert msg == "ConfigError: output folder b exists [see --out, --force]"
-    assert cli.error_message(ConfigError("plain")) == "ConfigError: plain"
+    assert flags.error_message(ConfigError("plain")) == "ConfigError: plain"
+    # a build that outgrows the spec: the commands that can size it say how, once
+    assert flags.error_message(CapacityError("too big"), "report").endswith("; or add --fit-spec to size the spec's "
+                                                                            "on-chip memories to this build")
+    assert flags.error_message(CapacityError("too big", options=("fit",)), "serve") == \
+        "CapacityError: too big [see --fit-spec]"
+    assert flags.error_message(CapacityError("too big"), "inspect") == "CapacityError: too big"
 
 
 @pytest.mark.parametrize("args, flag", [

@@ -12,6 +12,7 @@ for f in "$root"/edgemti/*.py; do
   ln -s "$f" "$tmp/edgemti/"
 done
 ln -s "$root/edgemti/studies" "$tmp/edgemti/studies"
+ln -s "$root/edgemti/cli" "$tmp/edgemti/cli"
 for d in compiler runtime hwmodel tasks formats; do
   ln -s "$root/$d" "$tmp/edgemti/$d"
 done
