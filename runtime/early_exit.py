@@ -30,6 +30,7 @@ from edgemti.exit_policy import ExitPolicy
 from edgemti.formats.graph import bind_initializers, load_graph
 from edgemti.hwmodel.cost import Cost
 from edgemti.hwmodel.dvfs import OperatingPoint
+from edgemti.runtime.answer import cost_dict
 from edgemti.runtime.exit_cost import ExitCostModel
 from edgemti.runtime.request import Request, error_response
 from edgemti.runtime.stages import StagedGraph
@@ -218,9 +219,9 @@ class EarlyExitEngine:
                 "entropies": entropies, "threshold": policy.threshold, "predicted_exit_layer": predicted,
                 "operating_point": used.to_dict() if used is not None else None,
                 "latency_target_s": target, "latency_target_met": met, "dvfs_feasible": feasible,
-                "inference": _cost_dict(inference), "swap": _cost_dict(swap_cost) if swap_cost else None,
+                "inference": cost_dict(inference), "swap": cost_dict(swap_cost) if swap_cost else None,
                 "loaded": placement.loaded, "dram_evicted": placement.dram_evicted,
-                "load": dict(_cost_dict(load_cost), bytes=placement.dram_written_bytes) if load_cost else None,
+                "load": dict(cost_dict(load_cost), bytes=placement.dram_written_bytes) if load_cost else None,
                 "energy_j": float(cost.energy_j), "latency_s": float(cost.latency_s),
                 "energy_by_component_j": {k: float(v) for k, v in cost.energy_by_component_j.items()},
                 "host_s": time.perf_counter() - t0, "host_run_s": t2 - t1, "host_swap_s": host_swap,
@@ -246,8 +247,3 @@ class EarlyExitEngine:
         return {"requests": st.requests, "exit_layer_histogram": hist, "mean_exit_layer": mean,
                 "latency_target_s": self.config.latency_target_s, "latency_target_misses": st.target_misses,
                 "dvfs_switches": st.switches}
-
-
-def _cost_dict(c: Cost) -> dict:
-    return {"energy_j": float(c.energy_j), "latency_s": float(c.latency_s),
-            "energy_by_component_j": {k: float(v) for k, v in c.energy_by_component_j.items()}}
