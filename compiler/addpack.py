@@ -29,11 +29,10 @@ from edgemti.compiler.packs import check_trained_on, pack_text_fields
 from edgemti.errors import BackboneMismatchError, ConfigError
 from edgemti.formats.build import (
     MANIFEST_FILE,
-    ImageBuilder,
-    encode_pack,
     open_build,
     sha256_hex,
 )
+from edgemti.formats.build_write import ImageBuilder, encode_pack
 from edgemti.formats.graph import load_graph
 from edgemti.formats.image_hash import manifest_image_hash
 from edgemti.formats.manifest import IMAGE_BITS_PER_CELL, IMAGE_MEMORY, ImageEntry

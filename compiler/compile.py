@@ -37,13 +37,9 @@ from edgemti.formats.build import (
     MANIFEST_FILE,
     OUTPUT,
     TOKENIZER_DIR,
-    ImageBuilder,
-    encode_pack,
-    file_entries,
-    image_entries,
     sha256_hex,
-    write_build,
 )
+from edgemti.formats.build_write import ImageBuilder, encode_pack, file_entries, image_entries, write_build
 from edgemti.formats.image_hash import backbone_image_hash
 from edgemti.formats.manifest import BUILD_FORMAT, CompileSection, Manifest
 from edgemti.formats.signature import load_private_key, sign_build
@@ -72,7 +68,7 @@ class Plan:
 
 def _backbone_meta(model, config: CompileConfig) -> dict:
     """The manifest's backbone object; no machine paths in it (a build is copied between machines, as a pack is)."""
-    from edgemti.tasks.pack import portable_hf_config, portable_source
+    from edgemti.tasks.pack_model import portable_hf_config, portable_source
 
     info = model.info
     state = model.backbone_state()

@@ -77,7 +77,8 @@ def export_pack(pack_dir: str | Path, adapter_out: str | Path, graph_out: str | 
     """Write ``pack_dir``'s task tensors as an ONNX Runtime adapter file (and, given ``graph_out``, the base graph)."""
     import onnxruntime as ort
 
-    from edgemti.tasks.pack import load_pack, model_for_pack
+    from edgemti.tasks.pack import load_pack
+    from edgemti.tasks.pack_model import model_for_pack
 
     pack = load_pack(pack_dir)
     model = model_for_pack(pack, checkpoint=checkpoint)  # checks the backbone hash against the pack's

@@ -28,7 +28,8 @@ from edgemti.compiler.import_source import HubSource, fetch
 from edgemti.errors import ConfigError, FormatError
 from edgemti.tasks.lora import LoraSpec
 from edgemti.tasks.model import AdapterModel, AdapterSpec
-from edgemti.tasks.pack import TaskPack, pack_from_model, sha256_file
+from edgemti.tasks.pack import TaskPack, sha256_file
+from edgemti.tasks.pack_model import pack_from_model
 
 log = logging.getLogger(__name__)
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # widened to float32 exactly

@@ -53,7 +53,8 @@ def load_tasks(config: CompileConfig) -> tuple[AdapterModel, list[TaskTensors]]:
     if config.synthetic:
         return synthetic_tasks_tensors(config)
     from edgemti.tasks.backbones import build_model
-    from edgemti.tasks.pack import apply_pack, load_pack
+    from edgemti.tasks.pack import load_pack
+    from edgemti.tasks.pack_model import apply_pack
 
     packs = [load_pack(p) for p in config.packs]
     names = [p.task for p in packs]

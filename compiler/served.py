@@ -19,7 +19,8 @@ import numpy as np
 from edgemti.compiler.prune import PruneReport, group_of, prune_backbone
 from edgemti.errors import BackboneMismatchError, ConfigError
 from edgemti.formats import bitmask
-from edgemti.formats.build import Build, ImageBuilder, encode_backbone_tensor, open_build, sha256_hex
+from edgemti.formats.build import Build, open_build, sha256_hex
+from edgemti.formats.build_write import ImageBuilder, encode_backbone_tensor
 from edgemti.formats.image_hash import backbone_image_hash, manifest_image_hash
 from edgemti.formats.manifest import TensorEntry
 from edgemti.formats.quant import QFormat, fake_quantize, parse_format

@@ -2,19 +2,20 @@
 
 :func:`manifest_from_json` / :func:`manifest_from_dict` (the one way a manifest is read) check a
 parsed JSON object against the format of docs/FORMATS.md, its own digest and its ``build_id``, and builds the typed
-entries; :class:`_Fields` gathers ``where: why`` for every bad field so one :class:`FormatError` names them all.
+entries; :class:`edgemti.formats.fields.Fields` gathers ``where: why`` for every bad field so one
+:class:`FormatError` names them all, and the checks across entries (:mod:`edgemti.formats.manifest_layout`) run
+once every entry parsed.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
 from typing import Any
 
 from edgemti.errors import ConfigError, FormatError
 from edgemti.exit_policy import ExitPolicy
 from edgemti.formats.digest import DIGEST_KEY, manifest_digest
+from edgemti.formats.fields import Fields, short
 from edgemti.formats.manifest import (
     BUILD_FORMAT,
     BUILD_FORMAT_VERSION,
@@ -35,16 +36,14 @@ from edgemti.formats.manifest import (
     TensorEntry,
     derive_build_id,
     pack_meta_sha256,
-    path_problem,
 )
-from edgemti.formats.quant import QFormat, packed_nbytes
+from edgemti.formats.manifest_layout import format_problems, layout_problems, overlaps
+from edgemti.formats.quant import packed_nbytes
 
 _TOP_KEYS = ("format", "format_version", "edgemti_version", "build_id", "design", "synthetic", "backbone", "compile",
              "graph", "images", "tensors", "packs")
 _BACKBONE_KEYS = ("name", "family", "pretrained", "hash", "pooling", "hf_config", "tokenizer", "num_params")
 _GRAPH_KEYS = ("file", "sha256", "data_inputs", "output")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_MAX_DIM = 1 << 31  # no tensor axis of a build is anywhere near this; a bigger one is corruption
 
 
 def manifest_from_json(text: str | bytes, origin: str = "manifest.json") -> Manifest:
@@ -95,7 +94,7 @@ def _parse(cls: type[Manifest], d: Any, origin: str) -> Manifest:
             problems.append(str(exc))
     if problems and any(k not in d for k in _TOP_KEYS):
         raise FormatError(f"{origin}: {len(problems)} problem(s): " + "; ".join(problems))
-    f = _Fields(problems)
+    f = Fields(problems)
     f.check("edgemti_version", d["edgemti_version"], "str")
     f.check("build_id", d["build_id"], "hex64")
     f.check("synthetic", d["synthetic"], "bool")
@@ -124,11 +123,11 @@ def _parse(cls: type[Manifest], d: Any, origin: str) -> Manifest:
     packs = tuple(p for p in (_pack(p, i, f, images) for i, p in enumerate(f.items("packs", d["packs"])))
                   if p is not None)
     if "provenance" in d and not isinstance(d["provenance"], dict):
-        problems.append(f"provenance must be an object, got {_short(d['provenance'])}")
+        problems.append(f"provenance must be an object, got {short(d['provenance'])}")
     if compile_section is not None:
-        problems += _format_problems(compile_section, tensors, packs)
+        problems += format_problems(compile_section, tensors, packs)
     if len(tensors) == len(f.items("tensors", d["tensors"])) and len(packs) == len(f.items("packs", d["packs"])):
-        problems += _layout_problems(images, tensors, packs)  # on whole tables only (else a dropped bad entry shows)
+        problems += layout_problems(images, tensors, packs)  # on whole tables only (else a dropped bad entry shows)
     names = [t.name for t in tensors]
     if len(set(names)) != len(names):
         problems.append("duplicate backbone tensor names")
@@ -137,7 +136,7 @@ def _parse(cls: type[Manifest], d: Any, origin: str) -> Manifest:
         problems.append(f"duplicate tasks in packs: {tasks}")
     spans = [(f"pack {p.task}", Span(p.image, p.offset, p.length)) for p in packs]
     spans += [(f"tensor {t.name} {k}", getattr(t, k)) for t in tensors for k in ("values", "mask")]
-    problems += _overlaps(spans)
+    problems += overlaps(spans)
     if isinstance(bb.get("hash"), str):
         problems += [f"packs[{p.task}]: backbone_hash {p.backbone_hash[:12]} is not the build's backbone "
                      f"{bb['hash'][:12]}" for p in packs if p.backbone_hash != bb["hash"]]
@@ -157,138 +156,6 @@ def _parse(cls: type[Manifest], d: Any, origin: str) -> Manifest:
                provenance=dict(d.get("provenance") or {}), files=files)
 
 
-def _format_problems(c: CompileSection, tensors: tuple[TensorEntry, ...], packs: tuple[PackEntry, ...]) -> list[str]:
-    """Every tensor's declared format is the one the compile settings give (backbone: value_format, packs:
-    pack_format): the compiler quantizes every tensor of a kind with one format."""
-    out = [f"tensor {t.name}: format {t.format.name} is not the build's value_format {c.value_format.name}"
-           for t in tensors if t.format != c.value_format]
-    out += [f"pack {p.task} tensor {t.name}: format {t.format.name} is not the build's pack_format "
-            f"{c.pack_format.name}" for p in packs for t in p.tensors if t.format != c.pack_format]
-    return out[:10]
-
-
-def _layout_problems(images: dict[str, ImageEntry], tensors: tuple[TensorEntry, ...],
-                     packs: tuple[PackEntry, ...]) -> list[str]:
-    """The compiler lays regions out back to back in manifest order from offset 0 and each image ends with its last
-    region: a span that moved (two tensors' spans swapped, a pack pointed at another's bytes) shows here."""
-    out = []
-    regions: list[tuple[str, str, list[tuple[str, Span]]]] = [
-        ("rram_mlc", "values", [(f"tensor {t.name} values", t.values) for t in tensors]),
-        ("rram_slc", "masks", [(f"tensor {t.name} mask", t.mask) for t in tensors]),
-        ("dram", "packs", [(f"pack {p.task}", Span(p.image, p.offset, p.length)) for p in packs])]
-    for image, kind, spans in regions:
-        end = 0
-        for name, s in spans:
-            if s.offset != end:
-                out.append(f"{name} starts at {image}[{s.offset}], the previous region ends at {end}: {kind} are "
-                           "laid out back to back in manifest order")
-                break
-            end = s.end
-        else:
-            if image in images and images[image].size_bytes != end:
-                out.append(f"image {image} is {images[image].size_bytes} bytes, its {kind} end at {end}")
-    for p in packs:
-        end = 0
-        for t in p.tensors:
-            if t.offset != end:
-                out.append(f"pack {p.task} tensor {t.name} starts at {t.offset}, the previous one ends at {end}")
-                break
-            end = t.offset + t.length
-        else:
-            if end != p.length:
-                out.append(f"pack {p.task}: its tensors end at {end}, the pack is {p.length} bytes")
-    return out[:10]
-
-
-def _overlaps(spans: list[tuple[str, Span]]) -> list[str]:
-    """Regions of one image that share bytes (each region of a build owns its bytes)."""
-    out = []
-    for image in IMAGE_NAMES:
-        mine = sorted((s.offset, s.end, name) for name, s in spans if s.image == image and s.length)
-        for (a0, a1, an), (b0, b1, bn) in zip(mine, mine[1:], strict=False):
-            if b0 < a1:
-                out.append(f"{an} [{a0}:{a1}] and {bn} [{b0}:{b1}] overlap in {image}")
-    return out[:10]
-
-
-class _Fields:
-    """Collects every field problem of a manifest (``where: why``) instead of stopping at the first."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-
-    def check(self, where: str, v: Any, kind: str, lo: float | None = None, hi: float | None = None) -> bool:
-        why = None
-        if kind == "str":
-            why = None if isinstance(v, str) and v else "must be a non-empty string"
-        elif kind == "bool":
-            why = None if isinstance(v, bool) else "must be true or false"
-        elif kind in ("int", "count"):
-            if isinstance(v, bool) or not isinstance(v, int):
-                why = "must be an integer"
-            elif kind == "count" and v < 0:
-                why = "must be >= 0"
-        elif kind == "num":
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            why = None if ok else "must be a finite number"
-        elif kind == "hex64":
-            why = None if isinstance(v, str) and _HEX64.fullmatch(v) else "must be a sha256 (64 lowercase hex digits)"
-        elif kind == "path":
-            why = path_problem(v)
-        elif kind == "dict":
-            why = None if isinstance(v, dict) else "must be an object"
-        if why is None and kind in ("int", "count", "num") and ((lo is not None and v < lo)
-                                                                or (hi is not None and v > hi)):
-            why = f"must be in [{lo}, {hi}]"
-        if why is not None:
-            self.problems.append(f"{where} {why}, got {_short(v)}")
-        return why is None
-
-    def items(self, where: str, v: Any) -> list:
-        if not isinstance(v, list):
-            self.problems.append(f"{where} must be a list, got {_short(v)}")
-            return []
-        return v
-
-    def obj(self, where: str, v: Any, keys: tuple[str, ...]) -> dict | None:
-        if not isinstance(v, dict):
-            self.problems.append(f"{where} must be an object, got {_short(v)}")
-            return None
-        missing = [k for k in keys if k not in v]
-        if missing:
-            self.problems.append(f"{where}: missing {missing}")
-            return None
-        return v
-
-    def named(self, where: str, v: Any, keys: tuple[str, ...], label: str, name_key: str = "name"
-              ) -> tuple[dict | None, str]:
-        """An entry of a list: ``v`` checked as an object with ``keys``, and where its problems are reported from now
-        on (``label name`` once its ``name_key`` is a non-empty string, else ``where``)."""
-        v = self.obj(where, v, keys)
-        if v is not None and self.check(f"{where}.{name_key}", v[name_key], "str"):
-            where = f"{label} {v[name_key]}"
-        return v, where
-
-    def shape(self, where: str, v: Any) -> tuple[int, ...] | None:
-        if not isinstance(v, list) or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < _MAX_DIM
-                                          for s in v):
-            self.problems.append(f"{where}.shape must be a list of integers in [0, {_MAX_DIM}), got {_short(v)}")
-            return None
-        return tuple(v)
-
-    def qformat(self, where: str, v: Any) -> QFormat | None:
-        try:
-            return QFormat.from_dict(v)
-        except (FormatError, ConfigError, TypeError, AttributeError) as exc:
-            self.problems.append(f"{where}.format: {exc}")
-            return None
-
-
-def _short(v: Any) -> str:
-    r = repr(v)
-    return r if len(r) <= 60 else r[:57] + "..."
-
-
 _IMAGE_KEYS = ("file", "size_bytes", "sha256", "memory", "bits_per_cell")
 _TENSOR_KEYS = ("name", "shape", "numel", "nnz", "format", "group", "values", "mask", "pruned", "sparsity_target",
                 "saturated", "quant_max_abs_err")
@@ -297,10 +164,10 @@ _PACK_KEYS = ("task", "labels", "is_regression", "adapter", "backbone_hash", "sy
 _PACK_TENSOR_KEYS = ("name", "shape", "numel", "format", "offset", "length", "saturated", "quant_max_abs_err")
 
 
-def _images(v: Any, f: _Fields) -> dict[str, ImageEntry]:
+def _images(v: Any, f: Fields) -> dict[str, ImageEntry]:
     images: dict[str, ImageEntry] = {}
     if not isinstance(v, dict):
-        f.problems.append(f"images must be an object, got {_short(v)}")
+        f.problems.append(f"images must be an object, got {short(v)}")
         return images
     for name, e in v.items():
         if name not in IMAGE_NAMES:
@@ -314,7 +181,7 @@ def _images(v: Any, f: _Fields) -> dict[str, ImageEntry]:
               f.check(f"images.{name}.sha256", e["sha256"], "hex64")]
         if e["memory"] != IMAGE_MEMORY[name] or e["bits_per_cell"] != IMAGE_BITS_PER_CELL[name]:
             f.problems.append(f"images.{name}: memory/bits_per_cell must be {IMAGE_MEMORY[name]}/"
-                              f"{IMAGE_BITS_PER_CELL[name]}, got {_short(e['memory'])}/{_short(e['bits_per_cell'])}")
+                              f"{IMAGE_BITS_PER_CELL[name]}, got {short(e['memory'])}/{short(e['bits_per_cell'])}")
             ok.append(False)
         if all(ok):
             images[name] = ImageEntry(e["file"], e["size_bytes"], e["sha256"], e["memory"], e["bits_per_cell"])
@@ -322,10 +189,10 @@ def _images(v: Any, f: _Fields) -> dict[str, ImageEntry]:
     return images
 
 
-def _files(v: Any, f: _Fields) -> dict[str, FileEntry]:
+def _files(v: Any, f: Fields) -> dict[str, FileEntry]:
     files: dict[str, FileEntry] = {}
     if not isinstance(v, dict):
-        f.problems.append(f"files must be an object, got {_short(v)}")
+        f.problems.append(f"files must be an object, got {short(v)}")
         return files
     for rel, e in v.items():
         e = f.obj(f"files[{rel!r}]", e, ("size_bytes", "sha256"))
@@ -336,12 +203,12 @@ def _files(v: Any, f: _Fields) -> dict[str, FileEntry]:
     return files
 
 
-def _span(where: str, v: Any, image: str, f: _Fields, images: dict[str, ImageEntry]) -> Span | None:
+def _span(where: str, v: Any, image: str, f: Fields, images: dict[str, ImageEntry]) -> Span | None:
     v = f.obj(where, v, ("image", "offset", "length"))
     if v is None:
         return None
     if v["image"] != image:
-        f.problems.append(f"{where}.image must be {image!r}, got {_short(v['image'])}")
+        f.problems.append(f"{where}.image must be {image!r}, got {short(v['image'])}")
         return None
     if not (f.check(f"{where}.offset", v["offset"], "count") and f.check(f"{where}.length", v["length"], "count")):
         return None
@@ -352,7 +219,7 @@ def _span(where: str, v: Any, image: str, f: _Fields, images: dict[str, ImageEnt
     return Span(image, v["offset"], v["length"])
 
 
-def _tensor(t: Any, i: int, f: _Fields, images: dict[str, ImageEntry]) -> TensorEntry | None:
+def _tensor(t: Any, i: int, f: Fields, images: dict[str, ImageEntry]) -> TensorEntry | None:
     t, where = f.named(f"tensors[{i}]", t, _TENSOR_KEYS, "tensor")
     if t is None:
         return None
@@ -365,7 +232,7 @@ def _tensor(t: Any, i: int, f: _Fields, images: dict[str, ImageEntry]) -> Tensor
     f.check(f"{where}.saturated", t["saturated"], "count")
     f.check(f"{where}.quant_max_abs_err", t["quant_max_abs_err"], "num", 0.0)
     if t["group"] not in GROUPS:
-        f.problems.append(f"{where}.group must be one of {list(GROUPS)}, got {_short(t['group'])}")
+        f.problems.append(f"{where}.group must be one of {list(GROUPS)}, got {short(t['group'])}")
     values = _span(f"{where}.values", t["values"], "rram_mlc", f, images)
     mask = _span(f"{where}.mask", t["mask"], "rram_slc", f, images)
     if len(f.problems) > n0 or shape is None or fmt is None or values is None or mask is None:
@@ -382,7 +249,7 @@ def _tensor(t: Any, i: int, f: _Fields, images: dict[str, ImageEntry]) -> Tensor
                        saturated=t["saturated"], quant_max_abs_err=float(t["quant_max_abs_err"]))
 
 
-def _pack(p: Any, i: int, f: _Fields, images: dict[str, ImageEntry]) -> PackEntry | None:
+def _pack(p: Any, i: int, f: Fields, images: dict[str, ImageEntry]) -> PackEntry | None:
     p, where = f.named(f"packs[{i}]", p, _PACK_KEYS, "pack", "task")
     if p is None:
         return None
@@ -395,17 +262,17 @@ def _pack(p: Any, i: int, f: _Fields, images: dict[str, ImageEntry]) -> PackEntr
     labels = p["labels"]
     if not isinstance(labels, list) or any(not isinstance(x, str) or not x for x in labels) \
             or len(set(labels)) != len(labels):
-        f.problems.append(f"{where}.labels must be a list of distinct non-empty strings, got {_short(labels)}")
+        f.problems.append(f"{where}.labels must be a list of distinct non-empty strings, got {short(labels)}")
     elif isinstance(p["is_regression"], bool) and (p["is_regression"] != (not labels) or len(labels) == 1):
         f.problems.append(f"{where}: a regression pack has no labels and a classification pack >= 2, got "
                           f"is_regression {p['is_regression']} with {len(labels)} label(s)")
     if p["adapter"] is not None and not isinstance(p["adapter"], dict):
-        f.problems.append(f"{where}.adapter must be an object or null, got {_short(p['adapter'])}")
+        f.problems.append(f"{where}.adapter must be an object or null, got {short(p['adapter'])}")
     if not isinstance(p.get("metrics", {}), dict):
-        f.problems.append(f"{where}.metrics must be an object, got {_short(p['metrics'])}")
+        f.problems.append(f"{where}.metrics must be an object, got {short(p['metrics'])}")
     fields = p.get("text_fields", ["text"])
     if not isinstance(fields, list) or tuple(fields) not in TEXT_FIELDS:
-        f.problems.append(f"{where}.text_fields must be one of {[list(x) for x in TEXT_FIELDS]}, got {_short(fields)}")
+        f.problems.append(f"{where}.text_fields must be one of {[list(x) for x in TEXT_FIELDS]}, got {short(fields)}")
     policy = None
     if p.get("exit") is not None:
         try:

@@ -172,7 +172,8 @@ def with_off_ramps(pack_dir: str | Path, out_dir: str | Path, cfg: OffRampConfig
                    checkpoint: str | None = None, progress: bool = True):
     """Stage 2 for a trained pack: load it, train its off-ramps on its task's train split, write the pack with
     them to ``out_dir`` (the input pack is not changed). Returns the loaded new pack."""
-    from edgemti.tasks.pack import load_pack, model_for_pack, pack_from_model, save_pack
+    from edgemti.tasks.pack import load_pack, save_pack
+    from edgemti.tasks.pack_model import model_for_pack, pack_from_model
     from edgemti.tasks.train import TrainConfig, load_task_data
 
     pack = load_pack(pack_dir)

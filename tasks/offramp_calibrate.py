@@ -104,7 +104,8 @@ def calibrate_exit(pack_dir: str | Path, max_accuracy_drop: float = 0.01, out_di
                    data_dir: str | None = None, checkpoint: str | None = None, progress: bool = False):
     """Fit the threshold and predictor of a pack with off-ramps, store them in the pack (``out_dir``: a copy
     there instead of in place); returns the loaded pack (its ``exit`` set)."""
-    from edgemti.tasks.pack import load_pack, model_for_pack, save_pack
+    from edgemti.tasks.pack import load_pack, save_pack
+    from edgemti.tasks.pack_model import model_for_pack
     from edgemti.tasks.train import TrainConfig, load_task_data
 
     if not 0 <= max_accuracy_drop < 1:

@@ -30,7 +30,8 @@ from edgemti.tasks.glue import TaskSpec, custom_task, get_task
 from edgemti.tasks.lora import LoraSpec
 from edgemti.tasks.metrics import compute_metrics
 from edgemti.tasks.model import AdapterModel, AdapterSpec
-from edgemti.tasks.pack import TaskPack, load_pack, model_for_pack, pack_from_model, save_pack
+from edgemti.tasks.pack import TaskPack, load_pack, save_pack
+from edgemti.tasks.pack_model import model_for_pack, pack_from_model
 from edgemti.tasks.served import BackboneOverride, load_into
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from edgemti.runtime.engine import Engine
 from edgemti.runtime.request import Request
 from edgemti.tasks.backbones import build_model
 from edgemti.tasks.model import AdapterSpec
-from edgemti.tasks.pack import pack_from_model, save_pack
+from edgemti.tasks.pack import save_pack
+from edgemti.tasks.pack_model import pack_from_model
 
 RTE = ("entailment", "not_entailment")
 

@@ -21,7 +21,8 @@ from edgemti.formats.build import decode_backbone, open_build
 from edgemti.formats.quant import fake_quantize, parse_format
 from edgemti.hwmodel.spec import SPECS_DIR
 from edgemti.tasks.model import AdapterSpec
-from edgemti.tasks.pack import pack_from_model, save_pack
+from edgemti.tasks.pack import save_pack
+from edgemti.tasks.pack_model import pack_from_model
 
 
 def _pack(root, backbone, task, labels, is_reg, adapter, seed):

@@ -9,14 +9,16 @@ import pytest
 from edgemti.errors import FormatError, UnknownTaskError
 from edgemti.formats.build import (
     GRAPH_FILE,
-    ImageBuilder,
     decode_backbone,
     decode_pack,
+    open_build,
+    sha256_hex,
+)
+from edgemti.formats.build_write import (
+    ImageBuilder,
     encode_backbone_tensor,
     encode_pack,
     image_entries,
-    open_build,
-    sha256_hex,
     write_build,
 )
 from edgemti.formats.manifest import CompileSection, Manifest

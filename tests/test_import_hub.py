@@ -9,7 +9,7 @@ import torch
 from edgemti.compiler.import_pack import ImportConfig, import_pack
 from edgemti.compiler.import_source import HubSource, parse_source
 from edgemti.errors import ConfigError, FormatError
-from edgemti.tasks.pack import model_for_pack
+from edgemti.tasks.pack_model import model_for_pack
 
 pytest.importorskip("peft")  # the dev extra installs it
 from lora_support import inputs, peft_adapter  # noqa: E402

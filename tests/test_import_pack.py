@@ -13,7 +13,7 @@ from edgemti.compiler.import_pack import ImportConfig, import_pack
 from edgemti.errors import FormatError
 from edgemti.tasks.lora import LoraSpec
 from edgemti.tasks.model import AdapterSpec
-from edgemti.tasks.pack import model_for_pack
+from edgemti.tasks.pack_model import model_for_pack
 
 peft = pytest.importorskip("peft")  # the dev extra installs it
 from lora_support import TINY, copy_tokenizer, inputs, peft_adapter  # noqa: E402

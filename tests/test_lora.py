@@ -10,7 +10,8 @@ from edgemti.errors import ConfigError, FormatError
 from edgemti.tasks.backbones import build_model
 from edgemti.tasks.lora import LoraLinear, LoraSpec, adapter_structure
 from edgemti.tasks.model import AdapterSpec
-from edgemti.tasks.pack import PACK_FORMAT_VERSION, apply_pack, load_pack, pack_from_model, save_pack
+from edgemti.tasks.pack import PACK_FORMAT_VERSION, load_pack, save_pack
+from edgemti.tasks.pack_model import apply_pack, pack_from_model
 
 
 def _inputs():

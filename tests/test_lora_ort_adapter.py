@@ -16,7 +16,8 @@ from edgemti.compiler.import_pack import ImportConfig, import_pack  # noqa: E402
 from edgemti.runtime.engine import Engine  # noqa: E402
 from edgemti.tasks.backbones import build_model  # noqa: E402
 from edgemti.tasks.model import AdapterSpec  # noqa: E402
-from edgemti.tasks.pack import load_pack, model_for_pack, pack_from_model, save_pack  # noqa: E402
+from edgemti.tasks.pack import load_pack, save_pack  # noqa: E402
+from edgemti.tasks.pack_model import model_for_pack, pack_from_model
 
 
 def _session(graph):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from edgemti.errors import CapacityError, ConfigError, RequestError, UnknownTaskError
-from edgemti.formats.build import ImageBuilder, encode_pack, open_build, reference_logits
+from edgemti.formats.build import open_build, reference_logits
+from edgemti.formats.build_write import ImageBuilder, encode_pack
 from edgemti.formats.quant import parse_format
 from edgemti.hwmodel.spec import load_spec
 from edgemti.runtime.engine import Engine

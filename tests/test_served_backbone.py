@@ -90,7 +90,7 @@ def test_served_forward_is_what_the_engine_answers(retrained, build, cfg, tmp_pa
     served_logits = np.asarray(engine.infer_ids("rte", feeds).logits)
 
     from edgemti.compiler.retrain import override_for
-    from edgemti.tasks.pack import model_for_pack
+    from edgemti.tasks.pack_model import model_for_pack
 
     pack = load_pack(retrained.path)
     model = model_for_pack(pack)

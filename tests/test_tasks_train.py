@@ -14,11 +14,10 @@ from edgemti.tasks.pack import (
     PACK_FORMAT_VERSION,
     PACK_JSON,
     PACK_TENSORS,
-    apply_pack,
     load_pack,
-    model_for_pack,
     save_pack,
 )
+from edgemti.tasks.pack_model import apply_pack, model_for_pack
 from edgemti.tasks.train import TrainConfig, evaluate_pack, train_task
 
 WORDS = "good bad fine awful great poor nice terrible happy sad".split()

@@ -15,7 +15,8 @@ from edgemti.compiler import CompileConfig, compile_build
 from edgemti.tasks.backbones import build_model
 from edgemti.tasks.model import AdapterSpec
 from edgemti.tasks.offramp import attach_off_ramps, num_layers
-from edgemti.tasks.pack import pack_from_model, save_pack
+from edgemti.tasks.pack import save_pack
+from edgemti.tasks.pack_model import pack_from_model
 
 
 def main(out: str, task: str = "sst2") -> None:
