@@ -54,7 +54,6 @@ class HttpEngine(ServingEngine, Protocol):
     manifest: Any
 
     def infer_batch(self, reqs: Sequence[Request]) -> list[dict]: ...
-    def in_dram(self, task: str) -> bool: ...
 
 
 class _Pending:
@@ -239,7 +238,7 @@ class HttpServer(Application):
                 self._cv.wait()
                 continue
             if self._forming is None or self._forming not in self._pending:
-                i = self.session.scheduler.pick(self._pending, self.engine.is_resident)
+                i = self.session.scheduler.pick(self._pending, self.engine.is_resident, self.engine.in_dram)
                 self._forming = self._pending[i]
             head = self._pending.index(self._forming)
             idx = same_task(self._pending, head, self.batching.max_batch_size)

@@ -2,7 +2,8 @@
 
 * ``fifo``: arrival order.
 * ``swap-aware``: look at the oldest ``window`` pending requests and run the oldest one whose task pack is
-  already resident in SRAM (no swap); if none is, run the oldest. The extra wait is bounded: a request that has
+  already resident in SRAM (no swap); if none is, the oldest whose pack is in DRAM (a swap but no load from disk,
+  when the DRAM tier is bounded: runtime/residency.py); else the oldest. The extra wait is bounded: a request that has
   been overtaken ``max_bypass`` times runs next whatever it costs, so no request waits more than
   ``max_bypass`` service times longer than under fifo, and none is starved.
 
@@ -49,8 +50,10 @@ class Scheduler:
         self._bypassed: dict[int, int] = {}
         self.max_bypassed_seen = 0
 
-    def pick(self, pending: Sequence, resident: Callable[[str], bool]) -> int:
-        """Index into ``pending`` (oldest first; items have ``.seq`` and ``.task``) of the request to run next."""
+    def pick(self, pending: Sequence, resident: Callable[[str], bool],
+             in_dram: Callable[[str], bool] | None = None) -> int:
+        """Index into ``pending`` (oldest first; items have ``.seq`` and ``.task``) of the request to run next;
+        ``resident``: is a task's pack in SRAM; ``in_dram``: in DRAM (None: every pack is)."""
         if not pending:
             raise ConfigError("Scheduler.pick: no pending request")
         if self.config.policy == "fifo":
@@ -62,6 +65,12 @@ class Scheduler:
                 if resident(r.task):
                     choice = i
                     break
+            else:
+                if in_dram is not None and not in_dram(head.task):
+                    for i, r in enumerate(pending[: self.config.window]):
+                        if in_dram(r.task):
+                            choice = i
+                            break
         for r in pending[:choice]:
             n = self._bypassed.get(r.seq, 0) + 1
             self._bypassed[r.seq] = n
