@@ -104,3 +104,17 @@ def test_console_error_names_the_flag(tmp_path, args, flag):
     result = CliRunner().invoke(cli.main, argv)
     assert result.exit_code != 0
     assert flag in result.output and "Traceback" not in result.output
+
+
+def test_train_plan_names_every_bad_combination_once():
+    """``edgemti train``'s option combinations are the library's (studies/training.py), checked before anything loads."""
+    from edgemti.studies.training import TrainPlan
+
+    with pytest.raises(ConfigError) as e:
+        TrainPlan(on_build="b", compression={"quant": "q3.5"}, from_pack="p")
+    msg = flags.error_message(e.value)
+    assert "compression settings, not both" in msg and "only gets off-ramps added" in msg
+    assert msg.endswith("[see --on-build, --quant, --from-pack, --off-ramps]")
+    with pytest.raises(ConfigError, match="fault-aware training trains on a served backbone"):
+        TrainPlan(fault_mlc_rate=1e-4)
+    assert TrainPlan(fault_mlc_rate=1e-4, on_build="b").on_build == "b"

@@ -151,7 +151,8 @@ def test_cli_train_with_compression_settings(cfg, tmp_path):
     assert "trained on the served backbone: image" in r.output
     assert load_pack(out).trained_on.value_format == "q3.13"
     r = CliRunner().invoke(main, [*args[:-3], "--on-build", str(out), "--quant", "q3.5"])
-    assert r.exit_code != 0 and "--on-build takes the build's compression" in r.output
+    assert r.exit_code != 0 and "comes with the build's compression" in r.output
+    assert "[see --on-build, --quant, --sparsity-transformer]" in r.output and "Traceback" not in r.output
 
 
 def test_fault_aware_training_reads_the_runtimes_faults_fresh_each_step(cfg, build, tmp_path):

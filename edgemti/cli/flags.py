@@ -29,6 +29,7 @@ FLAG_OF = {
     "lora_rank": "--lora-rank", "lora_targets": "--lora-targets", "allow_pickle": "--allow-pickle",
     "fault_mlc_rate": "--fault-mlc-rate", "accuracy_tasks": "--accuracy-tasks",
     "dram_packs": "--dram-packs", "slots": "--slots", "pinned": "--pin",
+    "on_build": "--on-build", "from_pack": "--from-pack", "pack_quant": "--pack-quant",
 }
 
 

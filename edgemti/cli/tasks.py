@@ -94,23 +94,20 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
         from edgemti.tasks.glue import get_task
 
         get_task(opts["task"])
-    from edgemti.tasks.train import TrainConfig, train_task
+    from edgemti.studies.training import TrainPlan, train_pack
+    from edgemti.tasks.train import TrainConfig
 
     settings = {k: v for k, v in (("sparsity_embedding", sparsity_embedding),
                                   ("sparsity_transformer", sparsity_transformer), ("quant", quant),
                                   ("pack_quant", pack_quant)) if v is not None}
-    if on_build is not None and settings:
-        raise click.UsageError("--on-build takes the build's compression; drop --sparsity-*/--quant/--pack-quant")
-    if from_pack is not None and not off_ramps:
-        raise click.UsageError("--from-pack needs --off-ramps")
-    if off_ramps and (on_build is not None or settings):
-        raise click.UsageError("train the pack with --on-build/--sparsity-*/--quant first, then add its off-ramps "
-                               "with --off-ramps --from-pack PACK")
+    ramp_cfg = None
     if off_ramps:
-        from edgemti.tasks.offramp import OffRampConfig, train_with_off_ramps
+        from edgemti.tasks.offramp import OffRampConfig
 
         ramp_cfg = OffRampConfig(epochs=off_ramp_epochs, lr=off_ramp_lr, max_train_examples=off_ramp_examples,
                                  holdout_examples=holdout_examples, seed=opts["seed"])
+    plan = TrainPlan(on_build=on_build, compression=settings, fault_mlc_rate=fault_mlc_rate, fault_seed=fault_seed,
+                     off_ramps=ramp_cfg, from_pack=from_pack)  # the combination checked before anything loads
     ctx = click.get_current_context()
     given = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     full, use_hf = opts.pop("full_finetune"), opts.pop("use_hf")
@@ -123,31 +120,14 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
         if values["task"] is None and from_pack is None:
             raise click.UsageError("give --task (or --config FILE naming one)")
         cfg = None if from_pack is not None else TrainConfig.from_dict(values)
+    result = train_pack(cfg, out_dir, plan, data_dir=opts["data_dir"], progress=not no_progress)
     if off_ramps:
-        p = train_with_off_ramps(cfg, out_dir, ramp_cfg, from_pack=from_pack, data_dir=opts["data_dir"],
-                                 progress=not no_progress)
+        p = result.pack
         assert p.off_ramps is not None
         last = p.off_ramps["train"]["history"][-1]
         click.echo(f"wrote {p.path} ({p.task}) with {p.off_ramps['num_layers'] - 1} off-ramps; their train accuracy "
                    f"by layer {last['train_accuracy_by_layer']}; next: edgemti calibrate-exit --pack {p.path}")
         return
-    assert cfg is not None  # from_pack needs off_ramps
-    if fault_mlc_rate is not None and on_build is None and not settings:
-        raise click.UsageError("--fault-mlc-rate trains on a served backbone: add --on-build BUILD or --sparsity-*")
-    if fault_mlc_rate is not None:
-        from edgemti.compiler.served import Compression
-        from edgemti.studies.fault_train import train_fault_aware
-
-        result = train_fault_aware(cfg, out_dir, fault_mlc_rate, compression=Compression(**settings) if settings
-                                   else None, build=on_build, seed=fault_seed, progress=not no_progress)
-    elif on_build is not None or settings:
-        from edgemti.compiler.retrain import train_on_served
-        from edgemti.compiler.served import Compression
-
-        result = train_on_served(cfg, out_dir, compression=Compression(**settings) if settings else None,
-                                 build=on_build, progress=not no_progress)
-    else:
-        result = train_task(cfg, out_dir, progress=not no_progress)
     pack = result.pack
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in pack.metrics.items() if k.startswith("dev_"))
     click.echo(f"wrote {result.path} ({pack.task}, {pack.design}, {pack.num_params:,} task-specific params, "
