@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 
 from edgemti import __version__
+from edgemti.compiler.compression import Compression
 from edgemti.compiler.config import CompileConfig
 from edgemti.compiler.footprint import Footprint, check_capacity, footprint
 from edgemti.compiler.packs import TaskTensors, check_trained_on, load_tasks
 from edgemti.compiler.prune import PruneReport
-from edgemti.compiler.served import Compression, encode_backbone, float_backbone
+from edgemti.compiler.served import encode_backbone, float_backbone
 from edgemti.errors import ConfigError
 from edgemti.formats.build import (
     DATA_INPUTS,

@@ -6,8 +6,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from edgemti.compiler.compression import Compression, compression_problems
 from edgemti.errors import ConfigError, UnknownTaskError
-from edgemti.formats.quant import QFormat, parse_format
+from edgemti.formats.quant import QFormat
 from edgemti.tasks.backbone_names import check_backbone_name
 from edgemti.tasks.glue import get_task
 
@@ -61,18 +62,8 @@ class CompileConfig:
             problems.append(f"synthetic_tasks has duplicates: {list(self.synthetic_tasks)}")
         if self.design not in DESIGNS:
             problems.append(f"design must be one of {DESIGNS}, got {self.design!r}")
-        for name in ("quant", "pack_quant"):
-            v = getattr(self, name)
-            if v is None:
-                continue
-            try:
-                parse_format(v)
-            except ConfigError as exc:
-                problems.append(f"{name}: {exc}")
-        for name in ("sparsity_embedding", "sparsity_transformer"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0.0 <= float(v) < 1.0:
-                problems.append(f"{name} must be in [0, 1) (a fraction of weights set to zero), got {v!r}")
+        problems += compression_problems(self.sparsity_embedding, self.sparsity_transformer, self.quant,
+                                         self.pack_quant)
         if self.activation_bits is not None and (not isinstance(self.activation_bits, int)
                                                  or not 2 <= self.activation_bits <= 32):
             problems.append(f"activation_bits must be an int in [2, 32], got {self.activation_bits!r}")
@@ -84,12 +75,18 @@ class CompileConfig:
             raise ConfigError("CompileConfig: " + "; ".join(problems))
 
     @property
+    def compression(self) -> Compression:
+        """The settings that decide the RRAM images and the pack format."""
+        return Compression(float(self.sparsity_embedding), float(self.sparsity_transformer), self.quant,
+                           self.pack_quant)
+
+    @property
     def value_format(self) -> QFormat:
-        return parse_format(self.quant)
+        return self.compression.value_format
 
     @property
     def pack_format(self) -> QFormat:
-        return parse_format(self.pack_quant or self.quant)
+        return self.compression.pack_format
 
     @property
     def resolved_activation_bits(self) -> int:

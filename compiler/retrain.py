@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemti.compiler.served import Compression, ServedBackbone, served_backbone, served_backbone_of_build
+from edgemti.compiler.compression import Compression
+from edgemti.compiler.served import ServedBackbone, served_backbone, served_backbone_of_build
 from edgemti.errors import ConfigError
 from edgemti.tasks.served import BackboneOverride
 from edgemti.tasks.train import TrainConfig, TrainResult, load_task_data, train_task

@@ -16,59 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemti.compiler.compression import Compression
 from edgemti.compiler.prune import PruneReport, group_of, prune_backbone
-from edgemti.errors import BackboneMismatchError, ConfigError
+from edgemti.errors import BackboneMismatchError
 from edgemti.formats import bitmask
 from edgemti.formats.build import Build, open_build, sha256_hex
 from edgemti.formats.build_write import ImageBuilder, encode_backbone_tensor
 from edgemti.formats.image_hash import backbone_image_hash, manifest_image_hash
 from edgemti.formats.manifest import TensorEntry
-from edgemti.formats.quant import QFormat, fake_quantize, parse_format
+from edgemti.formats.quant import fake_quantize
 from edgemti.tasks.model import AdapterModel, tensors_hash
 from edgemti.tasks.served import TrainedOn, load_into
-
-
-@dataclass(frozen=True)
-class Compression:
-    """How the backbone is compressed (the subset of ``CompileConfig`` that decides the RRAM images and the pack
-    format): sparsity targets per group (fractions in [0, 1)), the backbone value format and the pack format
-    (default: the backbone's, as ``compile``)."""
-
-    sparsity_embedding: float = 0.0
-    sparsity_transformer: float = 0.0
-    quant: str = "q3.13"
-    pack_quant: str | None = None
-
-    def __post_init__(self) -> None:
-        problems = []
-        for name in ("sparsity_embedding", "sparsity_transformer"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) < 1.0:
-                problems.append(f"{name} must be in [0, 1) (a fraction of weights set to zero), got {v!r}")
-        for name in ("quant", "pack_quant"):
-            v = getattr(self, name)
-            if v is None and name == "pack_quant":
-                continue
-            try:
-                parse_format(str(v))
-            except ConfigError as exc:
-                problems.append(f"{name}: {exc}")
-        if problems:
-            raise ConfigError("Compression: " + "; ".join(problems))
-
-    @property
-    def value_format(self) -> QFormat:
-        return parse_format(self.quant)
-
-    @property
-    def pack_format(self) -> QFormat:
-        return parse_format(self.pack_quant or self.quant)
-
-    @classmethod
-    def of_config(cls, cfg) -> Compression:
-        """The compression of a ``CompileConfig`` (or of a build's manifest ``compile`` section)."""
-        return cls(float(cfg.sparsity_embedding), float(cfg.sparsity_transformer), cfg.value_format.name,
-                   cfg.pack_format.name)
 
 
 @dataclass(frozen=True)

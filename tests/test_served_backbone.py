@@ -14,8 +14,9 @@ from test_tasks_train import make_glue
 from edgemti.cli import main
 from edgemti.compiler import CompileConfig, plan_build
 from edgemti.compiler.addpack import add_pack
+from edgemti.compiler.compression import Compression
 from edgemti.compiler.retrain import served_for, train_on_served
-from edgemti.compiler.served import Compression, served_backbone_of_build
+from edgemti.compiler.served import served_backbone_of_build
 from edgemti.errors import BackboneMismatchError, ConfigError
 from edgemti.formats.build import open_build
 from edgemti.formats.image_hash import manifest_image_hash

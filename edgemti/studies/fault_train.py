@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemti.compiler.compression import Compression
 from edgemti.compiler.retrain import train_on_served
-from edgemti.compiler.served import Compression, ServedBackbone
+from edgemti.compiler.served import ServedBackbone
 from edgemti.errors import ConfigError
 from edgemti.runtime.faults import FaultModel
 from edgemti.runtime.hma import decode_faulty

@@ -77,7 +77,7 @@ def train_pack(cfg: Any, out_dir: str | Path, plan: TrainPlan | None = None, dat
                           "without)", options=("tasks",))
     compression = None
     if plan.compression:
-        from edgemti.compiler.served import Compression
+        from edgemti.compiler.compression import Compression
 
         compression = Compression(**plan.compression)
     if plan.fault_mlc_rate is not None:

@@ -32,8 +32,8 @@ def train_fields(point: StudyPoint, data_dir: str | None) -> dict[str, Any]:
 
 
 def compression_of(point: StudyPoint):
-    """The :class:`edgemti.compiler.served.Compression` of a point (its build's, and a retrained pack's)."""
-    from edgemti.compiler.served import Compression
+    """The :class:`edgemti.compiler.compression.Compression` of a point (its build's, and a retrained pack's)."""
+    from edgemti.compiler.compression import Compression
 
     return Compression(sparsity_embedding=point.sparsity_embedding, sparsity_transformer=point.sparsity_transformer,
                        quant=point.quant)
