@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_runtime_engine import tiny_build
 
 from edgemti.cli import main
 from edgemti.hwmodel.spec import SPECS_DIR
@@ -53,11 +52,6 @@ def error_line(p: subprocess.CompletedProcess) -> str:
     lines = [x for x in p.stderr.splitlines() if x.startswith("Error:")]
     assert len(lines) == 1, p.stderr
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from test_runtime_engine import tiny_build
 
 from edgemti.cli import main
 from edgemti.studies.faults import FaultSweepConfig, sweep_faults
@@ -12,11 +11,6 @@ from edgemti.tasks.backbones import default_data_dir
 
 GLUE = default_data_dir() / "glue"
 pytestmark = pytest.mark.skipif(not (GLUE / "SST-2" / "dev.tsv").is_file(), reason="needs shared/data/glue")
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
 
 
 def test_sweep_reports_both_placements_and_plot(build, tmp_path):

@@ -9,25 +9,12 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from test_runtime_engine import tiny_build
 
 from edgemti.cli import main
 from edgemti.compiler.compile import _check_replaceable, clean_stale
 from edgemti.errors import ConfigError, FormatError
 from edgemti.formats.build import open_build
 from edgemti.formats.manifest import DIGEST_KEY, manifest_digest
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture()
-def copy(build, tmp_path):
-    dst = tmp_path / "b"
-    shutil.copytree(build, dst)
-    return dst
 
 
 def _edit(folder, change, reseal=False):

@@ -31,18 +31,6 @@ from edgemti.formats.manifest import derive_build_id, reseal
 from edgemti.runtime.log import read_log
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture()
-def copy(build, tmp_path):
-    dst = tmp_path / "b"
-    shutil.copytree(build, dst)
-    return dst
-
-
 def _edit(folder, change, seal=reseal):
     path = folder / "manifest.json"
     d = json.loads(path.read_text())

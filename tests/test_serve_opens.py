@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_runtime_engine import tiny_build
 
 import edgemti.formats.build as build_mod
 import edgemti.hwmodel.model as model_mod
@@ -16,11 +15,6 @@ import edgemti.hwmodel.spec as spec_mod
 import edgemti.runtime.engine as engine_mod
 from edgemti.runtime.serving import serve
 from edgemti.tasks.backbones import default_data_dir
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

@@ -37,11 +37,6 @@ def _same_bits(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
     glue = make_glue(tmp_path_factory.mktemp("glue"), n_train=16, n_dev=6)
     return TrainConfig(task="rte", backbone="bert-tiny", adapter_size="64", epochs=1, batch_size=8, lr=5e-3,
