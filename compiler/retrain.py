@@ -20,9 +20,11 @@ from edgemti.compiler.compression import Compression
 from edgemti.compiler.served import ServedBackbone, served_backbone, served_backbone_of_build
 from edgemti.errors import ConfigError
 from edgemti.tasks.served import BackboneOverride
-from edgemti.tasks.train import TrainConfig, TrainResult, load_task_data, train_task
+from edgemti.tasks.train import TrainResult, load_task_data, train_task
 
 # (served backbone, training step) -> that step's backbone tensors (e.g. decoded from images with fresh cell errors)
+from edgemti.tasks.train_config import TrainConfig
+
 StepBackbone = Callable[[ServedBackbone, int], Mapping[str, np.ndarray]]
 
 

@@ -174,7 +174,8 @@ def with_off_ramps(pack_dir: str | Path, out_dir: str | Path, cfg: OffRampConfig
     them to ``out_dir`` (the input pack is not changed). Returns the loaded new pack."""
     from edgemti.tasks.pack import load_pack, save_pack
     from edgemti.tasks.pack_model import model_for_pack, pack_from_model
-    from edgemti.tasks.train import TrainConfig, load_task_data
+    from edgemti.tasks.train import load_task_data
+    from edgemti.tasks.train_config import TrainConfig
 
     pack = load_pack(pack_dir)
     if pack.off_ramps is not None:

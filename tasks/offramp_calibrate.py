@@ -106,7 +106,8 @@ def calibrate_exit(pack_dir: str | Path, max_accuracy_drop: float = 0.01, out_di
     there instead of in place); returns the loaded pack (its ``exit`` set)."""
     from edgemti.tasks.pack import load_pack, save_pack
     from edgemti.tasks.pack_model import model_for_pack
-    from edgemti.tasks.train import TrainConfig, load_task_data
+    from edgemti.tasks.train import load_task_data
+    from edgemti.tasks.train_config import TrainConfig
 
     if not 0 <= max_accuracy_drop < 1:
         raise ConfigError(f"max_accuracy_drop must be a fraction in [0, 1), got {max_accuracy_drop!r}",

@@ -10,7 +10,7 @@ import pytest
 from edgemti.errors import ConfigError, FormatError
 from edgemti.exit_policy import ExitPolicy
 from edgemti.tasks.pack import PACK_JSON, load_pack, save_pack
-from edgemti.tasks.train import TrainConfig
+from edgemti.tasks.train_config import TrainConfig
 
 WORDS = "good bad fine awful great poor nice terrible happy sad".split()
 

@@ -19,7 +19,8 @@ from edgemti.studies.accuracy import BuildEvalConfig, evaluate_build
 from edgemti.tasks.data import load_glue, subsample
 from edgemti.tasks.glue import PAPER_TABLE_I, get_task
 from edgemti.tasks.metrics import compute_metrics
-from edgemti.tasks.train import TrainConfig, train_task
+from edgemti.tasks.train import train_task
+from edgemti.tasks.train_config import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -118,7 +118,8 @@ def test_houlsby_v1_packs_still_load():
 def test_train_lora_rank_trains_only_the_pairs_head_and_norms(tmp_path):
     from test_tasks_train import make_glue
 
-    from edgemti.tasks.train import TrainConfig, train_task
+    from edgemti.tasks.train import train_task
+    from edgemti.tasks.train_config import TrainConfig
 
     glue = make_glue(tmp_path / "glue")
     cfg = TrainConfig(task="rte", backbone="bert-tiny", lora_rank=2, lora_alpha=4.0, epochs=1, batch_size=8, lr=5e-3,

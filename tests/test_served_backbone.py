@@ -24,7 +24,7 @@ from edgemti.runtime.engine import Engine
 from edgemti.tasks.model import tensors_hash
 from edgemti.tasks.pack import load_pack
 from edgemti.tasks.served import straight_through
-from edgemti.tasks.train import TrainConfig
+from edgemti.tasks.train_config import TrainConfig
 
 TINY = Compression(sparsity_embedding=0.3, sparsity_transformer=0.3, quant="q3.13")  # tiny_build's settings
 

@@ -18,7 +18,8 @@ from edgemti.tasks.pack import (
     save_pack,
 )
 from edgemti.tasks.pack_model import apply_pack, model_for_pack
-from edgemti.tasks.train import TrainConfig, evaluate_pack, train_task
+from edgemti.tasks.train import evaluate_pack, train_task
+from edgemti.tasks.train_config import TrainConfig
 
 WORDS = "good bad fine awful great poor nice terrible happy sad".split()
 

@@ -95,7 +95,7 @@ def train(out_dir, config_file, no_progress, on_build, sparsity_embedding, spars
 
         get_task(opts["task"])
     from edgemti.studies.training import TrainPlan, train_pack
-    from edgemti.tasks.train import TrainConfig
+    from edgemti.tasks.train_config import TrainConfig
 
     settings = {k: v for k, v in (("sparsity_embedding", sparsity_embedding),
                                   ("sparsity_transformer", sparsity_transformer), ("quant", quant),

@@ -23,7 +23,8 @@ from edgemti.compiler.served import ServedBackbone
 from edgemti.errors import ConfigError
 from edgemti.runtime.faults import FaultModel
 from edgemti.runtime.hma import decode_faulty
-from edgemti.tasks.train import TrainConfig, TrainResult
+from edgemti.tasks.train import TrainResult
+from edgemti.tasks.train_config import TrainConfig
 
 
 class FaultyBackbone:

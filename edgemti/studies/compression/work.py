@@ -57,7 +57,8 @@ def ensure_pack(point: StudyPoint, out: Path, data_dir: str | None, progress: bo
     --sparsity-embedding/--sparsity-transformer/--quant``). A folder that does not hold that pack is retrained."""
     from edgemti.compiler.retrain import train_on_served
     from edgemti.tasks.pack import load_pack
-    from edgemti.tasks.train import TrainConfig, train_task
+    from edgemti.tasks.train import train_task
+    from edgemti.tasks.train_config import TrainConfig
 
     folder = out / PACKS_DIR / point.pack_key
     kw = train_fields(point, data_dir)
