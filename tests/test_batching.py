@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from test_runtime_engine import tiny_build
 
 from edgemti.errors import ConfigError
 from edgemti.formats.build import open_build, reference_logits
@@ -51,11 +50,6 @@ def test_same_task_gathers_the_heads_task_in_arrival_order_up_to_the_limit():
 
 
 # -- the engine ---------------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
-
 
 def _reqs(task, texts, pair=None):
     return [Request(id=i, task=task, text=t, text_pair=pair, seq=i) for i, t in enumerate(texts)]

@@ -14,15 +14,9 @@ import threading
 import time
 
 import pytest
-from test_runtime_engine import tiny_build
 
 from edgemti.runtime.engine import Engine
 from edgemti.runtime.http import HttpConfig, HttpServer
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="module")

@@ -46,15 +46,6 @@ def test_bad_idle_mode_is_refused():
         load_spec().with_overrides({"sram.idle": "sleep"})
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    from test_runtime_engine import (
-        tiny_build,  # the runtime tests' bert-tiny build, compiled once per session
-    )
-
-    return tiny_build(tmp_path_factory.getbasetemp())
-
-
 def test_serve_loop_charges_idle_time_between_requests(build):
     from edgemti.runtime.engine import Engine
     from edgemti.runtime.summary import SummaryAccumulator

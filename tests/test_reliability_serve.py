@@ -18,11 +18,6 @@ from edgemti.runtime.request import RequestParseError, RequestRules, parse_reque
 RULES = RequestRules(tasks=("sst2", "mrpc"), pair_tasks=("mrpc",))
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
-
-
 def _good(rid, task="sst2"):
     r = {"id": rid, "task": task, "text": f"a fine film number {rid}"}
     if task in ("mrpc", "stsb"):

@@ -9,15 +9,7 @@ import subprocess
 import sys
 import time
 
-import pytest
-from test_runtime_engine import tiny_build
-
 from edgemti.runtime.engine import Engine
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
 
 
 def _line(rid, task="sst2"):

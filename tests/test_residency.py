@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
-from test_runtime_engine import tiny_build
 
 from edgemti.cli import main
 from edgemti.errors import ConfigError
@@ -91,11 +90,6 @@ def test_pack_residency_is_inclusive_and_keeps_hot_packs():
 
 
 # -- the engine -----------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
-
-
 def _lines(tasks):
     out = []
     for i, t in enumerate(tasks):

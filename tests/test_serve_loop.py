@@ -9,7 +9,6 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from test_runtime_engine import tiny_build
 
 from edgemti.cli import main
 from edgemti.errors import ConfigError
@@ -18,11 +17,6 @@ from edgemti.runtime.http import HttpServer, parse_address
 from edgemti.runtime.log import read_log
 from edgemti.runtime.scheduler import SchedulerConfig
 from edgemti.runtime.server import serve_stream
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="module")

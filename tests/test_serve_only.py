@@ -8,18 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_runtime_engine import tiny_build
 
 from edgemti.runtime.tokenize import BuildTokenizer
 from edgemti.tasks.glue import get_task
 
 REPO = Path(__file__).resolve().parent.parent
 TRAINING = ("torch", "transformers")
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return tiny_build(tmp_path_factory.getbasetemp())
 
 
 def _run(code: str) -> dict:
