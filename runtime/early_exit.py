@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edgemti.errors import ConfigError, FormatError, RequestError, UnknownTaskError
+from edgemti.errors import ConfigError, FormatError, RequestError
 from edgemti.exit_policy import ExitPolicy
 from edgemti.formats.graph import bind_initializers, load_graph
 from edgemti.hwmodel.cost import Cost
@@ -160,11 +160,7 @@ class EarlyExitEngine:
     def infer(self, task: str, text: str, text_pair: str | None = None) -> dict:
         """One request through the layers; the fields of the engine's answer plus the exit's (module docstring)."""
         t0 = time.perf_counter()
-        if task not in self.rules.tasks:
-            raise UnknownTaskError(f"unknown task {task!r}: this build serves {list(self.rules.tasks)}")
-        if not isinstance(text, str) or not text.strip():
-            raise RequestError("text is empty: send some text")
-        feeds, truncated = self.engine.tokenize(text, text_pair)
+        feeds, truncated = self.engine.encode_request(task, text, text_pair)
         return self.infer_ids(task, feeds, truncated, t0)
 
     def infer_ids(self, task: str, feeds: dict[str, np.ndarray], truncated: bool = False,

@@ -177,6 +177,18 @@ class Engine(TaskRepository):
         raises); priced at :meth:`bucket` of ``n`` (:mod:`edgemti.runtime.feeds`)."""
         return self.encoder.tokenize(text, text_pair)
 
+    def require_task(self, task: str) -> None:
+        """:class:`UnknownTaskError` unless this build serves ``task``."""
+        if task not in self.rules.tasks:
+            raise UnknownTaskError(f"unknown task {task!r}: this build serves {list(self.rules.tasks)}")
+
+    def encode_request(self, task: str, text: str, text_pair: str | None = None) -> tuple[dict[str, np.ndarray], bool]:
+        """One request's checks (a task this build serves, a non-empty text), then :meth:`tokenize`."""
+        self.require_task(task)
+        if not isinstance(text, str) or not text.strip():
+            raise RequestError("text is empty: send some text")
+        return self.tokenize(text, text_pair)
+
     def bucket(self, n_tokens: int) -> int:
         """The sequence length a request of ``n_tokens`` is priced at (the accelerator's tiles)."""
         return self.encoder.bucket(n_tokens)
@@ -197,8 +209,7 @@ class Engine(TaskRepository):
     def make_resident(self, task: str) -> tuple[bool, str | None, float]:
         """Ensure ``task``'s pack is in an SRAM slot (loading it from disk into DRAM first when the DRAM tier does
         not hold it): (swapped, evicted task, host seconds spent). :attr:`last_placement` tells the rest."""
-        if task not in self.rules.tasks:
-            raise UnknownTaskError(f"unknown task {task!r}: this build serves {list(self.rules.tasks)}")
+        self.require_task(task)
         t0 = time.perf_counter()
         self._placement = Placement.hit(task)
         # count first, then price: what the load and the DMA did, as the memories counted it (tiers undo a failure)
@@ -232,11 +243,7 @@ class Engine(TaskRepository):
     def infer(self, task: str, text: str, text_pair: str | None = None) -> InferResult:
         """Serve one request; see :class:`InferResult`."""
         t0 = time.perf_counter()
-        if task not in self.rules.tasks:
-            raise UnknownTaskError(f"unknown task {task!r}: this build serves {list(self.rules.tasks)}")
-        if not isinstance(text, str) or not text.strip():
-            raise RequestError("text is empty: send some text")
-        feeds, truncated = self.tokenize(text, text_pair)
+        feeds, truncated = self.encode_request(task, text, text_pair)
         return self.infer_ids(task, feeds, truncated=truncated, t0=t0)
 
     def infer_ids(self, task: str, feeds: dict[str, np.ndarray], truncated: bool = False,
@@ -309,8 +316,7 @@ class Engine(TaskRepository):
         tasks = sorted({r.task for r in reqs})
         if len(tasks) > 1:
             raise ConfigError(f"a batch runs one task's pack, got requests for {tasks}: batch per task")
-        if task not in self.rules.tasks:
-            raise UnknownTaskError(f"unknown task {task!r}: this build serves {list(self.rules.tasks)}")
+        self.require_task(task)
         out: list[dict | None] = [None] * len(reqs)
         rows: list[tuple[int, Encoded, bool]] = []
         for i, r in enumerate(reqs):
